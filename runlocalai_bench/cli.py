@@ -1,0 +1,112 @@
+"""``runlocalai-bench``: run, variants, merge, env.
+
+Exit codes: 0 success; 1 a run completed but some execution failed (the bundle says which); 2 bad input
+or a run that could not complete (one line on stderr says why; no complete-looking bundle is left).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from runlocalai_bench.runner import run
+
+    outcome = run(args.params, args.out, args.set or [], log_output=args.verbose)
+    for execution in outcome.executions:
+        what = " ".join(x for x in (execution["stage"], execution["variant"], execution["device"]) if x)
+        line = f"  {execution['status']:8s} {what} ({execution['seconds']:.0f} s)"
+        print(line + (f": {execution['reason']}" if execution["reason"] else ""))
+    print(f"bundle: {outcome.bundle}")
+    if outcome.failed:
+        print(f"runlocalai-bench: {len(outcome.failed)} execution(s) failed; see {outcome.bundle}/tables/runs.csv",
+              file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _cmd_variants(args: argparse.Namespace) -> int:
+    from runlocalai_bench.variants import VARIANTS
+
+    rows = []
+    for variant in VARIANTS.values():
+        missing = variant.missing_modules()
+        status = "available" if not missing else f"missing {', '.join(missing)}"
+        rows.append((variant.name, variant.backend, variant.precision, ",".join(variant.devices), status,
+                     variant.description))
+    if args.json:
+        keys = ("name", "backend", "precision", "devices", "status", "description")
+        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2))
+        return EXIT_OK
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    header = ("variant", "backend", "precision", "devices", "status")
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  description")
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5])
+    return EXIT_OK
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    from runlocalai_bench.environment import fingerprint
+
+    print(json.dumps(fingerprint(), indent=2))
+    return EXIT_OK
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from runlocalai_bench.merge import merge_bundles
+
+    out = merge_bundles([Path(b) for b in args.bundles], Path(args.out))
+    print(f"merged bundle: {out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runlocalai-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute the notebooks for a parameter file into a results bundle")
+    run.add_argument("params", help="YAML parameter file, e.g. params/smoke.yaml")
+    run.add_argument("--out", help="bundle folder (default results/<run_id>)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a parameter (dotted key); repeatable")
+    run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
+    run.set_defaults(func=_cmd_run)
+
+    variants = sub.add_parser("variants", help="list reranker variants and the devices each supports")
+    variants.add_argument("--json", action="store_true")
+    variants.set_defaults(func=_cmd_variants)
+
+    env = sub.add_parser("env", help="print this machine's environment fingerprint (JSON)")
+    env.set_defaults(func=_cmd_env)
+
+    merge = sub.add_parser("merge", help="pool bundles from several machines into one")
+    merge.add_argument("bundles", nargs="+")
+    merge.add_argument("--out", required=True)
+    merge.set_defaults(func=_cmd_merge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from runlocalai_bench.data import CollectionError
+    from runlocalai_bench.models import ModelNotFoundError
+    from runlocalai_bench.params import ParamsError
+    from runlocalai_bench.results import BundleError
+    from runlocalai_bench.runner import RunError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ParamsError, RunError, CollectionError, BundleError, ModelNotFoundError) as exc:
+        for line in str(exc).splitlines():
+            print(f"runlocalai-bench: {line}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

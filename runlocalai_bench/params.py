@@ -1,0 +1,259 @@
+"""Run parameters: pydantic models, YAML loading, ``--set`` overrides, one-line errors.
+
+Every key is validated before anything runs, so a typo in ``params/*.yaml`` costs seconds, not the
+hour a real benchmark takes to reach the stage that would have tripped on it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runlocalai_bench.variants import VARIANTS
+
+STAGES = ("first_stage", "rerank", "report")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ParamsError(ValueError):
+    """Bad parameters: the message names the file, the key and what would be accepted."""
+
+
+def _check_device(value: str) -> str:
+    if not DEVICE_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a device; accepted: auto, cpu, cuda, cuda:N, mps")
+    return value
+
+
+def _check_variant(value: str) -> str:
+    if value not in VARIANTS:
+        raise ValueError(f"{value!r} is not a known variant; accepted: {', '.join(VARIANTS)}")
+    return value
+
+
+Device = Annotated[str, AfterValidator(_check_device)]
+VariantName = Annotated[str, AfterValidator(_check_variant)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class QueriesParams(_Strict):
+    n: int | None = Field(default=None, gt=0, description="queries to sample; null = all judged queries")
+    seed: int = 0
+
+
+class FirstStageParams(_Strict):
+    kind: Literal["dense", "bm25"] = "dense"
+    model: str = "BAAI/bge-m3"
+    revision: str | None = None
+    depth: int = Field(default=100, gt=0, description="candidates kept per query")
+    max_length: int = Field(default=512, gt=0, description="tokens; bge-m3 defaults to 8192, far too slow on CPU")
+    batch_size: int = Field(default=32, gt=0)
+    device: Device = "auto"
+    search: Literal["auto", "exact", "faiss"] = "auto"
+
+
+class RerankerParams(_Strict):
+    model: str = "BAAI/bge-reranker-v2-m3"
+    revision: str | None = None
+    weights: Literal["trained", "random"] = "trained"
+    variants: list[VariantName] = Field(default_factory=lambda: ["torch-fp32"], min_length=1)
+    devices: list[Device] = Field(default_factory=lambda: ["auto"], min_length=1)
+    max_length: int = Field(default=512, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    depth: int = Field(default=100, gt=0, description="first-stage candidates reranked per query")
+    length_sorted: bool = True
+
+    @field_validator("variants", "devices")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"entries repeat: {values}")
+        return values
+
+
+class ThroughputParams(_Strict):
+    enabled: bool = True
+    warmup_rounds: int = Field(default=2, ge=0)
+    min_seconds: float = Field(default=10.0, ge=0)
+    min_rounds: int = Field(default=5, gt=0)
+    max_pairs: int | None = Field(default=512, gt=0, description="candidate pairs timed; null = all")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 16])
+    max_lengths: list[int] = Field(default_factory=lambda: [256, 512])
+
+    @field_validator("batch_sizes", "max_lengths")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v <= 0 for v in values):
+            raise ValueError(f"all entries must be positive integers, got {values}")
+        return values
+
+
+class Params(_Strict):
+    run_id: str | None = None
+    dataset: str = "beir/scifact/test"
+    split: str = "test"
+    queries: QueriesParams = Field(default_factory=QueriesParams)
+    first_stage: FirstStageParams = Field(default_factory=FirstStageParams)
+    reranker: RerankerParams = Field(default_factory=RerankerParams)
+    throughput: ThroughputParams = Field(default_factory=ThroughputParams)
+    stages: list[Literal["first_stage", "rerank", "report"]] = Field(default_factory=lambda: list(STAGES))
+    seed: int = 0
+    bootstrap_samples: int = Field(default=10_000, gt=0)
+    cache_dir: str | None = Field(default=None, description="embeddings and exports; null = ~/.cache/runlocalai-bench")
+    claims: str | None = Field(default=None, description="claims YAML judged by the report")
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_ID_PATTERN.match(value):
+            raise ValueError(f"{value!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+        return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        from runlocalai_bench.data import check_dataset_spec
+
+        return check_dataset_spec(value)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, values: list[str]) -> list[str]:
+        if not values or len(set(values)) != len(values) or values != sorted(values, key=STAGES.index):
+            raise ValueError(f"must be a non-empty subset of {list(STAGES)} in that order, got {values}")
+        if "rerank" in values and "first_stage" not in values:
+            raise ValueError("'rerank' reorders the first stage's candidates of the same run: add 'first_stage'")
+        return values
+
+    @model_validator(mode="after")
+    def _depths(self) -> "Params":
+        if self.reranker.depth > self.first_stage.depth:
+            raise ValueError(
+                f"reranker.depth ({self.reranker.depth}) exceeds first_stage.depth ({self.first_stage.depth}):"
+                " the reranker can only reorder candidates the first stage returned"
+            )
+        return self
+
+
+def _format_error(source: str, error: ValidationError, model: type[BaseModel] = Params) -> str:
+    """One line per problem: ``source: key 'a.b': what is wrong; accepted: ...``."""
+    lines = []
+    for problem in error.errors():
+        loc = [str(p) for p in problem["loc"]]
+        key = _dotted(loc)
+        if problem["type"] == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            accepted = ", ".join(parent.model_fields) if parent else "?"
+            lines.append(f"{source}: unknown key {key!r}; accepted keys here: {accepted}")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            shown = problem.get("input")
+            got = f" (got {shown!r})" if not isinstance(shown, dict) and problem["type"] != "value_error" else ""
+            where = f"key {key!r}" if key else "parameters"
+            lines.append(f"{source}: {where}: {message}{got}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: list[str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key.sub=value``; the value is read as YAML so numbers, nulls and lists keep their types."""
+    if "=" not in text:
+        raise ParamsError(f"--set {text!r}: expected key=value, e.g. --set queries.n=50")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", key):
+        raise ParamsError(f"--set {text!r}: {key!r} is not a dotted key such as reranker.batch_size")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from exc
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key=value`` applied at its dotted path."""
+    data = _deep_copy(data)
+    for text in overrides:
+        key, value = parse_override(text)
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ParamsError(f"--set {text!r}: {part!r} holds a value, not a section of keys")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def load_params(path: str | Path, overrides: list[str] | None = None) -> Params:
+    """Read, override and validate a parameter file. Raises :class:`ParamsError` with one line per problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParamsError(f"{source}: cannot read parameter file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{source}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " (with --set " + " ".join(overrides) + ")"
+    return validate_params(data, source)
+
+
+def validate_params(data: dict[str, Any], source: str = "parameters") -> Params:
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError(_format_error(source, exc)) from None
+
+
+def dump_params(params: Params) -> str:
+    """The resolved parameters as YAML: what the bundle stores and what notebooks read back."""
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+
+
+def read_params(path: str | Path) -> Params:
+    """Read a bundle's resolved ``params.yaml`` (already validated once; validated again for safety)."""
+    return validate_params(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}, str(path))

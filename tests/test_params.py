@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+
+from runlocalai_bench.params import ParamsError, apply_overrides, load_params, parse_override
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["smoke.yaml", "default.yaml"])
+def test_shipped_params_validate(name):
+    params = load_params(REPO / "params" / name)
+    assert params.reranker.variants
+
+
+def test_unknown_key_names_file_key_and_accepted_keys(tmp_path):
+    path = write(tmp_path, "dataset: fixture:tiny\nfirst_stage:\n  modle: x\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert str(path) in message and "'first_stage.modle'" in message
+    assert "accepted keys here: kind, model" in message
+
+
+def test_wrong_type(tmp_path):
+    with pytest.raises(ParamsError, match=r"key 'queries.n'.*integer"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nqueries: {n: lots}\n"))
+
+
+def test_unknown_variant_lists_accepted(tmp_path):
+    with pytest.raises(ParamsError, match=r"reranker.variants\[1\].*'torch-fp64' is not a known variant; accepted: torch-fp32"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nreranker: {variants: [torch-fp32, torch-fp64]}\n"))
+
+
+def test_unknown_device(tmp_path):
+    with pytest.raises(ParamsError, match=r"reranker.devices\[0\].*'gpu' is not a device; accepted: auto, cpu"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nreranker: {devices: [gpu]}\n"))
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("fixture:huge", "unknown fixture 'huge'; accepted: fixture:tiny"),
+    ("./no/such/folder", "is not a folder"),
+    ("beir/nosuchset/test", "neither an ir_datasets id"),
+])
+def test_unknown_dataset_form(tmp_path, spec, fragment):
+    with pytest.raises(ParamsError, match="key 'dataset'") as err:
+        load_params(write(tmp_path, f"dataset: {spec}\n"))
+    assert fragment in str(err.value)
+
+
+def test_folder_without_corpus(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ParamsError, match="no corpus.jsonl or corpus.jsonl.gz"):
+        load_params(write(tmp_path, f"dataset: {tmp_path / 'empty'}\n"))
+
+
+def test_rerank_depth_cannot_exceed_first_stage_depth(tmp_path):
+    with pytest.raises(ParamsError, match=r"reranker.depth \(50\) exceeds first_stage.depth \(20\)"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nfirst_stage: {depth: 20}\nreranker: {depth: 50}\n"))
+
+
+def test_stages_order_and_dependencies(tmp_path):
+    with pytest.raises(ParamsError, match="in that order"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nstages: [rerank, first_stage]\n"))
+    with pytest.raises(ParamsError, match="add 'first_stage'"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nstages: [rerank]\n"))
+
+
+def test_overrides_keep_yaml_types(tmp_path):
+    params = load_params(write(tmp_path, "dataset: fixture:tiny\n"), [
+        "queries.n=5", "reranker.variants=[torch-fp32, onnx-fp32]", "first_stage.revision=null", "run_id=abc",
+    ])
+    assert params.queries.n == 5 and params.reranker.variants == ["torch-fp32", "onnx-fp32"]
+    assert params.first_stage.revision is None and params.run_id == "abc"
+
+
+def test_override_errors_name_the_set_flag(tmp_path):
+    with pytest.raises(ParamsError, match=r"--set queries.count=3\).*unknown key 'queries.count'"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\n"), ["queries.count=3"])
+    with pytest.raises(ParamsError, match="expected key=value"):
+        parse_override("queries.n")
+    with pytest.raises(ParamsError, match="holds a value"):
+        apply_overrides({"seed": 1}, ["seed.x=2"])
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    with pytest.raises(ParamsError, match=r"p.yaml: line 3 not valid YAML"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nqueries: {n: [\n"))

@@ -1,0 +1,45 @@
+"""Repository habits that outside checks rely on: stripped notebooks, one source of dependencies."""
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_all_three_notebooks_exist():
+    assert [p.name for p in NOTEBOOKS] == ["01_first_stage.ipynb", "02_rerank.ipynb", "03_report.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_stripped_and_parameterized(path):
+    notebook = json.loads(path.read_text())
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1 and "bundle_dir" in "".join(tagged[0]["source"])
+
+
+def test_environment_yml_installs_the_pyproject_package():
+    """environment.yml must add no dependency of its own: it provides Python and pip-installs the project."""
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    python = next(d for d in conda if d.startswith("python="))
+    assert set(conda) == {python, "pip"}
+    major_minor = python.split("=")[1]
+    low, high = project["requires-python"].replace(">=", "").split(",<")
+    assert tuple(map(int, low.split("."))) <= tuple(map(int, major_minor.split("."))) < tuple(map(int, high.split(".")))
+    editable = [p for p in pip if p.startswith("-e .")]
+    assert len(editable) == 1
+    extras = editable[0].split("[")[1].rstrip("]").split(",")
+    assert set(extras) <= set(project["optional-dependencies"])
+    # torch is the only pre-pin, and it must satisfy the project's own torch range.
+    others = [p for p in pip if not p.startswith("-e ")]
+    assert others == ["torch==2.13.0"]
+    assert any(d.startswith("torch") and "2.4" in d for d in project["dependencies"])
