@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from runlocalai_bench.bundle import Bundle
+from runlocalai_bench.drift import drift_table
 from runlocalai_bench.metrics import bootstrap_mean, paired_comparison
 from runlocalai_bench.params import Params
 from runlocalai_bench.results import COLUMNS, read_parts, write_table
 
-POOLED_TABLES = ("quality", "throughput", "drift")
+POOLED_TABLES = ("quality", "throughput")
 KEYS = ["system", "reranker", "variant", "device", "measure"]
 
 
@@ -53,3 +54,17 @@ def finalize_tables(bundle: Bundle, params: Params) -> None:
         write_table(bundle.root, table, read_parts(bundle.root, table))
     quality = read_parts(bundle.root, "quality")
     write_table(bundle.root, "summary", summarize(quality, params.bootstrap_samples, params.seed))
+    write_table(bundle.root, "drift", bundle_drift(bundle, params))
+
+
+def bundle_drift(bundle: Bundle, params: Params) -> pd.DataFrame:
+    """Drift rows from the score files the rerank executions wrote (trained weights only)."""
+    from runlocalai_bench.pipeline import dataset_label
+
+    scores = {}
+    for name, meta in bundle.all_stage_meta().items():
+        path = bundle.runs_dir / f"{name}.scores.parquet"
+        if meta.get("stage") == "rerank" and meta.get("status") == "ok" and path.is_file():
+            scores[(meta["variant"], meta["device"])] = pd.read_parquet(path)
+    table = drift_table(scores, params.run_id or "", dataset_label(params.dataset), params.reranker.model)
+    return table if not table.empty else pd.DataFrame(columns=COLUMNS["drift"])

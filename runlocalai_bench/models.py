@@ -69,6 +69,26 @@ def resolve(spec: str, revision: str | None = None, cache_dir: Path | None = Non
     return ModelRef(spec, spec, hub_revision(spec, revision), None)
 
 
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"]
+
+
+def local_folder(ref: ModelRef) -> Path:
+    """A local folder holding ``ref``'s checkpoint: the folder itself, or the hub snapshot (downloaded once,
+    weights as safetensors only; offline, the cached snapshot or a clear error)."""
+    path = Path(ref.location)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref.location, revision=ref.revision, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # noqa: BLE001 - offline, missing repo and network errors all end here
+        raise ModelNotFoundError(
+            f"cannot get {ref.spec!r} from the Hugging Face hub or its cache ({type(exc).__name__}). "
+            "Offline: run `make smoke`, use reranker.weights=random for throughput, or point the model at a folder."
+        ) from None
+
+
 def package_folder(spec: str) -> Path:
     module, _, sub = spec[len(PKG_PREFIX):].partition("/")
     found = importlib.util.find_spec(module)

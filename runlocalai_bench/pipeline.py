@@ -80,3 +80,100 @@ def run_first_stage(bundle_dir: str | Path) -> FirstStageOutcome:
 def first_stage_candidates(bundle: Bundle, depth: int) -> dict[str, list[tuple[str, float]]]:
     """The first stage's top ``depth`` per query, exactly as written to the bundle's run file."""
     return {q: docs[:depth] for q, docs in read_trec(bundle.first_stage_run()).items()}
+
+
+# --------------------------------------------------------------------------------------------- rerank
+
+CALIBRATION_PAIRS = 64
+
+
+@dataclass
+class RerankOutcome:
+    status: str  # "ok" | "skipped"
+    reason: str | None
+    meta: dict
+    quality: pd.DataFrame
+    throughput: pd.DataFrame
+
+    def means(self) -> pd.DataFrame:
+        if self.quality.empty:
+            return pd.DataFrame(columns=["measure", "mean", "count"])
+        return self.quality.groupby("measure", sort=False)["value"].agg(["mean", "count"]).reset_index()
+
+
+def rerank_label(variant: str, device: str) -> str:
+    return f"rerank--{variant}--{device.replace(':', '')}"
+
+
+def reranker_checkpoint(params: Params, cache_dir: Path):
+    """(folder to load, its ModelRef, tokenizer source, weights note) for the run's reranker."""
+    from runlocalai_bench.models import local_folder, resolve
+    from runlocalai_bench.twin import shape_twin, twin_note
+
+    ref = resolve(params.reranker.model, params.reranker.revision, cache_dir)
+    if params.reranker.weights == "random":
+        folder, tokenizer = shape_twin(ref, cache_dir, params.seed)
+        return folder, resolve(str(folder), None, cache_dir), tokenizer, twin_note(folder)
+    folder = local_folder(ref)
+    return folder, ref, str(folder), twin_note(folder)
+
+
+def run_rerank(bundle_dir: str | Path, variant_name: str, requested_device: str) -> RerankOutcome:
+    """Rerank the first stage's candidates with one (variant, device); evaluate; time; record memory."""
+    from runlocalai_bench.backends import VariantUnavailable, check_device, load_reranker
+    from runlocalai_bench.models import resolve_device
+    from runlocalai_bench.rerank import calibration_sample, candidate_pairs, rerank
+    from runlocalai_bench.variants import get_variant
+
+    bundle = Bundle(Path(bundle_dir))
+    params = bundle.params()
+    variant = get_variant(variant_name)
+    device = resolve_device(requested_device)
+    label = rerank_label(variant_name, requested_device)
+    cache_dir = cache_dir_of(params)
+    meta: dict = {"stage": "rerank", "variant": variant_name, "requested_device": requested_device, "device": device,
+                  "weights": params.reranker.weights}
+    empty = pd.DataFrame()
+    try:
+        check_device(variant, device)
+    except VariantUnavailable as exc:
+        meta.update(status="skipped", reason=str(exc))
+        write_json(bundle.stages_dir / f"{label}.json", meta)
+        return RerankOutcome("skipped", str(exc), meta, empty, empty)
+
+    collection, query_ids = load_run_collection(params)
+    candidates = first_stage_candidates(bundle, params.reranker.depth)
+    keys, pairs = candidate_pairs(collection, candidates, query_ids)
+    folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir)
+    reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
+                             calibration_sample(pairs, CALIBRATION_PAIRS, params.seed))
+    meta.update(model=ref.as_dict(), checkpoint=note, tokenizer=tokenizer_source, loaded_from=str(reranker.folder),
+                executed_precision=reranker.executed_precision, backend_details=reranker.details,
+                load_s=reranker.load_s, file_bytes=reranker.file_bytes, param_bytes=reranker.param_bytes,
+                n_pairs=len(pairs))
+
+    quality = empty
+    if params.reranker.weights == "trained":
+        run = reranker.score(pairs, params.reranker.batch_size, params.reranker.max_length, params.reranker.length_sorted)
+        ranking = rerank(keys, run.scores, query_ids)
+        write_trec(bundle.runs_dir / f"{label}.trec", ranking, tag=f"{variant_name}@{device}")
+        pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": run.scores}).to_parquet(
+            bundle.runs_dir / f"{label}.scores.parquet", index=False)
+        values = evaluate(ranking, collection.qrels, query_ids, measure_names(params.reranker.depth))
+        quality = quality_rows(values, run_id=params.run_id or "", dataset=dataset_label(params.dataset),
+                               split=params.split, system="rerank", first_stage=first_stage_label(params),
+                               reranker=params.reranker.model, variant=variant_name, device=device)
+        write_part(bundle.root, "quality", label, quality)
+        meta["quality"] = "measured"
+    else:
+        meta["quality"] = "not measured: random weights (shape twin); its scores carry no relevance"
+
+    throughput = empty
+    if params.throughput.enabled:
+        from runlocalai_bench.measure import measure_throughput
+
+        throughput = measure_throughput(reranker, pairs, params, variant_name, device)
+        write_part(bundle.root, "throughput", label, throughput)
+    meta.update(status="ok", reason=None)
+    write_json(bundle.stages_dir / f"{label}.json", meta)
+    return RerankOutcome("ok", None, meta, quality, throughput)

@@ -27,7 +27,7 @@ from runlocalai_bench.aggregate import finalize_tables
 from runlocalai_bench.bundle import Bundle
 from runlocalai_bench.environment import REPO_ROOT, fingerprint
 from runlocalai_bench.params import Params, ParamsError, dump_params, load_params
-from runlocalai_bench.results import write_json, write_table
+from runlocalai_bench.results import SCHEMA_VERSION, write_json, write_table
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "runlocalai-bench-python"
@@ -142,7 +142,7 @@ def run(
     try:
         with private_kernel() as kernel:
             def execute_recorded(stage: str, output_name: str, variant: str | None = None, device: str | None = None) -> None:
-                parameters = {"bundle_dir": "."}
+                parameters: dict = {"bundle_dir": "."}
                 if variant:
                     parameters.update(variant=variant, device=device)
                 _execute_recorded(outcome, stage, variant, device, NOTEBOOKS[stage],
@@ -162,6 +162,8 @@ def run(
                 write_table(staging, "runs", pd.DataFrame(outcome.executions))
                 if outcome.failed and outcome.failed[-1]["stage"] == "report":
                     raise RunError(f"report failed: {outcome.failed[-1]['reason']}")
+        write_json(staging / "bundle.json", {"schema_version": SCHEMA_VERSION, "run_id": run_id,
+                                             "complete_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     except BaseException as exc:
         failed = target.with_name(target.name + ".failed")
         shutil.rmtree(failed, ignore_errors=True)
@@ -187,6 +189,12 @@ def _execute_recorded(
     except Exception as exc:  # noqa: BLE001 - any failure of a notebook is recorded with its reason
         status, reason = "failed", describe_failure(exc)
         print(f"[runlocalai-bench] {stage} {variant or ''} {device or ''} failed: {reason}", file=sys.stderr)
+    if status == "ok" and variant is not None:
+        from runlocalai_bench.pipeline import rerank_label
+
+        meta = Bundle(cwd).stage_meta(rerank_label(variant, device or ""))
+        if meta.get("status") == "skipped":
+            status, reason = "skipped", meta.get("reason")
     outcome.executions.append({
         "run_id": Bundle(cwd).params().run_id, "stage": stage, "variant": variant, "device": device,
         "status": status, "reason": reason, "seconds": round(time.perf_counter() - started, 3),

@@ -45,6 +45,10 @@ _REGISTRY = [
         "OpenVINO IR in float32, inference precision pinned to f32",
     ),
     Variant(
+        "openvino-bf16", "openvino", "bf16", ("cpu",), ("openvino", "optimum.intel"),
+        "OpenVINO IR, inference precision pinned to bf16 (OpenVINO's own default on AMX CPUs)",
+    ),
+    Variant(
         "openvino-int8", "openvino", "int8", ("cpu",), ("openvino", "optimum.intel", "nncf"),
         "OpenVINO IR, static int8 (nncf) calibrated on the run's own query-document pairs",
     ),

@@ -1,0 +1,75 @@
+"""One (variant, device)'s throughput rows: the timing harness plus memory, roofline and energy columns."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from runlocalai_bench.backends import Pair, Reranker
+from runlocalai_bench.params import Params
+from runlocalai_bench.results import COLUMNS
+from runlocalai_bench.roofline import (
+    flops_per_pair, measured_peak_tflops, memory_estimate_mb, model_shape, published_peak,
+)
+from runlocalai_bench.throughput import (
+    EnergyMeter, gpu_memory_mb, peak_rss_mb, reset_gpu_peak, time_candidates, time_fixed,
+)
+
+
+def compute_precision(reranker: Reranker) -> str:
+    """The dtype the bulk of the FLOPs run in, for choosing the peak to compare against."""
+    executed = reranker.executed_precision.lower()
+    if reranker.variant.precision == "int8":
+        return "int8"
+    if "bf16" in executed:
+        return "bf16"
+    if "f16" in executed or "fp16" in executed:
+        return "fp16"
+    return "fp32"
+
+
+def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params, variant: str, device: str) -> pd.DataFrame:
+    settings = params.throughput
+    timed_pairs = list(pairs[: settings.max_pairs] if settings.max_pairs else pairs)
+    shape = model_shape(reranker.model.config)
+    precision = compute_precision(reranker)
+    peak = measured_peak_tflops(device, precision)
+    gpu_name = None
+    if device.startswith("cuda"):
+        import torch
+
+        gpu_name = torch.cuda.get_device_name(device)
+    jobs = []
+    if timed_pairs:
+        jobs.append(("candidates", params.reranker.batch_size, params.reranker.max_length))
+    jobs += [("fixed", b, t) for b in settings.batch_sizes for t in settings.max_lengths]
+    rows = []
+    for workload, batch_size, max_length in jobs:
+        reset_gpu_peak(device)
+        with EnergyMeter(device) as meter:
+            if workload == "candidates":
+                row = time_candidates(reranker, timed_pairs, batch_size, max_length, params.reranker.length_sorted,
+                                      settings.warmup_rounds, settings.min_seconds, settings.min_rounds)
+            else:
+                row = time_fixed(reranker, batch_size, max_length, settings.warmup_rounds, settings.min_seconds,
+                                 settings.min_rounds)
+        flops = flops_per_pair(shape, row["mean_tokens"])
+        achieved = flops * row["pairs_per_s"] / 1e12
+        row.update(
+            run_id=params.run_id, reranker=params.reranker.model, variant=variant, device=device,
+            weights=params.reranker.weights, load_s=reranker.load_s,
+            model_bytes=reranker.param_bytes if reranker.param_bytes is not None else reranker.file_bytes,
+            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), **gpu_memory_mb(device),
+            flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak, mfu=achieved / peak if peak else None,
+            peak_source=f"measured {precision} matmul", compute_precision=precision,
+            executed_precision=reranker.executed_precision,
+            published_peak_tflops=published_peak(gpu_name, precision) if gpu_name else None,
+            estimate_mb=memory_estimate_mb(shape, "int8" if precision == "int8" else precision, batch_size,
+                                           int(round(row["mean_tokens"])) if workload == "fixed" else max_length),
+            joules_per_1k_pairs=meter.joules / row["pairs_timed"] * 1e3 if meter.joules is not None else None,
+            energy_source=meter.source if meter.joules is not None else None,
+        )
+        rows.append(row)
+    frame = pd.DataFrame.from_records(rows)
+    return frame[COLUMNS["throughput"] + [c for c in frame.columns if c not in COLUMNS["throughput"]]]

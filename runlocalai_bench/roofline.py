@@ -1,0 +1,117 @@
+"""How far a measured rate is from the hardware's limit: FLOPs per pair, device peak, MFU, memory fit.
+
+FLOPs per pair follow the usual transformer count: 2 FLOPs per non-embedding parameter per token (every
+token passes every dense layer once) plus the attention term 4 x layers x tokens^2 x hidden (QK^T and AV).
+The device peak is measured, not quoted, for CPUs (a matmul shaped like the model's own layers, per dtype);
+for named GPUs the published dense peaks are kept alongside for comparison.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+# Dense (no sparsity) peaks in TFLOP/s (TOPS for int8) from the vendors' datasheets:
+# H100 SXM5 and PCIe: NVIDIA H100 Tensor Core GPU datasheet (2023); A100 SXM4: NVIDIA A100 datasheet (2021);
+# L4: NVIDIA L4 datasheet (2023); RTX 4090: NVIDIA Ada Lovelace architecture whitepaper v2.1, appendix A
+# (FP16/BF16 tensor with FP32 accumulate); RTX 3090: NVIDIA Ampere GA102 whitepaper v2, table 9.
+PUBLISHED_GPU_PEAKS: dict[str, dict[str, float]] = {
+    "H100 80GB HBM3": {"fp32": 66.9, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9},
+    "H100 PCIe": {"fp32": 51.2, "fp16": 756.0, "bf16": 756.0, "int8": 1513.0},
+    "H200": {"fp32": 66.9, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9},
+    "A100-SXM4-80GB": {"fp32": 19.5, "fp16": 312.0, "bf16": 312.0, "int8": 624.0},
+    "L4": {"fp32": 30.3, "fp16": 121.0, "bf16": 121.0, "int8": 242.5},
+    "GeForce RTX 4090": {"fp32": 82.6, "fp16": 165.2, "bf16": 165.2, "int8": 660.6},
+    "GeForce RTX 3090": {"fp32": 35.6, "fp16": 71.0, "bf16": 71.0, "int8": 284.0},
+}
+BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0}
+
+
+def model_shape(config: Any) -> dict[str, int]:
+    """Layers, widths and parameter counts of an encoder from its transformers config."""
+    layers, hidden = config.num_hidden_layers, config.hidden_size
+    intermediate = getattr(config, "intermediate_size", 4 * hidden)
+    per_layer = 4 * hidden * hidden + 4 * hidden + 2 * hidden * intermediate + hidden + intermediate + 4 * hidden
+    head = hidden * hidden + hidden + hidden * max(getattr(config, "num_labels", 1), 1)  # dense + out_proj
+    embedding = (config.vocab_size + config.max_position_embeddings + getattr(config, "type_vocab_size", 1)) * hidden
+    return {"layers": layers, "hidden": hidden, "intermediate": intermediate,
+            "heads": config.num_attention_heads, "non_embedding_params": layers * per_layer + head,
+            "embedding_params": embedding}
+
+
+def flops_per_pair(shape: dict[str, int], tokens: float) -> float:
+    """Forward FLOPs of one pair of ``tokens`` tokens (the classification head runs on one token)."""
+    dense = 2.0 * (shape["non_embedding_params"]) * tokens
+    attention = 4.0 * shape["layers"] * tokens * tokens * shape["hidden"]
+    return dense + attention
+
+
+def activation_bytes(shape: dict[str, int], batch: int, tokens: int, bytes_per_value: float) -> float:
+    """Peak activations of one encoder layer at inference: the live hidden state, the FFN's widest tensor
+    and one head-batched attention score matrix (plus its softmax), none kept across layers."""
+    hidden_states = 3 * batch * tokens * shape["hidden"]
+    ffn = batch * tokens * shape["intermediate"]
+    scores = 2 * batch * shape["heads"] * tokens * tokens
+    return (hidden_states + ffn + scores) * bytes_per_value
+
+
+def memory_estimate_mb(shape: dict[str, int], precision: str, batch: int, tokens: int) -> float:
+    """'Will it fit': weights at the precision plus one batch's activations (no runtime overhead)."""
+    weight_bytes = (shape["non_embedding_params"] + shape["embedding_params"]) * BYTES_PER_PARAM[precision]
+    act_bytes = activation_bytes(shape, batch, tokens, 4.0 if precision in ("fp32", "int8") else 2.0)
+    return (weight_bytes + act_bytes) / 2**20
+
+
+def measured_peak_tflops(device: str, precision: str) -> float:
+    """The peak to compare ``precision`` against on ``device``.
+
+    For int8 this is the larger of the int8 and fp32 matmul rates: torch._int_mm has no fast CPU kernel
+    without VNNI/AMX (measured here: ~1 GOP/s on an AVX2-only EPYC, 100x below fp32), while ONNX Runtime
+    and OpenVINO int8 kernels are never slower than fp32 ones, so the fp32 rate is a floor of the real peak.
+    """
+    if precision == "int8":
+        return max(matmul_tflops(device, "int8"), matmul_tflops(device, "fp32"))
+    return matmul_tflops(device, precision)
+
+
+@lru_cache(maxsize=None)
+def matmul_tflops(device: str, precision: str, seconds: float = 0.5) -> float:
+    """Best sustained rate of a layer-shaped matmul (512x1024 by 1024x4096) on ``device`` in ``precision``.
+
+    int8 uses torch._int_mm (int8 x int8 -> int32), the kernel class int8 inference relies on.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from runlocalai_bench.backends import synchronize
+
+    m, k, n = 512, 1024, 4096
+    if precision == "int8":
+        a = torch.randint(-127, 127, (m, k), dtype=torch.int8, device=device)
+        b = torch.randint(-127, 127, (k, n), dtype=torch.int8, device=device)
+        op = lambda: torch._int_mm(a, b)  # noqa: E731
+    else:
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        x = torch.randn(m, k, dtype=dtype, device=device)
+        w = torch.randn(n, k, dtype=dtype, device=device)
+        op = lambda: F.linear(x, w)  # noqa: E731
+    op()
+    synchronize(device)
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    for _ in range(1000):
+        started = time.perf_counter()
+        op()
+        synchronize(device)
+        best = min(best, time.perf_counter() - started)
+        if time.perf_counter() > deadline:
+            break
+    return 2.0 * m * k * n / best / 1e12
+
+
+def published_peak(gpu_name: str, precision: str) -> float | None:
+    for name, peaks in PUBLISHED_GPU_PEAKS.items():
+        if name.lower() in gpu_name.lower():
+            return peaks.get(precision)
+    return None
