@@ -1,9 +1,10 @@
 """First stage: dense retrieval (any sentence-transformers model) or BM25 (bm25s) over a collection.
 
-Dense search is exact inner product over normalised embeddings. Up to ``FAISS_MIN_DOCS`` documents the
-corpus is scanned in blocks with numpy, which bounds memory to ``n_queries x DOC_BLOCK`` scores; past it
-(or with ``search: faiss``) a flat FAISS index does the same exact search with its own blocked BLAS kernels.
-``bench/first_stage_search.py`` measured the crossover that sets the threshold (see README).
+Dense search is exact inner product over normalised embeddings, by a flat FAISS index or, below
+``FAISS_MIN_DOCS`` documents (or with ``search: exact``), by a blocked numpy scan whose memory stays at
+``n_queries x DOC_BLOCK`` scores. ``bench/first_stage_search.py`` measured FAISS 2-4x faster than the numpy
+scan at every size from 2,000 to 300,000 documents (dim 1024, 300 queries, k 100, 2 cores), with the same
+top-k; the numpy path remains for tiny corpora, where it costs milliseconds, and as the reference in tests.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from runlocalai_bench.runs import Ranking
 log = logging.getLogger(__name__)
 
 DOC_BLOCK = 16_384
-FAISS_MIN_DOCS = 200_000
+FAISS_MIN_DOCS = 2_000
 EMBEDDING_DTYPE = "float32"
 
 
