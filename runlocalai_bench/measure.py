@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -29,12 +30,13 @@ def compute_precision(reranker: Reranker) -> str:
     return "fp32"
 
 
-def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params, variant: str, device: str) -> pd.DataFrame:
+def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params, variant: str, device: str,
+                       cache_dir: Path | None = None) -> pd.DataFrame:
     settings = params.throughput
     timed_pairs = list(pairs[: settings.max_pairs] if settings.max_pairs else pairs)
     shape = model_shape(reranker.model.config)
     precision = compute_precision(reranker)
-    peak = measured_peak_tflops(device, precision)
+    peak, peak_now = measured_peak_tflops(device, precision, cache_dir)
     gpu_name = None
     if device.startswith("cuda"):
         import torch
@@ -62,7 +64,9 @@ def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params
             model_bytes=reranker.param_bytes if reranker.param_bytes is not None else reranker.file_bytes,
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), **gpu_memory_mb(device),
             flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak, mfu=achieved / peak if peak else None,
-            peak_source=f"measured {precision} matmul", compute_precision=precision,
+            peak_tflops_now=peak_now, compute_precision=precision,
+            peak_source=f"best {precision} matmul rate measured on this machine"
+                        + (" (ONNX Runtime MatMulInteger)" if precision == "int8" and device == "cpu" else ""),
             executed_precision=reranker.executed_precision,
             published_peak_tflops=published_peak(gpu_name, precision) if gpu_name else None,
             estimate_mb=memory_estimate_mb(shape, "int8" if precision == "int8" else precision, batch_size,

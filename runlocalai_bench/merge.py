@@ -11,7 +11,7 @@ import pandas as pd
 
 from runlocalai_bench.bundle import Bundle
 from runlocalai_bench.params import dump_params
-from runlocalai_bench.results import SCHEMA_VERSION, BundleError, read_table, write_json, write_table
+from runlocalai_bench.results import COLUMNS, SCHEMA_VERSION, BundleError, read_table, write_json, write_table
 
 MERGED_TABLES = ("quality", "summary", "throughput", "drift", "runs")
 
@@ -43,8 +43,7 @@ def merge_bundles(paths: list[Path], out: Path) -> Path:
         for name in MERGED_TABLES:
             frames = [read_table(b.root, name) for b in bundles]
             frames = [f for f in frames if not f.empty]
-            if frames:
-                write_table(staging, name, pd.concat(frames, ignore_index=True))
+            write_table(staging, name, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name]))
         for bundle in bundles:
             run_id = manifest(bundle)["run_id"]
             write_json(staging / "environments" / f"{run_id}.json", bundle.environment())

@@ -147,10 +147,14 @@ def run_rerank(bundle_dir: str | Path, variant_name: str, requested_device: str)
     folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir)
     reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
                              calibration_sample(pairs, CALIBRATION_PAIRS, params.seed))
+    from runlocalai_bench.throughput import peak_rss_mb, reset_peak_rss
+
     meta.update(model=ref.as_dict(), checkpoint=note, tokenizer=tokenizer_source, loaded_from=str(reranker.folder),
                 executed_precision=reranker.executed_precision, backend_details=reranker.details,
                 load_s=reranker.load_s, file_bytes=reranker.file_bytes, param_bytes=reranker.param_bytes,
-                n_pairs=len(pairs))
+                n_pairs=len(pairs), load_peak_rss_mb=peak_rss_mb(),
+                # From here on the peak covers the loaded model at work, not a one-time export in this kernel.
+                peak_rss_window_reset=reset_peak_rss())
 
     quality = empty
     if params.reranker.weights == "trained":
@@ -172,7 +176,7 @@ def run_rerank(bundle_dir: str | Path, variant_name: str, requested_device: str)
     if params.throughput.enabled:
         from runlocalai_bench.measure import measure_throughput
 
-        throughput = measure_throughput(reranker, pairs, params, variant_name, device)
+        throughput = measure_throughput(reranker, pairs, params, variant_name, device, cache_dir)
         write_part(bundle.root, "throughput", label, throughput)
     meta.update(status="ok", reason=None)
     write_json(bundle.stages_dir / f"{label}.json", meta)

@@ -30,6 +30,16 @@ def environments(bundle: Bundle) -> dict[str, dict[str, Any]]:
     return {params.run_id or "": bundle.environment()}
 
 
+def run_weights(bundle: Bundle, envs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """run_id -> reranker weights ("trained"/"random"), from each pooled run's own parameters."""
+    from runlocalai_bench.params import read_params
+
+    pooled = bundle.root / "params"
+    if pooled.is_dir():
+        return {p.stem: read_params(p).reranker.weights for p in sorted(pooled.glob("*.yaml"))}
+    return {run_id: bundle.params().reranker.weights for run_id in envs}
+
+
 def hardware_map(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     labels = {}
     for name in ("throughput", "summary"):
@@ -85,7 +95,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
         memory_line = env["gpus"][0]["memory_gb"]
     figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None)
 
-    weights = {run_id: params.reranker.weights for run_id in envs}
+    weights = run_weights(bundle, envs)
     claims_path = claims_path or params.claims
     verdict_table = pd.DataFrame()
     if claims_path:

@@ -2,14 +2,17 @@
 
 FLOPs per pair follow the usual transformer count: 2 FLOPs per non-embedding parameter per token (every
 token passes every dense layer once) plus the attention term 4 x layers x tokens^2 x hidden (QK^T and AV).
-The device peak is measured, not quoted, for CPUs (a matmul shaped like the model's own layers, per dtype);
-for named GPUs the published dense peaks are kept alongside for comparison.
+The device peak is measured, not quoted (a matmul shaped like the model's own layers, per dtype); for named
+GPUs the published dense peaks are kept alongside for comparison.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 # Dense (no sparsity) peaks in TFLOP/s (TOPS for int8) from the vendors' datasheets:
@@ -63,51 +66,103 @@ def memory_estimate_mb(shape: dict[str, int], precision: str, batch: int, tokens
     return (weight_bytes + act_bytes) / 2**20
 
 
-def measured_peak_tflops(device: str, precision: str) -> float:
-    """The peak to compare ``precision`` against on ``device``.
+def measured_peak_tflops(device: str, precision: str, cache_dir: Path | None = None) -> tuple[float, float]:
+    """(peak, measured now) in TFLOP/s for ``precision`` on ``device``.
 
-    For int8 this is the larger of the int8 and fp32 matmul rates: torch._int_mm has no fast CPU kernel
-    without VNNI/AMX (measured here: ~1 GOP/s on an AVX2-only EPYC, 100x below fp32), while ONNX Runtime
-    and OpenVINO int8 kernels are never slower than fp32 ones, so the fp32 rate is a floor of the real peak.
+    The peak is the best rate this machine has shown for the benchmark matmul (kept in
+    ``<cache>/peaks.json``): on a shared machine a single short sample can land on a busy moment, and an MFU
+    above 1 would then say more about the sample than about the model. int8 is measured with ONNX Runtime's
+    MatMulInteger (the MLAS kernels int8 inference uses on CPUs) where available; torch._int_mm has no fast
+    CPU kernel without VNNI/AMX (measured ~1 GOP/s on an AVX2-only EPYC, 100x below its fp32 rate).
     """
-    if precision == "int8":
-        return max(matmul_tflops(device, "int8"), matmul_tflops(device, "fp32"))
-    return matmul_tflops(device, precision)
+    now = _int8_tflops(device) if precision == "int8" else matmul_tflops(device, precision)
+    if cache_dir is None:
+        return now, now
+    path = Path(cache_dir) / "peaks.json"
+    from runlocalai_bench.environment import cpu_info
+
+    cpu = cpu_info()
+    key = f"{device}|{precision}|{cpu['model']}|{cpu['usable_cores']} cores"
+    if device.startswith("cuda"):
+        import torch
+
+        key = f"{device}|{precision}|{torch.cuda.get_device_name(device)}"
+    try:
+        peaks = json.loads(path.read_text())
+    except (OSError, ValueError):
+        peaks = {}
+    peaks[key] = max(float(peaks.get(key, 0.0)), now)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(peaks, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return peaks[key], now
+
+
+def _int8_tflops(device: str) -> float:
+    if device == "cpu":
+        try:
+            return onnxruntime_int8_tops()
+        except ImportError:
+            pass
+    return matmul_tflops(device, "int8")
+
+
+M, K, N = 1024, 1024, 4096  # one FFN projection of a 1024-wide encoder over 1,024 tokens
+
+
+def onnxruntime_int8_tops(seconds: float = 1.0) -> float:
+    """Best rate of a uint8 x int8 MatMulInteger in ONNX Runtime on the CPU, in TOP/s."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.integers(-127, 127, (K, N), dtype=np.int8), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "int8_peak",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [M, K])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [M, N])], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = {"A": rng.integers(0, 255, (M, K), dtype=np.uint8)}
+    return 2.0 * M * K * N / _best_seconds(lambda: session.run(None, feed), seconds) / 1e12
+
+
+def _best_seconds(op, seconds: float, sync=lambda: None) -> float:
+    op()
+    sync()
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    for _ in range(10_000):
+        started = time.perf_counter()
+        op()
+        sync()
+        best = min(best, time.perf_counter() - started)
+        if time.perf_counter() > deadline:
+            break
+    return best
 
 
 @lru_cache(maxsize=None)
-def matmul_tflops(device: str, precision: str, seconds: float = 0.5) -> float:
-    """Best sustained rate of a layer-shaped matmul (512x1024 by 1024x4096) on ``device`` in ``precision``.
-
-    int8 uses torch._int_mm (int8 x int8 -> int32), the kernel class int8 inference relies on.
-    """
+def matmul_tflops(device: str, precision: str, seconds: float = 1.0) -> float:
+    """Best sustained rate of a layer-shaped matmul (1024x1024 by 1024x4096) on ``device`` in ``precision``."""
     import torch
     import torch.nn.functional as F
 
     from runlocalai_bench.backends import synchronize
 
-    m, k, n = 512, 1024, 4096
     if precision == "int8":
-        a = torch.randint(-127, 127, (m, k), dtype=torch.int8, device=device)
-        b = torch.randint(-127, 127, (k, n), dtype=torch.int8, device=device)
+        a = torch.randint(-127, 127, (M, K), dtype=torch.int8, device=device)
+        b = torch.randint(-127, 127, (K, N), dtype=torch.int8, device=device)
         op = lambda: torch._int_mm(a, b)  # noqa: E731
     else:
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-        x = torch.randn(m, k, dtype=dtype, device=device)
-        w = torch.randn(n, k, dtype=dtype, device=device)
+        x = torch.randn(M, K, dtype=dtype, device=device)
+        w = torch.randn(N, K, dtype=dtype, device=device)
         op = lambda: F.linear(x, w)  # noqa: E731
-    op()
-    synchronize(device)
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    for _ in range(1000):
-        started = time.perf_counter()
-        op()
-        synchronize(device)
-        best = min(best, time.perf_counter() - started)
-        if time.perf_counter() > deadline:
-            break
-    return 2.0 * m * k * n / best / 1e12
+    return 2.0 * M * K * N / _best_seconds(op, seconds, lambda: synchronize(device)) / 1e12
 
 
 def published_peak(gpu_name: str, precision: str) -> float | None:

@@ -68,6 +68,16 @@ def absolutize(params: Params) -> Params:
     return params
 
 
+def preflight(params: Params) -> None:
+    """Read a BEIR folder or fixture once before anything is written, so a malformed collection fails with
+    its file and line and leaves nothing behind. (ir_datasets collections are checked by the first stage:
+    reading a large one twice would cost more than it saves.)"""
+    from runlocalai_bench.data import dataset_kind, load_collection
+
+    if dataset_kind(params.dataset) != "ir_datasets":
+        load_collection(params.dataset, params.split)
+
+
 @contextmanager
 def private_kernel() -> Iterator[str]:
     """A kernelspec for ``sys.executable`` on JUPYTER_PATH for the duration of the run."""
@@ -133,6 +143,7 @@ def run(
     target = Path(out) if out else Path("results") / run_id
     if target.exists():
         raise ParamsError(f"{target} already exists: pick another --out or run_id, or remove it")
+    preflight(params)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     bundle = Bundle(staging)

@@ -98,9 +98,25 @@ def time_fixed(reranker: Reranker, batch_size: int, max_length: int, warmup_roun
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (each (variant, device) has its own kernel)."""
+    """Peak resident memory of this process since start or the last :func:`reset_peak_rss` (Linux VmHWM)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so the peak of inference
+    is not the peak of a one-time export or quantization done in the same kernel. False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def reset_gpu_peak(device: str) -> None:

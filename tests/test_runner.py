@@ -69,3 +69,30 @@ def test_variants_command_lists_devices(capsys):
     assert main(["variants"]) == 0
     out = capsys.readouterr().out
     assert "torch-int8" in out and "cpu,cuda,mps" in out and "openvino-int8" in out
+
+
+def test_malformed_collection_exits_2_and_writes_nothing(tmp_path, beir_copy, capsys):
+    corpus = beir_copy / "corpus.jsonl"
+    lines = corpus.read_text().splitlines()
+    lines[6] = '{"_id": "d07", "title": "broken"'
+    corpus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out" / "bundle"
+    assert run_cli("--out", str(out), "--set", f"dataset={beir_copy}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpus.jsonl:7: not valid JSON" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_random_weights_give_throughput_but_never_quality(tmp_path, session_cache):
+    out = tmp_path / "twin"
+    assert run_cli("--out", str(out), "--set", "reranker.weights=random", "--set", "reranker.variants=[torch-fp32]",
+                   "--set", f"cache_dir={session_cache}", "--set", "run_id=twin-test") == 0
+    quality = pd.read_parquet(out / "tables" / "quality.parquet")
+    assert set(quality["system"]) == {"dense"}
+    assert not (out / "runs" / "rerank--torch-fp32--cpu.trec").exists()
+    meta = json.loads((out / "stages" / "rerank--torch-fp32--cpu.json").read_text())
+    assert meta["quality"].startswith("not measured: random weights") and meta["checkpoint"]["kind"] == "shape twin"
+    throughput = pd.read_parquet(out / "tables" / "throughput.parquet")
+    assert (throughput["weights"] == "random").all() and len(throughput) == 2
+    assert "Random weights (shape twin)" in (out / "report.md").read_text()

@@ -1,5 +1,6 @@
 """The timing harness's logic on a tiny model: rows, units, ordering, warm-up; never speed itself."""
 
+import pandas as pd
 import pytest
 
 from runlocalai_bench.backends import load_reranker
@@ -61,3 +62,13 @@ def test_throughput_rows_on_a_tiny_model(session_cache):
     assert (table["peak_rss_mb"] > 0).all() and (table["model_bytes"] > 0).all() and table["peak_vram_mb"].isna().all()
     assert (table["mfu"] > 0).all() and (table["achieved_tflops"] < table["peak_tflops"] * 10).all()
     assert (table["flops_per_pair"].iloc[2] > table["flops_per_pair"].iloc[1])
+
+
+def test_rows_of_a_run_share_the_best_observed_peak():
+    from runlocalai_bench.aggregate import common_peaks
+
+    table = pd.DataFrame({"run_id": "r", "device": "cpu", "compute_precision": ["fp32", "fp32", "int8"],
+                          "peak_tflops": [0.08, 0.12, 0.2], "achieved_tflops": [0.09, 0.10, 0.1], "mfu": 0.0})
+    out = common_peaks(table)
+    assert out["peak_tflops"].tolist() == [0.12, 0.12, 0.2]
+    assert out["mfu"].round(3).tolist() == [0.75, 0.833, 0.5]
