@@ -28,6 +28,7 @@ class Claim(BaseModel):
     filters: dict[str, str | list[str]] = Field(default_factory=dict, description="column -> value(s) a row must have")
     device_kind: Literal["cpu", "cuda", "mps", "any"] = "any"
     needs_trained_weights: bool = False
+    min_cpu_cores: int | None = Field(default=None, description="CPU rows from machines with fewer usable cores do not test it")
 
 
 class ClaimsFile(BaseModel):
@@ -59,10 +60,12 @@ def _matching(claim: Claim, table: pd.DataFrame) -> pd.DataFrame:
     return rows[rows[claim.column].notna()] if claim.column in rows.columns else rows.iloc[0:0]
 
 
-def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str], hardware: dict[str, str]) -> list[dict]:
+def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str], hardware: dict[str, str],
+          cores: dict[str, int] | None = None) -> list[dict]:
     """Verdict rows for one claim: one per matching measurement, or one saying why there is none.
 
-    ``weights`` maps run_id to "trained"/"random"; ``hardware`` maps (run_id + device) labels to names.
+    ``weights`` maps run_id to "trained"/"random"; ``hardware`` maps "run_id|device" to a hardware name;
+    ``cores`` maps run_id to the CPU cores the run could use (for claims about a class of CPU).
     """
     base = {"claim": claim.id, "text": claim.text}
     table = tables.get(claim.table, pd.DataFrame())
@@ -86,13 +89,18 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
         elif claim.column == "pairs_per_s" and pd.notna(row.get("pairs_per_s_iqr")):
             measured += f" (IQR {row['pairs_per_s_iqr'] * claim.scale:.3g})"
         device = row.get("device") if isinstance(row.get("device"), str) else "?"
+        evidence = f"tables/{claim.table}: run {row['run_id']}, {row.get('variant') or row.get('system')} on {device}"
+        verdict = HOLDS if ok else CONTRADICTED
+        n_cores = (cores or {}).get(row["run_id"])
+        if claim.min_cpu_cores and device == "cpu" and n_cores is not None and n_cores < claim.min_cpu_cores:
+            verdict = NOT_TESTED
+            evidence += f"; {n_cores} cores, the claim is about CPUs with at least {claim.min_cpu_cores}"
         out.append({**base, "measured": measured, "hardware": hardware.get(f"{row['run_id']}|{device}", device),
-                    "verdict": HOLDS if ok else CONTRADICTED,
-                    "evidence": f"tables/{claim.table}: run {row['run_id']}, {row.get('variant') or row.get('system')} on {device}"})
+                    "verdict": verdict, "evidence": evidence})
     return out
 
 
 def verdicts(claims: ClaimsFile, tables: dict[str, pd.DataFrame], weights: dict[str, str],
-             hardware: dict[str, str]) -> pd.DataFrame:
-    rows = [row for claim in claims.claims for row in judge(claim, tables, weights, hardware)]
+             hardware: dict[str, str], cores: dict[str, int] | None = None) -> pd.DataFrame:
+    rows = [row for claim in claims.claims for row in judge(claim, tables, weights, hardware, cores)]
     return pd.DataFrame(rows, columns=["claim", "text", "measured", "hardware", "verdict", "evidence"])

@@ -87,7 +87,7 @@ def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -
     fig, ax = _new()
     y = np.arange(len(rows))
     ax.barh(y, rows["pairs_per_s"], xerr=rows["pairs_per_s_iqr"] / 2, capsize=3, color="#4c72b0")
-    ax.set_yticks(y, [_label(r) for _, r in rows.iterrows()])
+    ax.set_yticks(y, [f"{_label(r)} · batch {r['batch_size']}" for _, r in rows.iterrows()])
     ax.set_xlabel("pairs/s, end to end on the run's candidate pairs (median of rounds, bar = IQR)")
     caption = "Reranking throughput per variant and device: tokenization and length-sorted batching included."
     return _save(fig, folder, Figure("throughput_by_variant", caption), footer)

@@ -49,7 +49,7 @@ def hardware_map(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame
     return labels
 
 
-def provenance_footer(params: Any, env: dict[str, Any], meta: dict[str, dict[str, Any]]) -> str:
+def provenance_footer(params: Any, env: dict[str, Any], meta: dict[str, dict[str, Any]], weights: str) -> str:
     first = meta.get("first_stage", {}).get("model") or {}
     reranker = next((m.get("model") for m in meta.values() if m.get("stage") == "rerank" and m.get("model")), {}) or {}
     code = env.get("code", {})
@@ -59,7 +59,7 @@ def provenance_footer(params: Any, env: dict[str, Any], meta: dict[str, dict[str
         return f"{spec}@{rev}" if rev else spec
     return (f"run {params.run_id} · data {params.dataset} ({params.split}) · first stage "
             f"{model(first, params.first_stage.model if params.first_stage.kind == 'dense' else 'bm25')} · reranker "
-            f"{model(reranker, params.reranker.model)} ({params.reranker.weights} weights) · "
+            f"{model(reranker, params.reranker.model)} ({weights} weights) · "
             f"{hardware_label(env)} · {env.get('date_utc', '')[:10]} · runlocalai-bench {commit}")
 
 
@@ -89,18 +89,21 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     envs = environments(bundle)
     env = envs.get(params.run_id or "", next(iter(envs.values())))
     meta = bundle.all_stage_meta()
-    footer = provenance_footer(params, env, meta)
+    weights = run_weights(bundle, envs)
+    measured = tables["throughput"]["weights"].dropna().unique() if "weights" in tables["throughput"] else []
+    weights_label = " and ".join(sorted(measured)) or params.reranker.weights
+    footer = provenance_footer(params, env, meta, weights_label)
     memory_line = env.get("cpu", {}).get("memory_gb")
     if any(str(d).startswith("cuda") for d in tables["throughput"].get("device", [])) and env.get("gpus"):
         memory_line = env["gpus"][0]["memory_gb"]
     figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None)
 
-    weights = run_weights(bundle, envs)
     claims_path = claims_path or params.claims
     verdict_table = pd.DataFrame()
     if claims_path:
         claims = load_claims(claims_path)
-        verdict_table = verdicts(claims, tables, weights, hardware_map(envs, tables))
+        cores = {run_id: e.get("cpu", {}).get("usable_cores") for run_id, e in envs.items()}
+        verdict_table = verdicts(claims, tables, weights, hardware_map(envs, tables), cores)
 
     md = [f"# runlocalai-bench report: {params.run_id}\n",
           f"_{footer}_\n",
@@ -111,7 +114,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
           f" top {params.first_stage.depth}; reranker `{params.reranker.model}` ({params.reranker.weights} weights) reorders the top {params.reranker.depth}.",
           f"- Hardware: {', '.join(sorted({hardware_label(e) for e in envs.values()}))}.",
           ""]
-    if params.reranker.weights == "random":
+    if "random" in weights_label:
         md.append("> **Random weights (shape twin):** speed and memory are the real architecture's; no quality "
                   "numbers are reported, because a random-weight model's scores carry no relevance.\n")
     if str(params.reranker.model).startswith("twin:"):
@@ -136,6 +139,11 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
            _markdown_table(tables["drift"], ["variant", "device", "reference", "n_pairs", "max_abs_diff", "mean_abs_diff",
                                              "top10_overlap", "kendall_tau"]),
            "## Throughput, latency, memory, roofline\n",
+           "`peak_tflops` is the best rate of a layer-shaped matmul this machine showed in the variant's precision "
+           "during the run; an MFU above 1 means the model's own kernels beat that reference matmul on this "
+           "hardware, so read that peak as a lower bound there. `estimate_mb` is weights + one batch's "
+           "activations; peak RSS counts only resident pages (an mmapped embedding table is resident only where "
+           "tokens touched it).\n",
            _markdown_table(tables["throughput"], ["variant", "device", "workload", "batch_size", "max_length", "mean_tokens",
                                                   "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms",
                                                   "peak_rss_mb", "peak_vram_mb", "estimate_mb", "model_bytes",

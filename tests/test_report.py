@@ -106,3 +106,12 @@ def test_verdict_for_each_outcome():
                             "lift_rel": [0.1], "lift_rel_ci_low": [0.05], "lift_rel_ci_high": [0.16]})
     verdict = judge(lift, {"summary": summary}, {"r": "trained"}, {})[0]
     assert verdict["verdict"] == HOLDS and "95% CI 5 to 16" in verdict["measured"]
+
+
+def test_claims_about_a_class_of_cpu_are_not_tested_by_smaller_machines():
+    claim = Claim(id="cpu", text="10-30 pairs/s on a modern CPU", table="throughput", column="pairs_per_s", low=10,
+                  high=30, device_kind="cpu", min_cpu_cores=8)
+    table = pd.DataFrame({"run_id": ["small", "big"], "device": "cpu", "pairs_per_s": [0.4, 12.0]})
+    rows = judge(claim, {"throughput": table}, {}, {}, {"small": 2, "big": 16})
+    assert [r["verdict"] for r in rows] == [NOT_TESTED, HOLDS] and "2 cores" in rows[0]["evidence"]
+    assert rows[0]["measured"] == "0.4"
