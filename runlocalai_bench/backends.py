@@ -135,24 +135,24 @@ class Reranker:
         return scores_from_logits(self.model(**features).logits)
 
     def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> ScoreRun:
-        """End to end (text in, scores out). With ``length_sorted`` batches hold pairs of similar length,
-        which cuts the pad tokens the model computes on; scores come back in input order either way."""
-        order = np.arange(len(pairs))
-        if length_sorted and len(pairs) > batch_size:
-            order = np.argsort(-self.token_lengths(pairs, max_length), kind="stable")
+        """End to end (text in, scores out). Pairs are tokenized once; with ``length_sorted`` batches hold
+        pairs of similar length, which cuts the pad tokens the model computes on. Scores come back in input
+        order either way."""
+        encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], truncation="longest_first",
+                                 max_length=max_length)
+        lengths = np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(pairs))
         scores = np.empty(len(pairs), dtype=np.float32)
-        seconds, sizes, tokens, padded = [], [], 0, 0
+        seconds, sizes, padded = [], [], 0
         for start in range(0, len(pairs), batch_size):
             index = order[start:start + batch_size]
             began = time.perf_counter()
-            features = self.tokenize([pairs[i] for i in index], max_length)
+            features = self.tokenizer.pad({k: [v[i] for i in index] for k, v in encoded.items()}, return_tensors="pt")
             scores[index] = self.forward(features)
             seconds.append(time.perf_counter() - began)
             sizes.append(len(index))
-            mask = features["attention_mask"]
-            tokens += int(mask.sum())
-            padded += int(mask.numel())
-        return ScoreRun(scores, seconds, sizes, tokens, padded)
+            padded += int(features["attention_mask"].numel())
+        return ScoreRun(scores, seconds, sizes, int(lengths.sum()), padded)
 
 
 def _tensor_bytes(tensor: Any) -> int:

@@ -123,7 +123,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     runs = tables["runs"]
     problems = runs[runs["status"] != "ok"] if not runs.empty else runs
     md.append("## Executions\n")
-    md.append(_markdown_table(runs, ["stage", "variant", "device", "status", "reason", "seconds"]))
+    md.append(_markdown_table(runs, ["run_id", "stage", "variant", "device", "status", "reason", "seconds"]))
     if not problems.empty:
         md.append("Skipped or failed executions are listed with their reason above; they have no rows in the tables.\n")
     if not verdict_table.empty:
@@ -133,7 +133,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     md += ["## Quality (nDCG@10, RR@10, recall)\n",
            "Mean over queries with 95% bootstrap CI; lift = paired mean difference over the first stage on the same "
            "queries (CI by paired bootstrap, p by paired randomization test).\n",
-           _markdown_table(summary, ["system", "variant", "device", "measure", "n_queries", "mean", "ci_low", "ci_high",
+           _markdown_table(summary, ["run_id", "system", "variant", "device", "measure", "n_queries", "mean", "ci_low", "ci_high",
                                      "lift_abs", "lift_rel", "lift_ci_low", "lift_ci_high", "p_value", "wins", "ties", "losses"]),
            "## Quantization drift against torch-fp32\n",
            _markdown_table(tables["drift"], ["variant", "device", "reference", "n_pairs", "max_abs_diff", "mean_abs_diff",
@@ -144,7 +144,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
            "hardware, so read that peak as a lower bound there. `estimate_mb` is weights + one batch's "
            "activations; peak RSS counts only resident pages (an mmapped embedding table is resident only where "
            "tokens touched it).\n",
-           _markdown_table(tables["throughput"], ["variant", "device", "workload", "batch_size", "max_length", "mean_tokens",
+           _markdown_table(tables["throughput"], ["run_id", "variant", "device", "workload", "batch_size", "max_length", "mean_tokens",
                                                   "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms",
                                                   "peak_rss_mb", "peak_vram_mb", "estimate_mb", "model_bytes",
                                                   "achieved_tflops", "peak_tflops", "mfu", "executed_precision"]),
