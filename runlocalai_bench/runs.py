@@ -22,10 +22,6 @@ def order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(((d, float(s)) for d, s in scored), key=lambda item: (-item[1], item[0]))
 
 
-def truncate(ranking: Mapping[str, list[tuple[str, float]]], depth: int) -> Ranking:
-    return {q: list(docs[:depth]) for q, docs in ranking.items()}
-
-
 def write_trec(path: Path, ranking: Mapping[str, list[tuple[str, float]]], tag: str) -> None:
     """Write ``qid Q0 docid rank score tag`` lines; ranks start at 1 and follow our ordering."""
     lines = []
