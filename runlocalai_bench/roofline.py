@@ -114,7 +114,6 @@ M, K, N = 1024, 1024, 4096  # one FFN projection of a 1024-wide encoder over 1,0
 def onnxruntime_int8_tops(seconds: float = 1.0) -> float:
     """Best rate of a uint8 x int8 MatMulInteger in ONNX Runtime on the CPU, in TOP/s."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
