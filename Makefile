@@ -5,6 +5,12 @@ VENV ?= .venv
 # e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128".
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= all,dev
+# llama-cpp-python compiles llama.cpp (CPU build for this machine, -march=native). Its multimodal library is
+# not needed for rerankers; add -DGGML_CUDA=on for a CUDA build. pip caches the built wheel, so only the first
+# install on a machine pays for the build.
+CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+export CMAKE_ARGS
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 PARAMS ?= params/default.yaml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -18,6 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	if $(BIN)/python -c "import llama_cpp" 2>/dev/null; then $(BIN)/runlocalai-bench gguf-converter; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 

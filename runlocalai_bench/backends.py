@@ -1,8 +1,10 @@
 """Loading a reranker in one variant on one device, and scoring query-document pairs with it.
 
-Every backend goes through sentence-transformers' ``CrossEncoder`` (torch, ONNX Runtime via optimum,
-OpenVINO via optimum-intel), so tokenization and the model call are the same code for all of them.
-Exports and quantized files are written once under ``<cache>/exports/<model>-<fingerprint>/<variant>``.
+Every backend but GGUF goes through sentence-transformers' ``CrossEncoder`` (torch, ONNX Runtime via
+optimum, OpenVINO via optimum-intel), so tokenization and the model call are the same code for all of them.
+GGUF variants run in llama.cpp (:mod:`runlocalai_bench.llamacpp`) with the file's own vocabulary, as its
+users run them. Exports and quantized files are written once under
+``<cache>/exports/<model>-<fingerprint>/<variant>``.
 
 Scores are the raw relevance logits upcast to float32. No sigmoid: in half precision a sigmoid maps
 most relevant documents to exactly 1.0, turning a ranking into ties.
@@ -67,6 +69,12 @@ def check_device(variant: Variant, device: str) -> None:
 
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             raise VariantUnavailable("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
+    if variant.backend == "gguf" and kind == "cuda":
+        import llama_cpp
+
+        if not llama_cpp.llama_supports_gpu_offload():
+            raise VariantUnavailable("llama-cpp-python here was built without a GPU backend "
+                                     "(rebuild with CMAKE_ARGS=-DGGML_CUDA=on)")
 
 
 @dataclass
@@ -96,6 +104,10 @@ class Reranker:
     @property
     def model(self) -> Any:
         return self.cross_encoder.model
+
+    @property
+    def config(self) -> Any:
+        return self.cross_encoder.model.config
 
     @property
     def tokenizer(self) -> Any:
@@ -183,15 +195,61 @@ def export_root(ref: ModelRef, cache_dir: Path) -> Path:
 
 def load_reranker(
     variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
-    calibration_pairs: Sequence[Pair] = (),
-) -> Reranker:
-    """Load ``folder`` (a local checkpoint: hub snapshot, twin or user folder) as ``variant`` on ``device``."""
+    calibration_pairs: Sequence[Pair] = (), gguf_file: Path | None = None,
+) -> Any:
+    """Load ``folder`` (a local checkpoint: hub snapshot, twin or user folder) as ``variant`` on ``device``.
+
+    Returns a :class:`Reranker`, or for GGUF variants a :class:`~runlocalai_bench.llamacpp.LlamaCppReranker`
+    (same surface). ``gguf_file`` replaces the conversion of ``folder`` with an existing file."""
     check_device(variant, device)
-    loader = {"torch": _load_torch, "onnx": _load_onnx, "openvino": _load_openvino}[variant.backend]
     started = time.perf_counter()
-    reranker = loader(variant, device, Path(folder), export_root(ref, cache_dir), max_length, calibration_pairs)
+    if variant.backend == "gguf":
+        reranker = _load_gguf(variant, device, Path(folder), export_root(ref, cache_dir), gguf_file)
+    else:
+        loader = {"torch": _load_torch, "onnx": _load_onnx, "openvino": _load_openvino}[variant.backend]
+        reranker = loader(variant, device, Path(folder), export_root(ref, cache_dir), max_length, calibration_pairs)
     reranker.load_s = time.perf_counter() - started
     return reranker
+
+
+def _load_gguf(variant: Variant, device: str, folder: Path, exports: Path, gguf_file: Path | None) -> Any:
+    from transformers import AutoConfig
+
+    from runlocalai_bench.gguf_export import gguf_file as converted, llama_cpp_version, tensor_types
+    from runlocalai_bench.llamacpp import LlamaCppReranker
+
+    check_gguf_convertible(folder)
+    details: dict[str, Any] = {"llama_cpp_python": llama_cpp_version()}
+    if gguf_file is not None:
+        path = Path(gguf_file)
+        details["source"] = f"user file {path}"
+    else:
+        path = converted(folder, exports, variant.precision)
+        details["source"] = "llama.cpp convert_hf_to_gguf.py (F16)" + (
+            "" if variant.precision == "f16" else f" then llama_model_quantize to {variant.precision.upper()}")
+    details["tensor_types"] = tensor_types(path)
+    config = AutoConfig.from_pretrained(folder, local_files_only=True) if (folder / "config.json").is_file() else None
+    reranker = LlamaCppReranker.load(variant, device, path, config)
+    reranker.details = {**details, **reranker.details}
+    return reranker
+
+
+def check_gguf_convertible(folder: Path) -> None:
+    """Refuse checkpoints whose GGUF would not be the same model.
+
+    llama.cpp's converter drops BERT's pooler (``pooler.dense``) and its graph puts the classifier straight on
+    the [CLS] state, while ``BertForSequenceClassification`` applies tanh(pooler) first: a BERT cross-encoder
+    (ms-marco-MiniLM and kin) would score differently in GGUF. XLM-R/RoBERTa heads (dense, tanh, out_proj)
+    convert faithfully: bge-reranker-v2-m3 is one.
+    """
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return
+    architectures = json.loads(config_file.read_text()).get("architectures") or []
+    if "BertForSequenceClassification" in architectures:
+        raise VariantUnavailable(
+            f"{folder}: BertForSequenceClassification loses its pooler in llama.cpp's GGUF conversion, so the "
+            "GGUF would not be this model; GGUF variants support XLM-RoBERTa/RoBERTa cross-encoders")
 
 
 def _cross_encoder(folder: Path, device: str, max_length: int, **kwargs: Any) -> Any:

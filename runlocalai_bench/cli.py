@@ -1,4 +1,4 @@
-"""``runlocalai-bench``: run, variants, merge, env.
+"""``runlocalai-bench``: run, variants, merge, env, gguf-converter.
 
 Exit codes: 0 success; 1 a run completed but some execution failed (the bundle says which); 2 bad input
 or a run that could not complete (one line on stderr says why; no complete-looking bundle is left).
@@ -67,6 +67,17 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_gguf_converter(args: argparse.Namespace) -> int:
+    from runlocalai_bench.gguf_export import ConversionError, converter_dir
+
+    try:
+        print(converter_dir())
+    except (ConversionError, ImportError) as exc:  # ImportError: llama-cpp-python (the gguf extra) absent
+        print(f"runlocalai-bench: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlocalai-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--out", required=True)
     merge.set_defaults(func=_cmd_merge)
+
+    converter = sub.add_parser("gguf-converter", help="fetch llama.cpp's GGUF converter for the installed "
+                               "llama-cpp-python (once) and print its folder")
+    converter.set_defaults(func=_cmd_gguf_converter)
     return parser
 
 

@@ -7,7 +7,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from runlocalai_bench.backends import Pair, Reranker
+from typing import Any
+
+from runlocalai_bench.backends import Pair
 from runlocalai_bench.params import Params
 from runlocalai_bench.results import COLUMNS
 from runlocalai_bench.roofline import (
@@ -18,11 +20,15 @@ from runlocalai_bench.throughput import (
 )
 
 
-def compute_precision(reranker: Reranker) -> str:
+def compute_precision(reranker: Any) -> str:
     """The dtype the bulk of the FLOPs run in, for choosing the peak to compare against."""
     executed = reranker.executed_precision.lower()
-    if reranker.variant.precision == "int8":
+    if reranker.variant.precision in ("int8", "q8_0", "q4_k_m"):
+        # ggml's quantized matmuls quantize activations to 8 bits and use integer dot products.
         return "int8"
+    if reranker.variant.backend == "gguf" and not reranker.device.startswith("cuda"):
+        # ggml on CPUs without native fp16 arithmetic widens f16 weights to f32 and multiplies in f32.
+        return "fp32"
     if "bf16" in executed:
         return "bf16"
     if "f16" in executed or "fp16" in executed:
@@ -30,12 +36,13 @@ def compute_precision(reranker: Reranker) -> str:
     return "fp32"
 
 
-def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params, variant: str, device: str,
+def measure_throughput(reranker: Any, pairs: Sequence[Pair], params: Params, variant: str, device: str,
                        cache_dir: Path | None = None) -> pd.DataFrame:
     settings = params.throughput
     timed_pairs = list(pairs[: settings.max_pairs] if settings.max_pairs else pairs)
-    shape = model_shape(reranker.model.config)
+    shape = model_shape(reranker.config)
     precision = compute_precision(reranker)
+    weights_key = reranker.variant.precision if reranker.variant.backend == "gguf" else precision
     peak, peak_now = measured_peak_tflops(device, precision, cache_dir)
     gpu_name = None
     if device.startswith("cuda"):
@@ -69,7 +76,7 @@ def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params
                         + (" (ONNX Runtime MatMulInteger)" if precision == "int8" and device == "cpu" else ""),
             executed_precision=reranker.executed_precision,
             published_peak_tflops=published_peak(gpu_name, precision) if gpu_name else None,
-            estimate_mb=memory_estimate_mb(shape, "int8" if precision == "int8" else precision, batch_size,
+            estimate_mb=memory_estimate_mb(shape, weights_key, batch_size,
                                            int(round(row["mean_tokens"])) if workload == "fixed" else max_length),
             joules_per_1k_pairs=meter.joules / row["pairs_timed"] * 1e3 if meter.joules is not None else None,
             energy_source=meter.source if meter.joules is not None else None,

@@ -70,6 +70,20 @@ class RerankerParams(_Strict):
     batch_size: int = Field(default=16, gt=0)
     depth: int = Field(default=100, gt=0, description="first-stage candidates reranked per query")
     length_sorted: bool = True
+    gguf_files: dict[VariantName, str] = Field(
+        default_factory=dict,
+        description="gguf variant -> an existing .gguf file of this reranker to use instead of converting it")
+
+    @field_validator("gguf_files")
+    @classmethod
+    def _gguf_files(cls, files: dict[str, str]) -> dict[str, str]:
+        for variant, path in files.items():
+            if VARIANTS[variant].backend != "gguf":
+                raise ValueError(f"{variant!r} is not a GGUF variant; accepted keys: "
+                                 f"{', '.join(n for n, v in VARIANTS.items() if v.backend == 'gguf')}")
+            if not str(path).endswith(".gguf"):
+                raise ValueError(f"{variant}: {path!r} is not a .gguf file")
+        return files
 
     @field_validator("variants", "devices")
     @classmethod

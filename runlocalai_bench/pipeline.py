@@ -145,8 +145,15 @@ def run_rerank(bundle_dir: str | Path, variant_name: str, requested_device: str)
     candidates = first_stage_candidates(bundle, params.reranker.depth)
     keys, pairs = candidate_pairs(collection, candidates, query_ids)
     folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir)
-    reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
-                             calibration_sample(pairs, CALIBRATION_PAIRS, params.seed))
+    gguf_file = params.reranker.gguf_files.get(variant_name)
+    try:
+        reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
+                                 calibration_sample(pairs, CALIBRATION_PAIRS, params.seed),
+                                 Path(gguf_file) if gguf_file else None)
+    except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
+        meta.update(status="skipped", reason=str(exc))
+        write_json(bundle.stages_dir / f"{label}.json", meta)
+        return RerankOutcome("skipped", str(exc), meta, empty, empty)
     from runlocalai_bench.throughput import peak_rss_mb, reset_peak_rss
 
     meta.update(model=ref.as_dict(), checkpoint=note, tokenizer=tokenizer_source, loaded_from=str(reranker.folder),

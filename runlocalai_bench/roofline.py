@@ -28,7 +28,10 @@ PUBLISHED_GPU_PEAKS: dict[str, dict[str, float]] = {
     "GeForce RTX 4090": {"fp32": 82.6, "fp16": 165.2, "bf16": 165.2, "int8": 660.6},
     "GeForce RTX 3090": {"fp32": 35.6, "fp16": 71.0, "bf16": 71.0, "int8": 284.0},
 }
-BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0}
+# GGUF types: bytes per weight of their blocks (Q8_0: 32 weights in 34 bytes; Q4_K: 256 in 144). Q4_K_M
+# stores a few tensors in Q6_K, so its entry is a lower bound; ggml keeps activations in f32.
+BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "f16": 2.0, "q8_0": 34 / 32, "q4_k_m": 144 / 256}
+FP32_ACTIVATIONS = {"fp32", "int8", "f16", "q8_0", "q4_k_m"}
 
 
 def model_shape(config: Any) -> dict[str, int]:
@@ -62,7 +65,7 @@ def activation_bytes(shape: dict[str, int], batch: int, tokens: int, bytes_per_v
 def memory_estimate_mb(shape: dict[str, int], precision: str, batch: int, tokens: int) -> float:
     """'Will it fit': weights at the precision plus one batch's activations (no runtime overhead)."""
     weight_bytes = (shape["non_embedding_params"] + shape["embedding_params"]) * BYTES_PER_PARAM[precision]
-    act_bytes = activation_bytes(shape, batch, tokens, 4.0 if precision in ("fp32", "int8") else 2.0)
+    act_bytes = activation_bytes(shape, batch, tokens, 4.0 if precision in FP32_ACTIVATIONS else 2.0)
     return (weight_bytes + act_bytes) / 2**20
 
 

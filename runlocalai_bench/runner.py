@@ -65,6 +65,8 @@ def absolutize(params: Params) -> Params:
         model = Path(section.model).expanduser()
         if model.exists():
             section.model = str(model.resolve())
+    params.reranker.gguf_files = {variant: str(Path(path).expanduser().resolve())
+                                  for variant, path in params.reranker.gguf_files.items()}
     return params
 
 
@@ -76,6 +78,9 @@ def preflight(params: Params) -> None:
 
     if dataset_kind(params.dataset) != "ir_datasets":
         load_collection(params.dataset, params.split)
+    for variant, path in params.reranker.gguf_files.items():
+        if not Path(path).is_file():
+            raise ParamsError(f"reranker.gguf_files.{variant}: {path} does not exist (expected a .gguf file)")
 
 
 @contextmanager

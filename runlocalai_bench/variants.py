@@ -13,8 +13,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Variant:
     name: str
-    backend: str  # torch | onnx | openvino
-    precision: str  # fp32 | fp16 | bf16 | int8
+    backend: str  # torch | onnx | openvino | gguf
+    precision: str  # fp32 | fp16 | bf16 | int8; GGUF file types f16 | q8_0 | q4_k_m
     devices: tuple[str, ...]
     requires: tuple[str, ...]  # importable modules; missing ones turn the variant into a recorded skip
     description: str
@@ -51,6 +51,18 @@ _REGISTRY = [
     Variant(
         "openvino-int8", "openvino", "int8", ("cpu",), ("openvino", "optimum.intel", "nncf"),
         "OpenVINO IR, static int8 (nncf) calibrated on the run's own query-document pairs",
+    ),
+    Variant(
+        "gguf-f16", "gguf", "f16", ("cpu", "cuda"), ("llama_cpp", "gguf"),
+        "llama.cpp (llama-cpp-python), GGUF F16 from llama.cpp's converter, rank pooling",
+    ),
+    Variant(
+        "gguf-q8_0", "gguf", "q8_0", ("cpu", "cuda"), ("llama_cpp", "gguf"),
+        "llama.cpp, GGUF Q8_0 (8-bit blocks of 32) quantized from the F16 file",
+    ),
+    Variant(
+        "gguf-q4_k_m", "gguf", "q4_k_m", ("cpu", "cuda"), ("llama_cpp", "gguf"),
+        "llama.cpp, GGUF Q4_K_M (4-bit k-quants, some tensors 6-bit): the usual local-AI starting point",
     ),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _REGISTRY}
