@@ -129,7 +129,12 @@ def folder_hash(folder: Path, cache_dir: Path) -> str:
     the memo keeps the cost (a few seconds for 2 GB) to the first run.
     """
     folder = Path(folder).resolve()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts and not p.name.startswith(".lock"))
+    # Skip huggingface_hub's own bookkeeping inside the folder (<folder>/.cache/...), judged on the path
+    # *inside* the folder: a model kept under ~/.cache must still hash its files.
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.relative_to(folder).parts
+                   and not p.name.startswith(".lock"))
+    if not files:
+        raise ModelNotFoundError(f"model folder {folder} holds no files")
     stamp = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     stamp_key = hashlib.sha256(json.dumps([str(folder), stamp]).encode()).hexdigest()
     memo = cache_dir / "folder-hashes" / f"{stamp_key}.txt"

@@ -104,12 +104,13 @@ def tiny_checkpoint(name: str, cache_dir: Path, seed: int = 0) -> Path:
     """The folder of test checkpoint ``twin:NAME``, written on first use."""
     if name not in TINY_CONFIGS:
         raise ValueError(f"unknown twin {name!r}; accepted: {', '.join('twin:' + n for n in TINY_CONFIGS)}")
-    folder = Path(cache_dir) / "twins" / f"{name}-seed{seed}"
+    config = TINY_CONFIGS[name]
+    tokenizer = fallback_tokenizer(config["model_type"])
+    # Keyed by config and tokenizer too, so a changed definition never reuses a stale checkpoint.
+    folder = Path(cache_dir) / "twins" / f"{name}-{_short_hash(config, tokenizer)}-seed{seed}"
     if not (folder / "config.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        config = TINY_CONFIGS[name]
-        _write_checkpoint(folder, config, fallback_tokenizer(config["model_type"]), seed,
-                          {"kind": "tiny test checkpoint", "name": name})
+        _write_checkpoint(folder, config, tokenizer, seed, {"kind": "tiny test checkpoint", "name": name})
     return folder
 
 
