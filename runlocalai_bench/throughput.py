@@ -111,7 +111,21 @@ def peak_rss_mb() -> float:
 
 def reset_peak_rss() -> bool:
     """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so the peak of inference
-    is not the peak of a one-time export or quantization done in the same kernel. False where unsupported."""
+    is not the peak of a one-time export or quantization done in the same kernel. False where unsupported.
+
+    Garbage from that export (a second copy of the model, converter buffers) is collected and glibc's free
+    heap returned to the OS first: VmHWM restarts at the current RSS, which must not include it."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name and sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(libc_name).malloc_trim(0)
+        except (OSError, AttributeError):  # musl and others have no malloc_trim
+            pass
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
