@@ -125,10 +125,12 @@ def quantize(source: Path, outfile: Path, precision: str, threads: int | None = 
     """Quantize a GGUF file to ``precision`` (a key of :data:`FILE_TYPES`) with ``llama_model_quantize``."""
     import llama_cpp
 
+    from runlocalai_bench.llamacpp import usable_cores
+
     name, constant = FILE_TYPES[precision]
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, constant)
-    params.nthread = threads or len(os.sched_getaffinity(0))
+    params.nthread = threads or usable_cores()
     staging = outfile.with_name(outfile.name + ".tmp")
     status = llama_cpp.llama_model_quantize(str(source).encode(), str(staging).encode(), params)
     if status != 0 or not staging.is_file():

@@ -33,6 +33,12 @@ Pair = tuple[str, str]
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp: sequences one context can hold
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: what torch and ONNX Runtime use too (llama-cpp-python's own default
+    is half the cores, which would handicap it in a comparison)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class UnsupportedGGUF(RuntimeError):
     """The GGUF file is not a cross-encoder this module can score (no rank head, prompt-template rerankers)."""
 
@@ -105,12 +111,15 @@ class LlamaCppReranker:
         logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = 999 if device.startswith("cuda") else 0
+        params.n_gpu_layers = 999 if device.startswith("cuda") else 0  # every layer on the GPU, or none
+        if device.startswith("cuda:"):  # one named GPU, not llama.cpp's default split across all of them
+            params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE
+            params.main_gpu = int(device.split(":")[1])
         params.use_mmap = True
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise UnsupportedGGUF(f"{path}: llama.cpp could not load this file (see its log above)")
-        threads = threads or len(os.sched_getaffinity(0))
+        threads = threads or usable_cores()
         reranker = cls(variant, device, Path(path).parent, [Path(path)], 0.0, _file_type(model), config, threads)
         reranker._model = model
         reranker._vocab = llama_cpp.llama_model_get_vocab(model)

@@ -92,3 +92,14 @@ def test_override_errors_name_the_set_flag(tmp_path):
 def test_invalid_yaml_names_line(tmp_path):
     with pytest.raises(ParamsError, match=r"p.yaml: line 3 not valid YAML"):
         load_params(write(tmp_path, "dataset: fixture:tiny\nqueries: {n: [\n"))
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    ("{onnx-int8: m.gguf}", "'onnx-int8' is not a GGUF variant; accepted keys: gguf-f16, gguf-q8_0, gguf-q4_k_m"),
+    ("{gguf-q8_0: model.bin}", "gguf-q8_0: 'model.bin' is not a .gguf file"),
+    ("{gguf-q9: m.gguf}", "'gguf-q9' is not a known variant"),
+])
+def test_gguf_files_name_a_gguf_variant_and_a_gguf_file(tmp_path, entry, fragment):
+    with pytest.raises(ParamsError, match="reranker.gguf_files") as err:
+        load_params(write(tmp_path, f"dataset: fixture:tiny\nreranker: {{gguf_files: {entry}}}\n"))
+    assert fragment in str(err.value)

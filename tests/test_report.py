@@ -1,5 +1,6 @@
 """Full smoke bundle (first stage, rerank, report), figure determinism, claims verdicts, merging bundles."""
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +23,7 @@ FIGURES = {"ndcg_by_variant", "lift_distribution", "throughput_by_variant", "qua
 def smoke_bundle(tmp_path_factory, session_cache) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "bundle"
     code = main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(out), "--set", "run_id=smoke-a",
-                 "--set", f"cache_dir={session_cache}", "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8]",
+                 "--set", f"cache_dir={session_cache}", "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8,gguf-q4_k_m]",
                  "--set", "reranker.devices=[cpu,cuda]", "--set", f"claims={REPO / 'params/claims/bge-reranker-v2-m3.yaml'}"])
     assert code == 0
     return out
@@ -43,10 +44,13 @@ def test_smoke_bundle_is_complete(smoke_bundle):
     assert len(skipped) >= cuda_expected and skipped["reason"].str.len().gt(0).all()
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
     reranked = summary[(summary["system"] == "rerank") & (summary["measure"] == "nDCG@10")]
-    assert set(reranked["variant"]) == {"torch-fp32", "torch-bf16", "onnx-int8"}
+    gguf = {"gguf-q4_k_m"} if importlib.util.find_spec("llama_cpp") else set()  # else a recorded skip
+    assert set(reranked["variant"]) == {"torch-fp32", "torch-bf16", "onnx-int8"} | gguf
     assert reranked[["lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "wins", "ties", "losses"]].notna().all().all()
     drift = pd.read_parquet(smoke_bundle / "tables" / "drift.parquet")
-    assert set(drift["variant"]) == {"torch-bf16", "onnx-int8"} and (drift["reference"] == "torch-fp32@cpu").all()
+    assert set(drift["variant"]) == {"torch-bf16", "onnx-int8"} | gguf and (drift["reference"] == "torch-fp32@cpu").all()
+    if not gguf:
+        assert runs[runs["variant"] == "gguf-q4_k_m"]["reason"].str.contains("gguf' extra").all()
     report = (smoke_bundle / "report.md").read_text()
     assert "## Claims verdict" in report and "Test model" in report and "skipped" in report
     assert "not tested on this hardware" in report  # no claim is about a tiny test model

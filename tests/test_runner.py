@@ -47,6 +47,14 @@ def test_bad_parameters_exit_2_and_write_nothing(tmp_path, capsys):
     assert not tmp_path.joinpath("bundle").exists() and list(tmp_path.iterdir()) == []
 
 
+def test_missing_gguf_file_exits_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "bundle"
+    assert run_cli("--out", str(out), "--set", f"reranker.gguf_files={{gguf-q4_k_m: {tmp_path / 'absent.gguf'}}}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reranker.gguf_files.gguf-q4_k_m" in err[0] and "absent.gguf does not exist" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_failing_notebook_fails_the_command_and_leaves_no_complete_bundle(tmp_path, capsys, session_cache):
     out = tmp_path / "bundle"
