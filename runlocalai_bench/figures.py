@@ -127,10 +127,12 @@ def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Pa
 
 
 def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: Path, footer: str) -> Figure | None:
-    rows = throughput[throughput["workload"] == "candidates"].sort_values(["device", "variant"])
+    rows = throughput[throughput["workload"] == "candidates"].sort_values(["device", "variant", "batch_size"])
     if rows.empty:
         return None
-    values = rows["peak_vram_mb"].where(rows["device"].str.startswith("cuda"), rows["peak_rss_mb"]).astype(float)
+    # CUDA: torch's peak allocation; llama.cpp's buffers are invisible to torch, so GGUF rows carry NVML's.
+    vram = rows["peak_vram_mb"].fillna(rows["nvml_used_mb"]) if "nvml_used_mb" in rows else rows["peak_vram_mb"]
+    values = vram.where(rows["device"].str.startswith("cuda"), rows["peak_rss_mb"]).astype(float)
     fig, ax = _new()
     y = np.arange(len(rows))
     ax.barh(y, values, color="#55a868")
@@ -138,7 +140,7 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
         ax.scatter(rows["estimate_mb"], y, marker="|", s=200, color="#222222", label="estimate: weights + activations")
     if memory_line_mb:
         ax.axvline(memory_line_mb, color="#c44e52", ls="--", label=f"device memory {memory_line_mb / 1024:.0f} GiB")
-    ax.set_yticks(y, [_label(r) for _, r in rows.iterrows()])
+    ax.set_yticks(y, [f"{_label(r)} · batch {r['batch_size']}" for _, r in rows.iterrows()])
     ax.set_xlabel("peak memory, MiB (CPU: process resident set; CUDA: peak allocated)")
     ax.legend(loc="lower right", fontsize=7)
     caption = "Peak memory per variant (bars) next to the weights + activations estimate (ticks) and the device's memory."

@@ -36,6 +36,21 @@ def compute_precision(reranker: Any) -> str:
     return "fp32"
 
 
+def estimate_shape(reranker: Any, batch_size: int, tokens: int) -> tuple[int, int]:
+    """(sequences, tokens each) whose activations a batch costs. llama.cpp packs a call's pairs into one
+    masked sequence of batch x tokens, so its attention buffer grows with the square of the whole call."""
+    return (1, batch_size * tokens) if reranker.variant.backend == "gguf" else (batch_size, tokens)
+
+
+def device_memory(reranker: Any, device: str) -> dict[str, float | None]:
+    """GPU memory columns; torch's allocator counters do not see llama.cpp's buffers, so GGUF rows keep
+    only NVML's device-wide figure instead of a misleading zero."""
+    memory = gpu_memory_mb(device)
+    if reranker.variant.backend == "gguf":
+        memory.update(peak_vram_mb=None, peak_vram_reserved_mb=None)
+    return memory
+
+
 def measure_throughput(reranker: Any, pairs: Sequence[Pair], params: Params, variant: str, device: str,
                        cache_dir: Path | None = None) -> pd.DataFrame:
     settings = params.throughput
@@ -69,15 +84,15 @@ def measure_throughput(reranker: Any, pairs: Sequence[Pair], params: Params, var
             run_id=params.run_id, reranker=params.reranker.model, variant=variant, device=device,
             weights=params.reranker.weights, load_s=reranker.load_s,
             model_bytes=reranker.param_bytes if reranker.param_bytes is not None else reranker.file_bytes,
-            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), **gpu_memory_mb(device),
+            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), **device_memory(reranker, device),
             flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak, mfu=achieved / peak if peak else None,
             peak_tflops_now=peak_now, compute_precision=precision,
             peak_source=f"best {precision} matmul rate measured on this machine"
                         + (" (ONNX Runtime MatMulInteger)" if precision == "int8" and device == "cpu" else ""),
             executed_precision=reranker.executed_precision,
             published_peak_tflops=published_peak(gpu_name, precision) if gpu_name else None,
-            estimate_mb=memory_estimate_mb(shape, weights_key, batch_size,
-                                           int(round(row["mean_tokens"])) if workload == "fixed" else max_length),
+            estimate_mb=memory_estimate_mb(shape, weights_key, *estimate_shape(reranker, batch_size, (
+                int(round(row["mean_tokens"])) if workload == "fixed" else max_length))),
             joules_per_1k_pairs=meter.joules / row["pairs_timed"] * 1e3 if meter.joules is not None else None,
             energy_source=meter.source if meter.joules is not None else None,
         )

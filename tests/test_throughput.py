@@ -72,3 +72,23 @@ def test_rows_of_a_run_share_the_best_observed_peak():
     out = common_peaks(table)
     assert out["peak_tflops"].tolist() == [0.12, 0.12, 0.2]
     assert out["mfu"].round(3).tolist() == [0.75, 0.833, 0.5]
+
+
+def test_gguf_memory_estimate_counts_the_packed_micro_batch():
+    """llama.cpp attends over all of a call's tokens at once: 8 pairs x 512 tokens cost one 4096 x 4096
+    score buffer per head, 8x the eight 512 x 512 buffers of a padded torch batch."""
+    from types import SimpleNamespace
+
+    from runlocalai_bench.measure import estimate_shape
+    from runlocalai_bench.twin import KNOWN_CONFIGS
+    from runlocalai_bench.variants import get_variant
+    from transformers import XLMRobertaConfig
+
+    shape = model_shape(XLMRobertaConfig(**{k: v for k, v in KNOWN_CONFIGS["BAAI/bge-reranker-v2-m3"].items()
+                                            if k != "model_type"}))
+    gguf, torch = (SimpleNamespace(variant=get_variant(n)) for n in ("gguf-q4_k_m", "torch-fp32"))
+    assert estimate_shape(gguf, 8, 512) == (1, 4096) and estimate_shape(torch, 8, 512) == (8, 512)
+    weights = memory_estimate_mb(shape, "q4_k_m", 1, 1)
+    packed = memory_estimate_mb(shape, "q4_k_m", *estimate_shape(gguf, 8, 512)) - weights
+    padded = memory_estimate_mb(shape, "q4_k_m", *estimate_shape(torch, 8, 512)) - weights
+    assert packed > 5 * padded and 1500 < packed < 5000  # measured: peak RSS 1.2 GB -> 4.8 GB (1 -> 8 pairs)
