@@ -234,22 +234,27 @@ def _load_gguf(variant: Variant, device: str, folder: Path, exports: Path, gguf_
     return reranker
 
 
-def check_gguf_convertible(folder: Path) -> None:
-    """Refuse checkpoints whose GGUF would not be the same model.
+# Heads llama.cpp's converter and rank-pooling graph do not reproduce: the graph computes
+# out_proj(tanh(dense(h_cls))) when a dense layer is present, out_proj(h_cls) otherwise.
+GGUF_UNFAITHFUL_HEADS = {
+    "BertForSequenceClassification": "the converter drops BERT's pooler (tanh(pooler.dense)), so the classifier "
+                                     "would read the raw [CLS] state",
+    "DistilBertForSequenceClassification": "DistilBERT's pre_classifier is followed by ReLU, the rank graph applies tanh",
+}
 
-    llama.cpp's converter drops BERT's pooler (``pooler.dense``) and its graph puts the classifier straight on
-    the [CLS] state, while ``BertForSequenceClassification`` applies tanh(pooler) first: a BERT cross-encoder
-    (ms-marco-MiniLM and kin) would score differently in GGUF. XLM-R/RoBERTa heads (dense, tanh, out_proj)
-    convert faithfully: bge-reranker-v2-m3 is one.
-    """
+
+def check_gguf_convertible(folder: Path) -> None:
+    """Refuse checkpoints whose GGUF would not be the same model (see :data:`GGUF_UNFAITHFUL_HEADS`):
+    a BERT cross-encoder such as ms-marco-MiniLM would score differently in GGUF. XLM-R/RoBERTa heads
+    (dense, tanh, out_proj) convert faithfully: bge-reranker-v2-m3 is one."""
     config_file = Path(folder) / "config.json"
     if not config_file.is_file():
         return
-    architectures = json.loads(config_file.read_text()).get("architectures") or []
-    if "BertForSequenceClassification" in architectures:
-        raise VariantUnavailable(
-            f"{folder}: BertForSequenceClassification loses its pooler in llama.cpp's GGUF conversion, so the "
-            "GGUF would not be this model; GGUF variants support XLM-RoBERTa/RoBERTa cross-encoders")
+    for architecture in json.loads(config_file.read_text()).get("architectures") or []:
+        if architecture in GGUF_UNFAITHFUL_HEADS:
+            raise VariantUnavailable(
+                f"{folder}: {architecture} cannot be represented in GGUF: {GGUF_UNFAITHFUL_HEADS[architecture]}; "
+                "GGUF variants support XLM-RoBERTa/RoBERTa cross-encoders")
 
 
 def _cross_encoder(folder: Path, device: str, max_length: int, **kwargs: Any) -> Any:

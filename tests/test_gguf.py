@@ -92,12 +92,16 @@ def test_truncate_pair_matches_hugging_face_longest_first(tiny_xlmr, budget):
             assert got == expected, (query, doc, budget)
 
 
-def test_bert_cross_encoders_are_refused_for_gguf(session_cache):
-    ref = resolve("twin:tiny-bert", None, session_cache)
+def test_heads_gguf_cannot_represent_are_refused(session_cache, tmp_path):
     from runlocalai_bench.backends import check_gguf_convertible
 
-    with pytest.raises(VariantUnavailable, match="pooler"):
+    ref = resolve("twin:tiny-bert", None, session_cache)
+    with pytest.raises(VariantUnavailable, match="BertForSequenceClassification cannot be represented.*pooler"):
         check_gguf_convertible(Path(ref.location))
+    (tmp_path / "config.json").write_text('{"architectures": ["DistilBertForSequenceClassification"]}')
+    with pytest.raises(VariantUnavailable, match="ReLU"):
+        check_gguf_convertible(tmp_path)
+    check_gguf_convertible(Path(resolve("twin:tiny-xlmr", None, session_cache).location))  # accepted
 
 
 # ----------------------------------------------------------------------------- with llama-cpp-python
