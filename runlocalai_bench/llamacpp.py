@@ -30,10 +30,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from runlocalai_bench.backends import Pair, ScoreRun
 from runlocalai_bench.variants import Variant
 
 log = logging.getLogger(__name__)
-Pair = tuple[str, str]
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp: sequences one context can hold
 
 
@@ -71,19 +71,6 @@ class TokenizedPairs:
     @property
     def lengths(self) -> np.ndarray:
         return np.array([len(s) for s in self.ids], dtype=np.int64)
-
-
-@dataclass
-class LlamaCppRun:
-    scores: np.ndarray
-    batch_seconds: list[float]
-    batch_pairs: list[int]
-    tokens: int
-    padded_tokens: int  # llama.cpp packs sequences without padding: equal to ``tokens``
-
-    @property
-    def padding_fraction(self) -> float:
-        return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 @dataclass
@@ -139,7 +126,7 @@ class LlamaCppReranker:
         if llama_cpp.llama_model_chat_template(self._model, b"rerank"):
             raise UnsupportedGGUF(f"{path}: a prompt-template reranker (chat_template.rerank); only cross-encoders "
                                   "with a classification head are supported")
-        if llama_cpp.llama_model_n_cls_out(self._model) < 1 or _meta(self._model, "general.architecture") is None:
+        if llama_cpp.llama_model_n_cls_out(self._model) < 1:
             raise UnsupportedGGUF(f"{path}: no classification head (n_cls_out = 0): not a reranker")
 
     def _layout(self) -> dict[str, list[int]]:
@@ -307,7 +294,7 @@ class LlamaCppReranker:
         ids, mask = np.asarray(features["input_ids"]), np.asarray(features["attention_mask"])
         return self.decode([row[m.astype(bool)].tolist() for row, m in zip(ids, mask)])
 
-    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> LlamaCppRun:
+    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> ScoreRun:
         """End to end: text in, scores out, ``batch_size`` pairs per ``llama_decode`` call."""
         self.reserve(min(batch_size, MAX_SEQUENCES), max_length)
         encoded = self.encode(pairs, max_length)
@@ -323,15 +310,7 @@ class LlamaCppReranker:
             seconds.append(time.perf_counter() - began)
             sizes.append(len(index))
         total = int(lengths.sum())
-        return LlamaCppRun(scores, seconds, sizes, total, total)
-
-
-def _meta(model: Any, key: str) -> str | None:
-    import llama_cpp
-
-    buffer = ctypes.create_string_buffer(256)
-    n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buffer, len(buffer))
-    return buffer.value.decode() if n >= 0 else None
+        return ScoreRun(scores, seconds, sizes, total, total)  # packed unpadded: padded = real tokens
 
 
 def _model_desc(model: Any) -> str:

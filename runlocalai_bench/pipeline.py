@@ -134,12 +134,16 @@ def run_rerank(bundle_dir: str | Path, variant_name: str, requested_device: str)
     meta: dict = {"stage": "rerank", "variant": variant_name, "requested_device": requested_device, "device": device,
                   "weights": params.reranker.weights}
     empty = pd.DataFrame()
-    try:
-        check_device(variant, device)
-    except VariantUnavailable as exc:
+
+    def skipped(exc: VariantUnavailable) -> RerankOutcome:
         meta.update(status="skipped", reason=str(exc))
         write_json(bundle.stages_dir / f"{label}.json", meta)
         return RerankOutcome("skipped", str(exc), meta, empty, empty)
+
+    try:
+        check_device(variant, device)
+    except VariantUnavailable as exc:
+        return skipped(exc)
 
     collection, query_ids = load_run_collection(params)
     candidates = first_stage_candidates(bundle, params.reranker.depth)
@@ -151,9 +155,7 @@ def run_rerank(bundle_dir: str | Path, variant_name: str, requested_device: str)
                                  calibration_sample(pairs, CALIBRATION_PAIRS, params.seed),
                                  Path(gguf_file) if gguf_file else None)
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
-        meta.update(status="skipped", reason=str(exc))
-        write_json(bundle.stages_dir / f"{label}.json", meta)
-        return RerankOutcome("skipped", str(exc), meta, empty, empty)
+        return skipped(exc)
     from runlocalai_bench.throughput import peak_rss_mb, reset_peak_rss
 
     meta.update(model=ref.as_dict(), checkpoint=note, tokenizer=tokenizer_source, loaded_from=str(reranker.folder),
