@@ -43,6 +43,22 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+AMX_NOTE = ("ggml's AMX int8 matmul segfaults on Sapphire Rapids-class CPUs (llama.cpp issue 20824); weights "
+            "stay in the file's own layout, computed by the AVX-512 kernels")
+
+
+def amx_repack_crashes() -> bool:
+    """True when this llama.cpp build would repack quantized weights for AMX (CPU reports AMX_INT8).
+
+    Measured here (Xeon with AMX, llama-cpp-python 0.3.36 built -march=native): Q8_0 and Q4_K_M files crash in
+    ``ggml_backend_amx_mul_mat`` on their first ``llama_decode``; F16 is unaffected. Turning off the extra
+    (repacking) buffer types keeps every tensor in the CPU buffer, so the AMX kernel is never reached.
+    """
+    import llama_cpp
+
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
 class UnsupportedGGUF(RuntimeError):
     """The GGUF file is not a cross-encoder this module can score (no rank head, prompt-template rerankers)."""
 
@@ -107,6 +123,9 @@ class LlamaCppReranker:
             params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE
             params.main_gpu = int(device.split(":")[1])
         params.use_mmap = True
+        amx_disabled = amx_repack_crashes()
+        if amx_disabled:
+            params.use_extra_bufts = False
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise UnsupportedGGUF(f"{path}: llama.cpp could not load this file (see its log above)")
@@ -116,7 +135,8 @@ class LlamaCppReranker:
         reranker._vocab = llama_cpp.llama_model_get_vocab(model)
         reranker._check_rank_head(path)
         reranker._specials = reranker._layout()
-        reranker.details.update(threads=threads, layout=reranker.layout_description(),
+        reranker.details.update(amx_repack="disabled: " + AMX_NOTE if amx_disabled else "not used",
+                                threads=threads, layout=reranker.layout_description(),
                                 n_gpu_layers=params.n_gpu_layers, model_desc=_model_desc(model))
         return reranker
 
