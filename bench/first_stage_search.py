@@ -1,6 +1,6 @@
 """Exact top-k search: blocked numpy scan vs a flat FAISS inner-product index, side by side.
 
-Sets FAISS_MIN_DOCS in runlocalai_bench.first_stage. Random unit vectors stand in for embeddings (search
+Sets FAISS_MIN_DOCS in runlocalai_bench.retrieval.search. Random unit vectors stand in for embeddings (search
 cost does not depend on their values). Usage:
     python bench/first_stage_search.py --docs 20000 100000 300000 --dim 1024 --queries 300 --k 100
 """
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from runlocalai_bench.first_stage import top_k_exact, top_k_faiss
+from runlocalai_bench.retrieval.search import top_k_exact, top_k_faiss
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -8,7 +8,7 @@ and prints pairs/s (median of rounds) and the ratios suite/predict and suite/mod
 
     python bench/rerank_overhead.py --model twin:tiny-bert --dataset fixture:tiny
     python bench/rerank_overhead.py --model BAAI/bge-reranker-v2-m3 --weights random \
-        --dataset ../shared/data/scifact --pairs 48 --batch-size 16
+        --dataset path/to/scifact --pairs 48 --batch-size 16
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import time
 
 import torch
 
-from runlocalai_bench.backends import load_reranker
-from runlocalai_bench.data import load_collection
-from runlocalai_bench.first_stage import bm25_retrieve
 from runlocalai_bench.params import validate_params
-from runlocalai_bench.pipeline import cache_dir_of, reranker_checkpoint
-from runlocalai_bench.rerank import candidate_pairs
-from runlocalai_bench.variants import get_variant
+from runlocalai_bench.rerankers.registry import get_variant, load_reranker
+from runlocalai_bench.retrieval.bm25 import bm25_retrieve
+from runlocalai_bench.retrieval.candidates import candidate_pairs
+from runlocalai_bench.run.stages import reranker_checkpoint
 
 
 def median_rate(fn, n_pairs: int, rounds: int) -> float:
@@ -52,12 +50,12 @@ def main() -> None:
     args = parser.parse_args()
 
     params = validate_params({"dataset": args.dataset, "reranker": {"model": args.model, "weights": args.weights}})
-    collection = load_collection(params.dataset, params.split)
+    collection = params.dataset.load(params.split)
     query_ids = collection.judged_query_ids
     candidates = bm25_retrieve(collection, query_ids, params.first_stage.model_copy(update={"kind": "bm25", "depth": 16})).ranking
     _, pairs = candidate_pairs(collection, candidates, query_ids)
     pairs = pairs[: args.pairs]
-    cache_dir = cache_dir_of(params)
+    cache_dir = params.cache_path
     folder, ref, _, _ = reranker_checkpoint(params, cache_dir)
     reranker = load_reranker(get_variant(args.variant), args.device, folder, ref, cache_dir, args.max_length, pairs[:64])
 

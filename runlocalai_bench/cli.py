@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 a run completed but some execution failed (the bundle says which); 2 bad input
 or a run that could not complete (one line on stderr says why; no complete-looking bundle is left).
+
+Each subcommand imports what it needs inside its function: ``--help`` and ``variants`` stay instant instead
+of loading papermill, pandas and the report stack on every call. This is the one module allowed to import
+the package lazily (the architecture test enforces it).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from runlocalai_bench.runner import run
+    from runlocalai_bench.run.runner import run
 
     outcome = run(args.params, args.out, args.set or [], log_output=args.verbose)
     for execution in outcome.executions:
@@ -31,7 +35,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_variants(args: argparse.Namespace) -> int:
-    from runlocalai_bench.variants import VARIANTS
+    from runlocalai_bench.rerankers.registry import VARIANTS
 
     rows = []
     for variant in VARIANTS.values():
@@ -60,7 +64,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from runlocalai_bench.merge import merge_bundles
+    from runlocalai_bench.reporting.merge import merge_bundles
 
     out = merge_bundles([Path(b) for b in args.bundles], Path(args.out))
     print(f"merged bundle: {out}")
@@ -68,7 +72,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_gguf_converter(args: argparse.Namespace) -> int:
-    from runlocalai_bench.gguf_export import ConversionError, converter_dir
+    from runlocalai_bench.rerankers.backends.gguf.convert import ConversionError, converter_dir
 
     try:
         print(converter_dir())
@@ -108,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runlocalai_bench.data import CollectionError
-    from runlocalai_bench.models import ModelNotFoundError
+    from runlocalai_bench.data.collection import CollectionError
+    from runlocalai_bench.models.refs import ModelNotFoundError
     from runlocalai_bench.params import ParamsError
-    from runlocalai_bench.results import BundleError
-    from runlocalai_bench.runner import RunError
+    from runlocalai_bench.results.tables import BundleError
+    from runlocalai_bench.run.runner import RunError
 
     args = build_parser().parse_args(argv)
     try:

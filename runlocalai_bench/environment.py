@@ -25,6 +25,12 @@ PACKAGES = (
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile", "fma")
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and ``taskset`` narrow): what
+    torch, ONNX Runtime and llama.cpp are given, so no backend is handicapped by another's default."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -50,7 +56,7 @@ def cpu_info() -> dict[str, Any]:
         "architecture": platform.machine(),
         "logical_cores": psutil.cpu_count(logical=True),
         "physical_cores": psutil.cpu_count(logical=False),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else psutil.cpu_count(),
+        "usable_cores": usable_cores(),
         "flags": sorted(f for f in CPU_FLAGS if f in flags),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
     }

@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, field_validator,
+    model_validator,
+)
 
-from runlocalai_bench.variants import VARIANTS
+from runlocalai_bench.data.specs import DatasetSpec
+from runlocalai_bench.models.refs import default_cache_dir
+from runlocalai_bench.rerankers.registry import VARIANTS, backend_of, user_file_variants
 
 STAGES = ("first_stage", "rerank", "report")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -38,6 +43,8 @@ def _check_variant(value: str) -> str:
 
 Device = Annotated[str, AfterValidator(_check_device)]
 VariantName = Annotated[str, AfterValidator(_check_variant)]
+# Parsed once into a typed value; written back to YAML as the plain spec string.
+Dataset = Annotated[DatasetSpec, PlainValidator(DatasetSpec.parse), PlainSerializer(str, return_type=str)]
 
 
 class _Strict(BaseModel):
@@ -59,6 +66,11 @@ class FirstStageParams(_Strict):
     device: Device = "auto"
     search: Literal["auto", "exact", "faiss"] = "auto"
 
+    @property
+    def label(self) -> str:
+        """What tables call this first stage: ``bm25`` or the dense model's spec."""
+        return "bm25" if self.kind == "bm25" else self.model
+
 
 class RerankerParams(_Strict):
     model: str = "BAAI/bge-reranker-v2-m3"
@@ -78,11 +90,11 @@ class RerankerParams(_Strict):
     @classmethod
     def _gguf_files(cls, files: dict[str, str]) -> dict[str, str]:
         for variant, path in files.items():
-            if VARIANTS[variant].backend != "gguf":
-                raise ValueError(f"{variant!r} is not a GGUF variant; accepted keys: "
-                                 f"{', '.join(n for n, v in VARIANTS.items() if v.backend == 'gguf')}")
-            if not str(path).endswith(".gguf"):
-                raise ValueError(f"{variant}: {path!r} is not a .gguf file")
+            suffix = backend_of(VARIANTS[variant]).user_file_suffix
+            if suffix is None:
+                raise ValueError(f"{variant!r} is not a GGUF variant; accepted keys: {', '.join(user_file_variants())}")
+            if not str(path).endswith(suffix):
+                raise ValueError(f"{variant}: {path!r} is not a {suffix} file")
         return files
 
     @field_validator("variants", "devices")
@@ -112,7 +124,7 @@ class ThroughputParams(_Strict):
 
 class Params(_Strict):
     run_id: str | None = None
-    dataset: str = "beir/scifact/test"
+    dataset: Dataset = Field(default_factory=lambda: DatasetSpec.parse("beir/scifact/test"))
     split: str = "test"
     queries: QueriesParams = Field(default_factory=QueriesParams)
     first_stage: FirstStageParams = Field(default_factory=FirstStageParams)
@@ -131,13 +143,6 @@ class Params(_Strict):
             raise ValueError(f"{value!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
         return value
 
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str) -> str:
-        from runlocalai_bench.data import check_dataset_spec
-
-        return check_dataset_spec(value)
-
     @field_validator("stages")
     @classmethod
     def _stages(cls, values: list[str]) -> list[str]:
@@ -146,6 +151,11 @@ class Params(_Strict):
         if "rerank" in values and "first_stage" not in values:
             raise ValueError("'rerank' reorders the first stage's candidates of the same run: add 'first_stage'")
         return values
+
+    @property
+    def cache_path(self) -> Path:
+        """Where embeddings, exports and twins are cached (``cache_dir``, else the user cache)."""
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
     @model_validator(mode="after")
     def _depths(self) -> "Params":
@@ -157,7 +167,7 @@ class Params(_Strict):
         return self
 
 
-def _format_error(source: str, error: ValidationError, model: type[BaseModel] = Params) -> str:
+def format_validation_error(source: str, error: ValidationError, model: type[BaseModel] = Params) -> str:
     """One line per problem: ``source: key 'a.b': what is wrong; accepted: ...``."""
     lines = []
     for problem in error.errors():
@@ -260,7 +270,7 @@ def validate_params(data: dict[str, Any], source: str = "parameters") -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        raise ParamsError(_format_error(source, exc)) from None
+        raise ParamsError(format_validation_error(source, exc)) from None
 
 
 def dump_params(params: Params) -> str:

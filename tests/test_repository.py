@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -43,3 +44,37 @@ def test_environment_yml_installs_the_pyproject_package():
     others = [p for p in pip if not p.startswith("-e ")]
     assert others == ["torch==2.13.0"]
     assert any(d.startswith("torch") and "2.4" in d for d in project["dependencies"])
+
+
+def tracked_text_files() -> list[Path]:
+    import subprocess
+
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True).stdout
+    return [REPO / line for line in listed.splitlines()
+            if (REPO / line).suffix in {".py", ".md", ".yaml", ".yml", ".toml", ".ipynb", ".txt", ".cfg"}
+            or line in {"Makefile", ".ci/run"}]
+
+
+def test_the_repository_explains_itself():
+    """No file cites a design document that is not in the repository."""
+    name = "DESIGN" + ".md"  # spelled apart so this file does not cite it
+    citing = [str(p.relative_to(REPO)) for p in tracked_text_files() if name in p.read_text(encoding="utf-8")]
+    assert citing == []
+
+
+def test_readme_layout_matches_the_package_tree():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("## Layout"):]
+    block = block[block.index("```") + 3:]
+    block = block[: block.index("```")]
+    listed = {line.split()[0].rstrip("/").removesuffix(".py") for line in block.splitlines()
+              if line.startswith("  ") and not line.startswith("    ") and line.strip()}
+    package = REPO / "runlocalai_bench"
+    on_disk = {p.stem if p.is_file() else p.name for p in package.iterdir()
+               if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+    assert listed == on_disk
+    backends = {p.stem.removesuffix("_backend") if p.is_file() else p.name
+                for p in (package / "rerankers" / "backends").iterdir()
+                if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+    backends_line = next(line for line in block.splitlines() if line.strip().startswith("backends/"))
+    assert all(name in backends_line for name in backends), (backends, backends_line)

@@ -1,6 +1,7 @@
 """Real-data check: all-MiniLM-L6-v2 dense retrieval on BEIR SciFact reproduces the published nDCG@10.
 
-Runs when ../shared/data/scifact is present (CI on this project's machines) and skips on a fresh clone.
+Runs when a BEIR SciFact folder is present (see tests/support.py; CI on this project's machines has one) and
+skips on a fresh clone.
 Encoding the 5,183 abstracts takes about 5 minutes on 2 cores; the second run must reuse the cache.
 """
 
@@ -11,7 +12,7 @@ import pytest
 
 from runlocalai_bench.cli import main
 
-from conftest import MINILM, REPO, SCIFACT
+from support import MINILM, REPO, SCIFACT
 
 pytestmark = [pytest.mark.scifact, pytest.mark.slow,
               pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").is_file(), reason=f"{SCIFACT} not present")]

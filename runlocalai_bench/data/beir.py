@@ -1,0 +1,109 @@
+"""BEIR folders (``corpus.jsonl[.gz]``, ``queries.jsonl``, ``qrels/<split>.tsv``), read strictly.
+
+Malformed input fails with ``file:line: problem`` before anything is written: a typo in a 5,000-line corpus
+must not surface an hour later as a missing document.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import IO, Iterator
+
+from runlocalai_bench.data.collection import Collection, CollectionError, Document
+
+
+def corpus_file(folder: Path) -> Path:
+    for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise CollectionError(f"{folder}: no corpus.jsonl or corpus.jsonl.gz (expected a BEIR folder)")
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def _jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CollectionError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                if not isinstance(record, dict):
+                    raise CollectionError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+                missing = [k for k in required if k not in record]
+                if missing:
+                    raise CollectionError(
+                        f"{path}:{number}: missing {', '.join(map(repr, missing))} (found keys: {', '.join(record)})"
+                    )
+                yield number, record
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise CollectionError(f"{path}: cannot read ({exc})") from None
+
+
+def load_beir_folder(folder: Path, split: str = "test") -> Collection:
+    folder = Path(folder)
+    corpus_path = corpus_file(folder)
+    docs: dict[str, Document] = {}
+    for number, record in _jsonl(corpus_path, ("_id", "text")):
+        doc_id = str(record["_id"])
+        if doc_id in docs:
+            raise CollectionError(f"{corpus_path}:{number}: duplicate document id {doc_id!r}")
+        docs[doc_id] = Document(doc_id, str(record.get("title") or ""), str(record["text"] or ""))
+
+    queries_path = folder / "queries.jsonl"
+    if not queries_path.is_file():
+        raise CollectionError(f"{folder}: no queries.jsonl")
+    queries: dict[str, str] = {}
+    for number, record in _jsonl(queries_path, ("_id", "text")):
+        query_id = str(record["_id"])
+        if query_id in queries:
+            raise CollectionError(f"{queries_path}:{number}: duplicate query id {query_id!r}")
+        queries[query_id] = str(record["text"])
+
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise CollectionError(f"{qrels_path}: no judgments for split {split!r}; available splits: {available}")
+    qrels = _read_qrels_tsv(qrels_path, docs, queries)
+    return Collection(str(folder.resolve()), split, docs, queries, qrels, source=str(folder.resolve()))
+
+
+def _read_qrels_tsv(path: Path, docs: dict[str, Document], queries: dict[str, str]) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) != 3:
+                raise CollectionError(f"{path}:{number}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}")
+            query_id, doc_id, score = cols
+            if number == 1 and not _is_int(score):
+                continue  # header row
+            if not _is_int(score):
+                raise CollectionError(f"{path}:{number}: score {score!r} is not an integer")
+            if query_id not in queries:
+                raise CollectionError(f"{path}:{number}: query {query_id!r} is not in queries.jsonl")
+            if doc_id not in docs:
+                raise CollectionError(f"{path}:{number}: document {doc_id!r} is not in the corpus")
+            qrels.setdefault(query_id, {})[doc_id] = int(score)
+    if not qrels:
+        raise CollectionError(f"{path}: no judgments")
+    return qrels
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True

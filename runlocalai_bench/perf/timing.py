@@ -1,0 +1,91 @@
+"""Timing harness: warm-up, then timed rounds until both a minimum duration and round count are reached.
+
+Two workloads: ``candidates`` times the run's real query-candidate pairs end to end (text in,
+scores out, tokenization and length-sorted batching included); ``fixed`` times the model alone on
+synthetic batches of exact shape (batch size x max length). GPU work is synchronized before clocks are read
+(every :meth:`Reranker.forward` and ``score`` returns only when the device is done).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from runlocalai_bench.rerankers.base import Pair, Reranker
+
+
+@dataclass
+class Rounds:
+    pairs_per_s: list[float]
+    batch_latencies_s: list[float]
+    pairs_total: int
+
+
+def run_rounds(step: Callable[[], tuple[int, list[float]]], warmup_rounds: int, min_seconds: float,
+               min_rounds: int) -> Rounds:
+    """Call ``step`` (returns pairs done and per-batch latencies) ``warmup_rounds`` times untimed, then until
+    ``min_seconds`` have passed and ``min_rounds`` rounds are done."""
+    for _ in range(warmup_rounds):
+        step()
+    rates, latencies, total = [], [], 0
+    started = time.perf_counter()
+    while len(rates) < min_rounds or time.perf_counter() - started < min_seconds:
+        began = time.perf_counter()
+        pairs, batch_latencies = step()
+        rates.append(pairs / (time.perf_counter() - began))
+        latencies.extend(batch_latencies)
+        total += pairs
+    return Rounds(rates, latencies, total)
+
+
+def summarize_rounds(rounds: Rounds) -> dict[str, float]:
+    rates = np.asarray(rounds.pairs_per_s)
+    q1, median, q3 = np.percentile(rates, [25, 50, 75])
+    p50, p90, p99 = np.percentile(np.asarray(rounds.batch_latencies_s) * 1e3, [50, 90, 99])
+    return {"pairs_per_s": float(median), "pairs_per_s_iqr": float(q3 - q1), "latency_p50_ms": float(p50),
+            "latency_p90_ms": float(p90), "latency_p99_ms": float(p99), "rounds": int(rates.size),
+            "pairs_timed": rounds.pairs_total}
+
+
+def time_candidates(reranker: Reranker, pairs: Sequence[Pair], batch_size: int, max_length: int,
+                    length_sorted: bool, warmup_rounds: int, min_seconds: float, min_rounds: int) -> dict[str, Any]:
+    """End to end on real pairs; one round is one pass over all of them."""
+    last = {}
+
+    def step() -> tuple[int, list[float]]:
+        run = reranker.score(pairs, batch_size, max_length, length_sorted)
+        last["run"] = run
+        return len(pairs), run.batch_seconds
+
+    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds)
+    run = last["run"]
+    return {**summarize_rounds(rounds), "workload": "candidates", "batch_size": batch_size, "max_length": max_length,
+            "n_pairs": len(pairs), "mean_tokens": run.tokens / len(pairs), "padding_fraction": run.padding_fraction,
+            "length_sorted": length_sorted}
+
+
+def fixed_features(reranker: Reranker, batch_size: int, max_length: int) -> dict[str, Any]:
+    """A batch of exactly ``max_length`` tokens per pair (real token ids from a long repeated text)."""
+    text = " ".join(["retrieval"] * max_length)
+    features = reranker.tokenize([(text, text)] * batch_size, max_length)
+    if features["input_ids"].shape[1] != max_length:
+        raise ValueError(f"could not build a {max_length}-token pair (got {features['input_ids'].shape[1]})")
+    return features
+
+
+def time_fixed(reranker: Reranker, batch_size: int, max_length: int, warmup_rounds: int, min_seconds: float,
+               min_rounds: int) -> dict[str, Any]:
+    """Model only: one round is one forward call on a fixed-shape batch."""
+    features = fixed_features(reranker, batch_size, max_length)
+
+    def step() -> tuple[int, list[float]]:
+        began = time.perf_counter()
+        reranker.forward(features)
+        return batch_size, [time.perf_counter() - began]
+
+    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds)
+    return {**summarize_rounds(rounds), "workload": "fixed", "batch_size": batch_size, "max_length": max_length,
+            "n_pairs": batch_size, "mean_tokens": float(max_length), "padding_fraction": 0.0, "length_sorted": False}

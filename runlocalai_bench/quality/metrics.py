@@ -1,0 +1,65 @@
+"""Per-query effectiveness with ir-measures (pytrec_eval underneath), and the tidy quality rows.
+
+Two rules from the methodology: a query that retrieved nothing relevant scores 0 and is never dropped
+(trec_eval omits queries absent from the run; we put them back), and the evaluated order is exactly our
+deterministic rank order (scores handed to the evaluator are derived from ranks, so trec_eval's own tie
+rule, doc id descending, can never reorder equal scores).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import ir_measures
+import pandas as pd
+
+from runlocalai_bench.results.tables import COLUMNS
+
+DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100")
+
+
+def measure_names(candidate_depth: int) -> list[str]:
+    """nDCG@10 and RR@10, plus recall at the reranked depth: the candidate ceiling of reranking."""
+    names = ["nDCG@10", "RR@10", f"R@{candidate_depth}"]
+    if "R@100" not in names:
+        names.append("R@100")
+    return names
+
+
+def evaluate(
+    ranking: Mapping[str, Sequence[tuple[str, float]]],
+    qrels: Mapping[str, Mapping[str, int]],
+    query_ids: Sequence[str],
+    measures: Sequence[str] = DEFAULT_MEASURES,
+) -> dict[str, dict[str, float]]:
+    """``{measure: {query_id: value}}`` for every query in ``query_ids`` (0 where nothing was retrieved)."""
+    parsed = [ir_measures.parse_measure(m) for m in measures]
+    wanted = set(query_ids)
+    missing = [q for q in query_ids if q not in qrels]
+    if missing:
+        raise ValueError(f"queries without judgments cannot be evaluated: {missing[:5]}")
+    qrel_records = [
+        ir_measures.Qrel(q, d, int(rel)) for q in query_ids for d, rel in sorted(qrels[q].items())
+    ]
+    run_records = [
+        ir_measures.ScoredDoc(q, d, float(len(docs) - rank))
+        for q, docs in ranking.items() if q in wanted
+        for rank, (d, _) in enumerate(docs)
+    ]
+    values: dict[str, dict[str, float]] = {str(m): {q: 0.0 for q in query_ids} for m in parsed}
+    for metric in ir_measures.iter_calc(parsed, qrel_records, run_records):
+        values[str(metric.measure)][metric.query_id] = float(metric.value)
+    return values
+
+
+def quality_rows(
+    values: dict[str, dict[str, float]], *, run_id: str, dataset: str, split: str, system: str, first_stage: str,
+    reranker: str | None = None, variant: str | None = None, device: str | None = None,
+) -> pd.DataFrame:
+    """Long quality rows (one per query and measure) from :func:`metrics.evaluate`'s output."""
+    records: Iterable[dict] = (
+        {"run_id": run_id, "dataset": dataset, "split": split, "system": system, "first_stage": first_stage,
+         "reranker": reranker, "variant": variant, "device": device, "query_id": q, "measure": m, "value": v}
+        for m, per_query in values.items() for q, v in per_query.items()
+    )
+    return pd.DataFrame.from_records(list(records), columns=COLUMNS["quality"])

@@ -1,0 +1,342 @@
+"""Scoring query-document pairs with a GGUF reranker through llama.cpp (llama-cpp-python's C API).
+
+llama.cpp runs cross-encoders with *rank pooling*: the classification head sits on the [CLS] token and
+``llama_get_embeddings_seq`` returns the relevance logit of each sequence. The high-level ``Llama.embed``
+reads ``n_embd`` floats per sequence, which is wrong for rank pooling, so this module drives the C API
+itself: tokenize with the GGUF's own vocabulary, lay the pair out exactly as ``llama-server``'s
+``/rerank`` does (``format_prompt_rerank``: BOS query EOS SEP document EOS, per the vocabulary's flags),
+pack a batch of pairs as separate sequences into one ``llama_decode`` call and read one logit per sequence.
+
+Physical batch: an encoder-only model must see every token of a call in one micro-batch (llama.cpp
+asserts ``n_ubatch >= n_tokens``), so the context is sized ``pairs per call x max_length`` tokens and
+rebuilt larger when a caller asks for more. A pair at ``max_length`` therefore always fits. ``batch_size``
+is the number of pairs per call. Packing has a price in llama.cpp: attention runs over the whole
+micro-batch under a mask and the compute buffer is reserved for its worst case. Measured with
+bge-reranker-v2-m3's shape twin on a 2-core AVX2 CPU: 8 pairs x 256 tokens per call ran 18% slower than
+one pair per call in F16, and reserving 8 x 512 tokens took the Q4_K_M file's peak RSS from 1.2 GB to
+4.8 GB. With llama-server's default micro-batch (512 tokens) a typical pair is decoded alone, as here
+with ``batch_size: 1``. llama_cpp is imported inside the methods (optional extra, a native library).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from runlocalai_bench.environment import usable_cores
+from runlocalai_bench.rerankers.base import Features, Pair, Reranker, Scores
+
+log = logging.getLogger(__name__)
+MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp: sequences one context can hold
+
+
+AMX_NOTE = ("ggml's AMX int8 matmul segfaults on Sapphire Rapids-class CPUs (llama.cpp issue 20824); weights "
+            "stay in the file's own layout, computed by the AVX-512 kernels")
+
+
+def amx_repack_crashes() -> bool:
+    """True when this llama.cpp build would repack quantized weights for AMX (CPU reports AMX_INT8).
+
+    Measured here (Xeon with AMX, llama-cpp-python 0.3.36 built -march=native): Q8_0 and Q4_K_M files crash in
+    ``ggml_backend_amx_mul_mat`` on their first ``llama_decode``; F16 is unaffected. Turning off the extra
+    (repacking) buffer types keeps every tensor in the CPU buffer, so the AMX kernel is never reached.
+    """
+    import llama_cpp
+
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+class UnsupportedGGUF(RuntimeError):
+    """The GGUF file is not a cross-encoder this module can score (no rank head, prompt-template rerankers)."""
+
+
+def truncate_pair(query: list[int], doc: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Cut a pair to ``budget`` tokens the way Hugging Face tokenizers' ``longest_first`` does.
+
+    The shorter side (the query on a tie) keeps up to half the budget, the longer side gets the rest, so
+    llama.cpp sees the same tokens as the torch/ONNX variants of the same run.
+    """
+    if budget < 2:
+        raise ValueError(f"max_length leaves {budget} tokens for query and document; need at least 2")
+    if len(query) + len(doc) <= budget:
+        return query, doc
+    if len(query) > len(doc):
+        keep_doc = min(len(doc), budget // 2)
+        return query[: budget - keep_doc], doc[:keep_doc]
+    keep_query = min(len(query), budget // 2)
+    return query[:keep_query], doc[: budget - keep_query]
+
+
+@dataclass
+class TokenizedPairs:
+    ids: list[list[int]]  # one laid-out sequence per pair, specials included
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(s) for s in self.ids], dtype=np.int64)
+
+
+@dataclass(eq=False, kw_only=True)
+class LlamaCppReranker(Reranker):
+    """A reranker backed by a llama.cpp model and context (``config`` is the checkpoint's Hugging Face config
+    for FLOP counts, None for a bare .gguf file)."""
+
+    threads: int
+    _model: Any = None
+    _vocab: Any = None
+    _ctx: Any = None
+    _capacity: tuple[int, int] = (0, 0)  # (tokens, sequences) the current context holds
+    _specials: dict[str, list[int]] = field(default_factory=dict)
+
+    # -- lifecycle
+
+    @classmethod
+    def load(cls, variant: Any, device: str, path: Path, config: Any, threads: int | None = None) -> "LlamaCppReranker":
+        import llama_cpp
+        import llama_cpp.llama  # noqa: F401 - installs llama-cpp-python's log callback, silenced below
+
+        logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+        llama_cpp.llama_backend_init()
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = 999 if device.startswith("cuda") else 0  # every layer on the GPU, or none
+        if device.startswith("cuda:"):  # one named GPU, not llama.cpp's default split across all of them
+            params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE
+            params.main_gpu = int(device.split(":")[1])
+        params.use_mmap = True
+        amx_disabled = amx_repack_crashes()
+        if amx_disabled:
+            params.use_extra_bufts = False
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        if not model:
+            raise UnsupportedGGUF(f"{path}: llama.cpp could not load this file (see its log above)")
+        threads = threads or usable_cores()
+        reranker = cls(variant=variant, device=device, weight_files=[Path(path)], executed_precision=_file_type(model),
+                       config=config, threads=threads)
+        reranker._model = model
+        reranker._vocab = llama_cpp.llama_model_get_vocab(model)
+        reranker._check_rank_head(path)
+        reranker._specials = reranker._layout()
+        reranker.details.update(amx_repack="disabled: " + AMX_NOTE if amx_disabled else "not used",
+                                threads=threads, layout=reranker.layout_description(),
+                                n_gpu_layers=params.n_gpu_layers, model_desc=_model_desc(model))
+        return reranker
+
+    def _check_rank_head(self, path: Path) -> None:
+        import llama_cpp
+
+        if llama_cpp.llama_model_chat_template(self._model, b"rerank"):
+            raise UnsupportedGGUF(f"{path}: a prompt-template reranker (chat_template.rerank); only cross-encoders "
+                                  "with a classification head are supported")
+        if llama_cpp.llama_model_n_cls_out(self._model) < 1:
+            raise UnsupportedGGUF(f"{path}: no classification head (n_cls_out = 0): not a reranker")
+
+    def _layout(self) -> dict[str, list[int]]:
+        """Specials around query and document, following llama-server's ``format_prompt_rerank``."""
+        import llama_cpp
+
+        vocab = self._vocab
+        bos, eos, sep = (llama_cpp.llama_vocab_bos(vocab), llama_cpp.llama_vocab_eos(vocab),
+                         llama_cpp.llama_vocab_sep(vocab))
+        if eos == llama_cpp.LLAMA_TOKEN_NULL:
+            eos = sep
+        add_bos, add_eos, add_sep = (llama_cpp.llama_vocab_get_add_bos(vocab), llama_cpp.llama_vocab_get_add_eos(vocab),
+                                     llama_cpp.llama_vocab_get_add_sep(vocab))
+        return {"prefix": [bos] if add_bos else [],
+                "middle": ([eos] if add_eos else []) + ([sep] if add_sep else []),
+                "suffix": [eos] if add_eos else []}
+
+    def layout_description(self) -> str:
+        names = {k: [self.token_text(t) for t in v] for k, v in self._specials.items()}
+        return f"{' '.join(names['prefix'])} query {' '.join(names['middle'])} document {' '.join(names['suffix'])}".strip()
+
+    def token_text(self, token: int) -> str:
+        import llama_cpp
+
+        buffer = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, True)
+        return buffer.raw[: max(n, 0)].decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        import llama_cpp
+
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:  # contexts hold GBs; do not wait for interpreter exit
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown may have torn the module down already
+            pass
+
+    # -- what the measurements need to know (weights stay in the mmapped file's format: weight_bytes = file_bytes)
+
+    def compute_precision(self) -> str:
+        if self.variant.precision in ("q8_0", "q4_k_m"):
+            return "int8"  # ggml's quantized matmuls quantize activations to 8 bits and use integer dot products
+        if not self.device.startswith("cuda"):
+            return "fp32"  # ggml on CPUs widens f16 weights to f32 and multiplies in f32
+        return "fp16"
+
+    def weights_format(self) -> str:
+        return self.variant.precision  # f16 | q8_0 | q4_k_m: the file's own block formats
+
+    def activation_shape(self, batch_size: int, tokens: int) -> tuple[int, int]:
+        """llama.cpp packs a call's pairs into one masked sequence: its attention buffer grows with the square
+        of the whole call, not of each pair."""
+        return 1, batch_size * tokens
+
+    # -- tokenization
+
+    def _tokenize_text(self, text: str) -> list[int]:
+        import llama_cpp
+
+        data = text.encode("utf-8")
+        size = max(16, len(data) + 8)
+        while True:
+            buffer = (llama_cpp.llama_token * size)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, size, False, False)
+            if n >= 0:
+                return list(buffer[:n])
+            size = -n
+
+    def encode_pair(self, query: str, doc: str, max_length: int) -> list[int]:
+        specials = self._specials
+        budget = max_length - sum(len(v) for v in specials.values())
+        q, d = truncate_pair(self._tokenize_text(query), self._tokenize_text(doc), budget)
+        return specials["prefix"] + q + specials["middle"] + d + specials["suffix"]
+
+    def encode(self, pairs: Sequence[Pair], max_length: int) -> TokenizedPairs:
+        return TokenizedPairs([self.encode_pair(q, d, max_length) for q, d in pairs])
+
+    def tokenize(self, pairs: Sequence[Pair], max_length: int) -> Features:
+        """Features in the Hugging Face shape (padded ``input_ids`` + ``attention_mask``), for the fixed
+        workload; :meth:`forward` drops the padding again, llama.cpp packs sequences unpadded."""
+        encoded = self.encode(pairs, max_length)
+        width = int(encoded.lengths.max()) if encoded.ids else 0
+        ids = np.zeros((len(encoded.ids), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, seq in enumerate(encoded.ids):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def token_lengths(self, pairs: Sequence[Pair], max_length: int) -> np.ndarray:
+        return self.encode(pairs, max_length).lengths
+
+    # -- inference
+
+    def _ensure_context(self, tokens: int, sequences: int) -> None:
+        import llama_cpp
+
+        have_tokens, have_sequences = self._capacity
+        if self._ctx and tokens <= have_tokens and sequences <= have_sequences:
+            return
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        sequences = max(sequences, have_sequences)
+        # llama.cpp splits n_ctx evenly across sequences: keep it a multiple so nothing is rounded away.
+        tokens = -(-max(tokens, have_tokens) // sequences) * sequences
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = params.n_batch = params.n_ubatch = tokens
+        params.n_seq_max = sequences
+        params.embeddings = True
+        params.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_RANK
+        params.n_threads = params.n_threads_batch = self.threads
+        if not self.device.startswith("cuda"):
+            params.op_offload = False  # a CUDA build must not move a CPU variant's work to the GPU
+        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not ctx:
+            raise RuntimeError(f"llama.cpp could not create a context of {tokens} tokens x {sequences} sequences")
+        self._ctx, self._capacity = ctx, (tokens, sequences)
+        self.details["context_tokens"] = tokens
+        self.details["context_sequences"] = sequences
+
+    def reserve(self, pairs_per_call: int, max_length: int) -> None:
+        """Size the context for ``pairs_per_call`` pairs of up to ``max_length`` tokens each."""
+        self._ensure_context(pairs_per_call * max_length, min(pairs_per_call, MAX_SEQUENCES))
+
+    def decode(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """One ``llama_decode`` over ``sequences`` (each its own sequence id); one logit per sequence."""
+        import llama_cpp
+
+        if len(sequences) > MAX_SEQUENCES:
+            raise ValueError(f"{len(sequences)} pairs in one call; llama.cpp holds at most {MAX_SEQUENCES}")
+        total = sum(len(s) for s in sequences)
+        longest = max(len(s) for s in sequences)
+        self._ensure_context(max(total, longest * len(sequences)), len(sequences))
+        memory = llama_cpp.llama_get_memory(self._ctx)
+        if memory:
+            llama_cpp.llama_memory_clear(memory, True)
+        batch = llama_cpp.llama_batch_init(total, 0, 1)
+        try:
+            position = 0
+            for seq_id, tokens in enumerate(sequences):
+                for pos, token in enumerate(tokens):
+                    batch.token[position] = token
+                    batch.pos[position] = pos
+                    batch.n_seq_id[position] = 1
+                    batch.seq_id[position][0] = seq_id
+                    batch.logits[position] = True
+                    position += 1
+            batch.n_tokens = total
+            status = llama_cpp.llama_decode(self._ctx, batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode returned {status} for {len(sequences)} pairs, {total} tokens")
+            scores = np.empty(len(sequences), dtype=np.float32)
+            for seq_id in range(len(sequences)):
+                pointer = llama_cpp.llama_get_embeddings_seq(self._ctx, seq_id)
+                if not pointer:
+                    raise RuntimeError(f"llama.cpp returned no rank output for sequence {seq_id}")
+                scores[seq_id] = pointer[0]
+            return scores
+        finally:
+            llama_cpp.llama_batch_free(batch)
+
+    def forward(self, features: Features) -> np.ndarray:
+        """Model only, on padded features from :meth:`tokenize`."""
+        ids, mask = np.asarray(features["input_ids"]), np.asarray(features["attention_mask"])
+        return self.decode([row[m.astype(bool)].tolist() for row, m in zip(ids, mask)])
+
+    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> Scores:
+        """End to end: text in, scores out, ``batch_size`` pairs per ``llama_decode`` call."""
+        self.reserve(min(batch_size, MAX_SEQUENCES), max_length)
+        encoded = self.encode(pairs, max_length)
+        lengths = encoded.lengths
+        order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(pairs))
+        scores = np.empty(len(pairs), dtype=np.float32)
+        seconds, sizes = [], []
+        step = min(batch_size, MAX_SEQUENCES)
+        for start in range(0, len(pairs), step):
+            index = order[start:start + step]
+            began = time.perf_counter()
+            scores[index] = self.decode([encoded.ids[i] for i in index])
+            seconds.append(time.perf_counter() - began)
+            sizes.append(len(index))
+        total = int(lengths.sum())
+        return Scores(scores, seconds, sizes, total, total)  # packed unpadded: padded = real tokens
+
+
+def _model_desc(model: Any) -> str:
+    import llama_cpp
+
+    buffer = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(model, buffer, len(buffer))
+    return buffer.value.decode()
+
+
+def _file_type(model: Any) -> str:
+    """What the file holds, as llama.cpp names it (e.g. ``Q4_K - Medium``), from its description."""
+    desc = _model_desc(model)
+    parts = desc.split(" ", 2)
+    return parts[2] if len(parts) == 3 else desc

@@ -1,0 +1,81 @@
+"""OpenVINO IR through sentence-transformers (optimum-intel export): fp32 and bf16 with the inference precision
+pinned, and static int8 by nncf. openvino, optimum-intel and nncf are imported inside the functions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from runlocalai_bench.rerankers.base import Backend, LoadRequest, Pair, Variant
+from runlocalai_bench.rerankers.crossencoder import CrossEncoderReranker, load_cross_encoder
+from runlocalai_bench.rerankers.exports import export_once
+
+REQUIRES = ("openvino", "optimum.intel")
+VARIANTS = (
+    Variant("openvino-fp32", "openvino", "fp32", ("cpu",), REQUIRES,
+            "OpenVINO IR in float32, inference precision pinned to f32"),
+    Variant("openvino-bf16", "openvino", "bf16", ("cpu",), REQUIRES,
+            "OpenVINO IR, inference precision pinned to bf16 (OpenVINO's own default on AMX CPUs)"),
+    Variant("openvino-int8", "openvino", "int8", ("cpu",), REQUIRES + ("nncf",),
+            "OpenVINO IR, static int8 (nncf) calibrated on the run's own query-document pairs"),
+)
+
+
+def _executed_precision(ce: Any) -> str:
+    try:
+        hint = ce.model.request.get_property("INFERENCE_PRECISION_HINT")
+        return hint.to_string() if hasattr(hint, "to_string") else str(hint)
+    except Exception:  # noqa: BLE001 - property names differ across OpenVINO versions; record what we can
+        return "unknown"
+
+
+def load(request: LoadRequest) -> CrossEncoderReranker:
+    folder, max_length, precision = request.folder, request.max_length, request.variant.precision
+    fp32 = export_once(request.exports / "openvino-fp32", lambda staging: load_cross_encoder(
+        folder, "cpu", max_length, backend="openvino").save_pretrained(str(staging)))
+    file_name, hint, details = "openvino/openvino_model.xml", {"INFERENCE_PRECISION_HINT": "f32"}, {}
+    target = fp32
+    if precision == "bf16":
+        hint = {"INFERENCE_PRECISION_HINT": "bf16"}
+    elif precision == "int8":
+        pairs = request.calibration_pairs
+        if not pairs:
+            raise ValueError("openvino-int8 needs calibration pairs from the run (none given)")
+        digest = hashlib.sha256(json.dumps(list(pairs)).encode()).hexdigest()[:10]
+
+        def quantize(staging: Path) -> None:
+            shutil.copytree(fp32, staging)
+            _nncf_quantize(staging, max_length, pairs)
+
+        target = export_once(request.exports / f"openvino-int8-cal{digest}", quantize)
+        file_name, hint = "openvino/openvino_model_qint8_static.xml", {}
+        details["quantization"] = f"nncf static int8, {len(pairs)} calibration pairs from this run ({digest})"
+    ce = load_cross_encoder(target, request.device, max_length, backend="openvino",
+                            model_kwargs={"file_name": file_name, "ov_config": hint})
+    xml = target / file_name
+    return CrossEncoderReranker(variant=request.variant, device=request.device, weight_files=[xml, xml.with_suffix(".bin")],
+                                executed_precision=_executed_precision(ce), config=ce.model.config,
+                                details={**details, "ov_config": hint}, cross_encoder=ce)
+
+
+def _nncf_quantize(folder: Path, max_length: int, pairs: Sequence[Pair]) -> None:
+    """Static int8 quantization of the OpenVINO IR in ``folder``, calibrated on ``pairs`` (one per item)."""
+    import nncf
+    import openvino as ov
+
+    ce = load_cross_encoder(folder, "cpu", max_length, backend="openvino")
+    ov_model = ce.model.model
+    input_names = {port.get_any_name() for port in ov_model.inputs}
+    items = []
+    for query, doc in pairs:
+        features = ce.tokenizer([query], [doc], truncation="longest_first", max_length=max_length, return_tensors="np")
+        items.append({k: v for k, v in features.items() if k in input_names})
+    quantized = nncf.quantize(ov_model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(items))
+    ov.save_model(quantized, str(folder / "openvino" / "openvino_model_qint8_static.xml"))
+
+
+BACKEND = Backend(name="openvino", extra="openvino", variants=VARIANTS, load=load)

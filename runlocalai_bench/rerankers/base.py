@@ -1,0 +1,151 @@
+"""The reranker contract: what every backend provides, and the records a backend registers itself with.
+
+A backend is one module under :mod:`runlocalai_bench.rerankers.backends` that defines ``BACKEND``, a
+:class:`Backend` naming its variants and its loader; the loader returns a :class:`Reranker`. Everything
+outside the backend's own module (timing, memory, roofline, stages) talks to that contract only, so a new
+runtime (vLLM, TensorRT, MLX, ...) is one module, its variant rows and its install extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from runlocalai_bench.models.refs import ModelRef
+
+Pair = tuple[str, str]  # (query text, document text)
+Features = dict[str, Any]  # padded ``input_ids`` + ``attention_mask`` (+ backend extras), one row per pair
+
+
+class VariantUnavailable(RuntimeError):
+    """This variant cannot run here (device absent, backend missing): a recorded skip, not a failure."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the reranker: a backend at a precision, on the devices it supports."""
+
+    name: str
+    backend: str  # the registering backend's name
+    precision: str  # fp32 | fp16 | bf16 | int8; GGUF file types f16 | q8_0 | q4_k_m
+    devices: tuple[str, ...]
+    requires: tuple[str, ...]  # importable modules; missing ones turn the variant into a recorded skip
+    description: str
+
+    def missing_modules(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m.split(".")[0]) is None]
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a backend's loader gets: the checkpoint folder and everything a conversion may need."""
+
+    variant: Variant
+    device: str
+    folder: Path  # a local checkpoint: hub snapshot, twin or user folder
+    ref: ModelRef  # its identity (keys the export cache)
+    exports: Path  # ``<cache>/exports/<model>-<fingerprint>``: where this backend may write converted files
+    max_length: int
+    calibration_pairs: Sequence[Pair] = ()  # for static quantization; never the evaluated pairs
+    user_file: Path | None = None  # an existing file in the backend's own format, used instead of converting
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A runtime that can load the reranker, as it registers itself with the variant registry."""
+
+    name: str
+    extra: str  # the pyproject extra that installs it
+    variants: tuple[Variant, ...]
+    load: Callable[[LoadRequest], "Reranker"]
+    # Extra device checks beyond "is the device there" (e.g. a CUDA build of the runtime); raises VariantUnavailable.
+    check_device: Callable[[Variant, str], None] = lambda variant, device: None
+    # The suffix of files ``reranker.gguf_files``-style parameters may hand this backend instead of a conversion.
+    user_file_suffix: str | None = None
+
+
+@dataclass
+class Scores:
+    """One scoring pass: scores in the input order, and what the batches cost."""
+
+    values: np.ndarray  # float32, in the order of the input pairs
+    batch_seconds: list[float]
+    batch_pairs: list[int]
+    tokens: int  # real (non-pad) tokens
+    padded_tokens: int  # tokens the model computed on, pads included
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+# Memory counters a backend's device memory is visible to. NVML sees the whole process (any runtime's
+# allocations, ONNX Runtime's arena and llama.cpp's buffers included); torch's allocator only its own tensors.
+NVML, TORCH_ALLOCATOR, RESIDENT_SET = "nvml", "torch allocator", "resident set"
+
+
+@dataclass(eq=False, kw_only=True)
+class Reranker(ABC):
+    """A reranker loaded in one variant on one device."""
+
+    variant: Variant
+    device: str
+    weight_files: list[Path]  # the files its weights were read from (export, GGUF or checkpoint)
+    executed_precision: str  # what the runtime reports it computes in (may differ from the variant's name)
+    config: Any | None  # the Hugging Face config (layers, widths: FLOP and memory models); None if unknown
+    details: dict[str, Any] = field(default_factory=dict)
+    load_s: float = 0.0
+
+    # -- scoring
+
+    @abstractmethod
+    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> Scores:
+        """End to end: text in, float32 scores out (tokenization included), device work finished on return."""
+
+    @abstractmethod
+    def tokenize(self, pairs: Sequence[Pair], max_length: int) -> Features:
+        """Padded features of ``pairs`` for :meth:`forward` (the model-only workload)."""
+
+    @abstractmethod
+    def token_lengths(self, pairs: Sequence[Pair], max_length: int) -> np.ndarray:
+        """Tokens per pair after truncation, specials included."""
+
+    @abstractmethod
+    def forward(self, features: Features) -> np.ndarray:
+        """Model only: features in, float32 scores out, device work finished when this returns."""
+
+    # -- what the measurements need to know
+
+    @abstractmethod
+    def compute_precision(self) -> str:
+        """The precision the bulk of the FLOPs run in (fp32 | fp16 | bf16 | int8): picks the roofline peak."""
+
+    def weights_format(self) -> str:
+        """Key of :data:`perf.roofline.BYTES_PER_PARAM` for the weights as held in memory."""
+        return self.compute_precision()
+
+    def activation_shape(self, batch_size: int, tokens: int) -> tuple[int, int]:
+        """(sequences, tokens each) whose activations one call of ``batch_size`` pairs holds at once."""
+        return batch_size, tokens
+
+    def memory_counters(self) -> tuple[str, ...]:
+        """Counters that see this reranker's memory on its device (see :data:`NVML`)."""
+        return (RESIDENT_SET,) if self.device == "cpu" else (NVML,)
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes of the weight files on disk."""
+        return sum(p.stat().st_size for p in self.weight_files if p.is_file())
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes the weights occupy in memory at the executed precision (file bytes unless a backend knows better)."""
+        return self.file_bytes
+
+    def close(self) -> None:
+        """Free native resources now rather than at interpreter exit (contexts may hold GBs)."""

@@ -1,0 +1,87 @@
+"""The variant registry: every backend module under ``rerankers/backends/`` registers itself by defining
+``BACKEND``; this module collects them, checks a variant can run on a device, and loads it.
+
+Discovery imports each backend module, so backend modules keep their runtimes (torch, onnxruntime,
+openvino, llama_cpp) inside functions: listing variants or validating parameters must stay instant and
+must work when an optional runtime is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from pathlib import Path
+
+from runlocalai_bench.devices import device_kind, unavailable_reason
+from runlocalai_bench.models.refs import ModelRef
+from runlocalai_bench.rerankers import backends as backends_package
+from runlocalai_bench.rerankers.exports import export_root
+from runlocalai_bench.rerankers.base import Backend, LoadRequest, Reranker, Variant, VariantUnavailable
+
+
+def _discover() -> dict[str, Backend]:
+    found: dict[str, Backend] = {}
+    for info in sorted(pkgutil.iter_modules(backends_package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{backends_package.__name__}.{info.name}")
+        backend = getattr(module, "BACKEND", None)
+        if not isinstance(backend, Backend):
+            raise TypeError(f"{module.__name__} defines no BACKEND = Backend(...): every module in "
+                            "rerankers/backends/ is a backend")
+        if backend.name in found:
+            raise ValueError(f"backend {backend.name!r} registered twice ({module.__name__})")
+        found[backend.name] = backend
+    return found
+
+
+BACKENDS: dict[str, Backend] = _discover()
+# Registry order: the order backends list their variants, backends in ORDER first (the reference first).
+ORDER = ("torch", "onnx", "openvino", "gguf")
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for name in sorted(BACKENDS, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    for v in BACKENDS[name].variants
+}
+REFERENCE_VARIANT = "torch-fp32"  # what drift and agreement are measured against
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown variant {name!r}; accepted: {', '.join(VARIANTS)}") from None
+
+
+def backend_of(variant: Variant) -> Backend:
+    return BACKENDS[variant.backend]
+
+
+def user_file_variants() -> list[str]:
+    """Variants whose backend accepts a ready-made file instead of converting the checkpoint."""
+    return [name for name, v in VARIANTS.items() if backend_of(v).user_file_suffix]
+
+
+def check_available(variant: Variant, device: str) -> None:
+    """Raise :class:`VariantUnavailable` with the reason when ``variant`` cannot run on ``device`` here."""
+    missing = variant.missing_modules()
+    if missing:
+        backend = backend_of(variant)
+        raise VariantUnavailable(f"{variant.name} needs {', '.join(missing)} (install the '{backend.extra}' extra)")
+    if device_kind(device) not in variant.devices:
+        raise VariantUnavailable(f"{variant.name} runs on {', '.join(variant.devices)}, not {device}")
+    reason = unavailable_reason(device)
+    if reason:
+        raise VariantUnavailable(reason)
+    backend_of(variant).check_device(variant, device)
+
+
+def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
+                  calibration_pairs=(), user_file: Path | None = None) -> Reranker:
+    """Load ``folder`` as ``variant`` on ``device`` through its backend; ``load_s`` covers any conversion."""
+    check_available(variant, device)
+    request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
+                          tuple(calibration_pairs), Path(user_file) if user_file else None)
+    started = time.perf_counter()
+    reranker = backend_of(variant).load(request)
+    reranker.load_s = time.perf_counter() - started
+    return reranker

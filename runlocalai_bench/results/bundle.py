@@ -1,0 +1,70 @@
+"""Paths inside a results bundle ``results/<run_id>/``, in one place so notebooks and runner agree."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runlocalai_bench.params import Params, read_params
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def rerank_execution(variant: str, device: str) -> str:
+    """The name one (variant, device) execution's files carry: ``rerank--<variant>--<device>``."""
+    return f"rerank--{variant}--{device.replace(':', '')}"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+
+    @property
+    def params_path(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def environment_path(self) -> Path:
+        return self.root / "environment.json"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def stages_dir(self) -> Path:
+        """Per-execution metadata (model fingerprints, timings, skips) as JSON."""
+        return self.root / "stages"
+
+    def params(self) -> Params:
+        return read_params(self.params_path)
+
+    def environment(self) -> dict[str, Any]:
+        return json.loads(self.environment_path.read_text(encoding="utf-8"))
+
+    def first_stage_run(self) -> Path:
+        return self.runs_dir / "first_stage.trec"
+
+    def stage_meta(self, name: str) -> dict[str, Any]:
+        path = self.stages_dir / f"{name}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def all_stage_meta(self) -> dict[str, dict[str, Any]]:
+        return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.stages_dir.glob("*.json"))}

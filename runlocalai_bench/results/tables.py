@@ -1,0 +1,91 @@
+"""Tidy result tables: every table's name and leading columns, defined here once, and reading/writing them.
+
+The leading columns are a contract (outside checks and pooled bundles rely on their names and order); a table
+may carry more columns after them. Each notebook execution writes *parts*
+(``tables/parts/<table>--<part>.parquet``); the runner pools them into ``tables/<table>.parquet`` + ``.csv``
+when the run ends, so a kernel never rewrites another's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]  # the contract: these first, in this order
+    description: str
+
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table("quality", ("run_id", "dataset", "split", "system", "first_stage", "reranker", "variant", "device",
+                      "query_id", "measure", "value"),
+          "one row per query and measure, for the first stage and every reranked variant"),
+    Table("summary", ("run_id", "dataset", "system", "reranker", "variant", "device", "measure", "n_queries", "mean",
+                      "ci_low", "ci_high", "lift_abs", "lift_rel", "lift_ci_low", "lift_ci_high", "lift_rel_ci_low",
+                      "lift_rel_ci_high", "p_value", "wins", "ties", "losses"),
+          "mean and 95% bootstrap CI per system, variant, device and measure; paired lift over the first stage"),
+    Table("throughput", ("run_id", "reranker", "variant", "device", "weights", "workload", "batch_size", "max_length",
+                         "mean_tokens", "n_pairs", "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p90_ms",
+                         "latency_p99_ms", "load_s", "model_bytes", "peak_rss_mb", "peak_vram_mb", "flops_per_pair",
+                         "achieved_tflops", "peak_tflops", "mfu"),
+          "pairs/s, latency, memory and roofline per variant, device and workload"),
+    Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
+                    "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),
+          "each variant's scores against torch-fp32 on the same pairs"),
+    Table("runs", ("run_id", "stage", "variant", "device", "status", "reason", "seconds", "notebook"),
+          "every notebook execution of the run: ok, skipped or failed, with the reason"),
+)}
+# The same columns as plain lists, for building frames.
+COLUMNS: dict[str, list[str]] = {name: list(table.columns) for name, table in TABLES.items()}
+
+
+class BundleError(ValueError):
+    """A results bundle that is missing, incomplete or incompatible."""
+
+
+def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Check the contract columns are present, put them first in contract order, keep extra columns after."""
+    columns = COLUMNS[table]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise BundleError(f"table {table!r} lacks columns {missing}; it has {list(frame.columns)}")
+    return frame[columns + [c for c in frame.columns if c not in columns]]
+
+
+def write_part(bundle: Path, table: str, part: str, frame: pd.DataFrame) -> Path:
+    path = Path(bundle) / "tables" / "parts" / f"{table}--{part}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conform(table, frame).to_parquet(path, index=False)
+    return path
+
+
+def read_parts(bundle: Path, table: str) -> pd.DataFrame:
+    paths = sorted((Path(bundle) / "tables" / "parts").glob(f"{table}--*.parquet"))
+    frames = [pd.read_parquet(p) for p in paths]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS[table])
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_table(bundle: Path, table: str, frame: pd.DataFrame) -> None:
+    """Write ``tables/<table>.parquet`` and ``.csv`` (the CSV is for editors and spreadsheets)."""
+    folder = Path(bundle) / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = conform(table, frame)
+    frame.to_parquet(folder / f"{table}.parquet", index=False)
+    frame.to_csv(folder / f"{table}.csv", index=False)
+
+
+def read_table(bundle: Path, table: str) -> pd.DataFrame:
+    path = Path(bundle) / "tables" / f"{table}.parquet"
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS[table])
+    return pd.read_parquet(path)

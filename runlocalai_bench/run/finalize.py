@@ -1,0 +1,32 @@
+"""Pool the per-execution parts of a bundle into its tables, and compute the statistics across executions."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from runlocalai_bench.params import Params
+from runlocalai_bench.perf.roofline import common_peaks
+from runlocalai_bench.quality.drift import drift_table
+from runlocalai_bench.quality.summary import summarize
+from runlocalai_bench.results.bundle import Bundle
+from runlocalai_bench.results.tables import COLUMNS, read_parts, write_table
+
+
+def finalize_tables(bundle: Bundle, params: Params) -> None:
+    """Write ``tables/*`` from the parts that the notebook executions left, then compute the summary."""
+    write_table(bundle.root, "quality", read_parts(bundle.root, "quality"))
+    write_table(bundle.root, "throughput", common_peaks(read_parts(bundle.root, "throughput")))
+    quality = read_parts(bundle.root, "quality")
+    write_table(bundle.root, "summary", summarize(quality, params.bootstrap_samples, params.seed))
+    write_table(bundle.root, "drift", bundle_drift(bundle, params))
+
+
+def bundle_drift(bundle: Bundle, params: Params) -> pd.DataFrame:
+    """Drift rows from the score files the rerank executions wrote (trained weights only)."""
+    scores = {}
+    for name, meta in bundle.all_stage_meta().items():
+        path = bundle.runs_dir / f"{name}.scores.parquet"
+        if meta.get("stage") == "rerank" and meta.get("status") == "ok" and path.is_file():
+            scores[(meta["variant"], meta["device"])] = pd.read_parquet(path)
+    table = drift_table(scores, params.run_id or "", params.dataset.label, params.reranker.model)
+    return table if not table.empty else pd.DataFrame(columns=COLUMNS["drift"])

@@ -1,0 +1,214 @@
+"""Executes the notebooks with papermill into a bundle, atomically.
+
+The bundle is built in a hidden sibling folder and renamed into place only when every stage has run, so a
+folder named ``results/<run_id>`` is always complete. Each notebook execution gets a fresh kernel whose
+Python is this process's interpreter (a private kernelspec, so a stale global ``python3`` kernel pointing
+at another environment, the classic papermill failure, can never be picked up).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from runlocalai_bench.data.specs import DatasetKind
+from runlocalai_bench.environment import REPO_ROOT, fingerprint
+from runlocalai_bench.params import Params, ParamsError, dump_params, load_params
+from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
+from runlocalai_bench.results.tables import SCHEMA_VERSION, write_table
+from runlocalai_bench.run.finalize import finalize_tables
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+KERNEL_NAME = "runlocalai-bench-python"
+NOTEBOOKS = {"first_stage": "01_first_stage.ipynb", "rerank": "02_rerank.ipynb", "report": "03_report.ipynb"}
+
+
+class RunError(RuntimeError):
+    """A run that could not complete; the message is one line saying why."""
+
+
+@dataclass
+class RunOutcome:
+    bundle: Path
+    executions: list[dict] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [e for e in self.executions if e["status"] == "failed"]
+
+
+def default_run_id(params: Params) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", params.dataset.label)
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{slug.strip('-').lower()}"
+
+
+def absolutize(params: Params) -> Params:
+    """Make every local path absolute: notebooks run with the bundle as working directory."""
+    updates = {}
+    if params.cache_dir:
+        updates["cache_dir"] = str(Path(params.cache_dir).expanduser().resolve())
+    if params.claims:
+        updates["claims"] = str(Path(params.claims).expanduser().resolve())
+    params = params.model_copy(update=updates)
+    for section in (params.first_stage, params.reranker):
+        model = Path(section.model).expanduser()
+        if model.exists():
+            section.model = str(model.resolve())
+    params.reranker.gguf_files = {variant: str(Path(path).expanduser().resolve())
+                                  for variant, path in params.reranker.gguf_files.items()}
+    return params
+
+
+def preflight(params: Params) -> None:
+    """Read a BEIR folder or fixture once before anything is written, so a malformed collection fails with
+    its file and line and leaves nothing behind. (ir_datasets collections are checked by the first stage:
+    reading a large one twice would cost more than it saves.)"""
+    if params.dataset.kind is not DatasetKind.IR_DATASETS:
+        params.dataset.load(params.split)
+    for variant, path in params.reranker.gguf_files.items():
+        if not Path(path).is_file():
+            raise ParamsError(f"reranker.gguf_files.{variant}: {path} does not exist (expected a .gguf file)")
+
+
+@contextmanager
+def private_kernel() -> Iterator[str]:
+    """A kernelspec for ``sys.executable`` on JUPYTER_PATH for the duration of the run."""
+    with tempfile.TemporaryDirectory(prefix="rlb-kernel-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        (spec_dir / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"runlocalai-bench ({sys.executable})", "language": "python",
+            "env": {"PYTHONUNBUFFERED": "1"},
+        }))
+        previous = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([tmp] + ([previous] if previous else []))
+        try:
+            yield KERNEL_NAME
+        finally:
+            if previous is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = previous
+
+
+def execute(notebook: str, output: Path, parameters: dict, cwd: Path, kernel: str, log_output: bool) -> None:
+    source = NOTEBOOKS_DIR / notebook
+    if not source.is_file():
+        raise RunError(f"notebook {source} not found: run from a checkout installed with `pip install -e .`")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(source), str(output), parameters=parameters, kernel_name=kernel, cwd=str(cwd),
+        progress_bar=False, log_output=log_output, request_save_on_cell_execute=True,
+    )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line: the failing cell's exception (papermill), or the exception itself."""
+    if isinstance(exc, PapermillExecutionError):
+        evalue = (exc.evalue or "").strip().splitlines()
+        return f"{exc.ename}: {evalue[0] if evalue else ''} (cell {exc.exec_count})"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def rerank_pairs(params: Params) -> list[tuple[str, str]]:
+    return [(variant, device) for variant in params.reranker.variants for device in params.reranker.devices]
+
+
+def run(
+    params_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
+    log_output: bool = False,
+) -> RunOutcome:
+    """Validate parameters, execute the stages' notebooks into a bundle, rename it into place.
+
+    Raises :class:`ParamsError` (bad input, nothing written) or :class:`RunError` (a stage failed; the
+    partial folder is kept as ``<out>.failed`` for inspection and never looks complete).
+    """
+    params = absolutize(load_params(params_path, overrides))
+    run_id = params.run_id or default_run_id(params)
+    params = params.model_copy(update={"run_id": run_id})
+    target = Path(out) if out else Path("results") / run_id
+    if target.exists():
+        raise ParamsError(f"{target} already exists: pick another --out or run_id, or remove it")
+    preflight(params)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    bundle = Bundle(staging)
+    bundle.params_path.write_text(dump_params(params), encoding="utf-8")
+    write_json(bundle.environment_path, fingerprint())
+    outcome = RunOutcome(target)
+    try:
+        with private_kernel() as kernel:
+            def execute_recorded(stage: str, output_name: str, variant: str | None = None, device: str | None = None) -> None:
+                parameters: dict = {"bundle_dir": "."}
+                if variant:
+                    parameters.update(variant=variant, device=device)
+                _execute_recorded(outcome, stage, variant, device, NOTEBOOKS[stage],
+                                  bundle.notebooks_dir / output_name, parameters, staging, kernel, log_output)
+
+            if "first_stage" in params.stages:
+                execute_recorded("first_stage", NOTEBOOKS["first_stage"])
+                if outcome.failed:
+                    raise RunError(f"first stage failed: {outcome.failed[0]['reason']}")
+            if "rerank" in params.stages:
+                for variant, device in rerank_pairs(params):
+                    execute_recorded("rerank", f"02_rerank--{variant}--{device.replace(':', '')}.ipynb", variant, device)
+            finalize_tables(bundle, params)
+            write_table(staging, "runs", pd.DataFrame(outcome.executions))
+            if "report" in params.stages:
+                execute_recorded("report", NOTEBOOKS["report"])
+                write_table(staging, "runs", pd.DataFrame(outcome.executions))
+                if outcome.failed and outcome.failed[-1]["stage"] == "report":
+                    raise RunError(f"report failed: {outcome.failed[-1]['reason']}")
+        write_json(staging / "bundle.json", {"schema_version": SCHEMA_VERSION, "run_id": run_id,
+                                             "complete_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    except BaseException as exc:
+        failed = target.with_name(target.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        staging.rename(failed)
+        if isinstance(exc, RunError):
+            raise RunError(f"{exc} (partial output kept in {failed})") from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise RunError(f"{describe_failure(exc)} (partial output kept in {failed})") from exc
+    staging.rename(target)
+    return outcome
+
+
+def _execute_recorded(
+    outcome: RunOutcome, stage: str, variant: str | None, device: str | None, notebook: str, output: Path,
+    parameters: dict, cwd: Path, kernel: str, log_output: bool,
+) -> None:
+    """Execute one notebook; record its status instead of raising, so one failing pair spares the rest."""
+    started = time.perf_counter()
+    status, reason = "ok", None
+    try:
+        execute(notebook, output, parameters, cwd, kernel, log_output)
+    except Exception as exc:  # noqa: BLE001 - any failure of a notebook is recorded with its reason
+        status, reason = "failed", describe_failure(exc)
+        print(f"[runlocalai-bench] {stage} {variant or ''} {device or ''} failed: {reason}", file=sys.stderr)
+    if status == "ok" and variant is not None:
+        meta = Bundle(cwd).stage_meta(rerank_execution(variant, device or ""))
+        if meta.get("status") == "skipped":
+            status, reason = "skipped", meta.get("reason")
+    outcome.executions.append({
+        "run_id": Bundle(cwd).params().run_id, "stage": stage, "variant": variant, "device": device,
+        "status": status, "reason": reason, "seconds": round(time.perf_counter() - started, 3),
+        "notebook": str(output.relative_to(cwd)),
+    })

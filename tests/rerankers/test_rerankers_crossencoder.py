@@ -1,0 +1,57 @@
+"""The sentence-transformers backends (torch, ONNX, OpenVINO): score conventions and a tiny model through every CPU variant."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import kendalltau
+
+from runlocalai_bench.data.specs import load_collection
+from runlocalai_bench.models.resolve import resolve
+from runlocalai_bench.params import FirstStageParams
+from runlocalai_bench.rerankers.crossencoder import scores_from_logits
+from runlocalai_bench.rerankers.registry import VARIANTS, load_reranker
+from runlocalai_bench.retrieval.bm25 import bm25_retrieve
+from runlocalai_bench.retrieval.candidates import candidate_pairs
+
+
+@pytest.fixture(scope="module")
+def fixture_run():
+    collection = load_collection("fixture:tiny")
+    query_ids = collection.judged_query_ids
+    first = bm25_retrieve(collection, query_ids, FirstStageParams(kind="bm25", depth=20)).ranking
+    keys, pairs = candidate_pairs(collection, first, query_ids)
+    return collection, query_ids, first, keys, pairs
+
+
+def test_half_precision_sigmoid_collapses_scores_but_ours_keep_order():
+    logits = torch.tensor([[5.0], [6.0], [7.0], [8.0], [9.0], [10.0]], dtype=torch.bfloat16)
+    assert torch.sigmoid(logits).unique().numel() <= 3  # the hazard: bf16 sigmoids of good matches tie
+    scores = scores_from_logits(logits)
+    assert scores.dtype == np.float32 and np.unique(scores).size == 6
+    assert np.all(np.diff(scores) > 0)
+    two_label = scores_from_logits(torch.tensor([[0.0, 2.0], [1.0, 0.0]]))
+    np.testing.assert_allclose(two_label, [2.0, -1.0])
+
+
+@pytest.mark.slow
+def test_tiny_model_through_every_cpu_variant(fixture_run, session_cache):
+    _, _, _, _, pairs = fixture_run
+    ref = resolve("twin:tiny-bert", None, session_cache)
+    scores = {}
+    for name, variant in VARIANTS.items():
+        if "cpu" not in variant.devices or variant.missing_modules() or variant.backend == "gguf":
+            continue  # GGUF cannot represent a BERT cross-encoder (test_gguf covers its variants on XLM-R)
+        reranker = load_reranker(variant, "cpu", ref.location, ref, session_cache, 128, pairs[:16])
+        run = reranker.score(pairs, batch_size=8, max_length=128)
+        assert run.values.shape == (len(pairs),) and run.values.dtype == np.float32 and np.isfinite(run.values).all()
+        assert 0 <= run.padding_fraction < 1 and reranker.file_bytes > 0
+        unsorted = reranker.score(pairs, batch_size=8, max_length=128, length_sorted=False)
+        assert run.padding_fraction <= unsorted.padding_fraction
+        if variant.precision == "fp32":  # batch composition must not change an fp32 score
+            np.testing.assert_allclose(run.values, unsorted.values, atol=1e-4)
+        else:  # reduced precision and dynamic int8 (per-batch activation scales) may move scores a little
+            assert kendalltau(run.values, unsorted.values).statistic > (0.6 if variant.precision == "int8" else 0.9)
+        scores[name] = run.values
+    assert {"torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"} <= set(scores)
+    for name in ("onnx-fp32", "openvino-fp32"):  # fp32 exports compute the same function
+        np.testing.assert_allclose(scores[name], scores["torch-fp32"], atol=1e-3)

@@ -1,0 +1,99 @@
+"""The papermill runner end to end on the fixture (offline), and its failure modes."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from runlocalai_bench.cli import main
+
+from support import REPO
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", str(REPO / "params" / "smoke.yaml"), *args])
+
+
+@pytest.mark.slow
+def test_first_stage_smoke_bundle(tmp_path, session_cache):
+    out = tmp_path / "bundle"
+    assert run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", f"cache_dir={session_cache}",
+                   "--set", "run_id=smoke-first") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # nothing else left behind
+    params = yaml.safe_load((out / "params.yaml").read_text())
+    assert params["run_id"] == "smoke-first" and params["stages"] == ["first_stage"]
+    env = json.loads((out / "environment.json").read_text())
+    assert {"cpu", "packages", "code", "date_utc"} <= set(env) and env["packages"]["torch"]
+    assert (out / "runs" / "first_stage.trec").read_text().startswith("q01 Q0 ")
+    quality = pd.read_parquet(out / "tables" / "quality.parquet")
+    assert list(quality.columns[:11]) == ["run_id", "dataset", "split", "system", "first_stage", "reranker",
+                                          "variant", "device", "query_id", "measure", "value"]
+    assert set(quality["measure"]) == {"nDCG@10", "RR@10", "R@10", "R@100"}
+    assert quality.groupby("measure").size().eq(13).all()  # 13 judged queries, none dropped
+    assert pd.read_csv(out / "tables" / "quality.csv").shape == quality.shape
+    executed = json.loads((out / "notebooks" / "01_first_stage.ipynb").read_text())
+    assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
+    runs = pd.read_csv(out / "tables" / "runs.csv")
+    assert runs["status"].tolist() == ["ok"]
+
+
+def test_bad_parameters_exit_2_and_write_nothing(tmp_path, capsys):
+    out = tmp_path / "bundle"
+    assert run_cli("--out", str(out), "--set", "reranker.variants=[torch-fp64]") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'torch-fp64' is not a known variant" in err[0] and "smoke.yaml" in err[0]
+    assert not tmp_path.joinpath("bundle").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_gguf_file_exits_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "bundle"
+    assert run_cli("--out", str(out), "--set", f"reranker.gguf_files={{gguf-q4_k_m: {tmp_path / 'absent.gguf'}}}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reranker.gguf_files.gguf-q4_k_m" in err[0] and "absent.gguf does not exist" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_failing_notebook_fails_the_command_and_leaves_no_complete_bundle(tmp_path, capsys, session_cache):
+    out = tmp_path / "bundle"
+    code = run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", "first_stage.model=no-such-org/no-model",
+                   "--set", f"cache_dir={session_cache}")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "first stage failed: ModelNotFoundError: cannot load first-stage model 'no-such-org/no-model'" in err
+    assert not out.exists()
+    assert (tmp_path / "bundle.failed" / "notebooks" / "01_first_stage.ipynb").is_file()
+
+
+def test_existing_output_is_refused(tmp_path, capsys):
+    (tmp_path / "bundle").mkdir()
+    assert run_cli("--out", str(tmp_path / "bundle")) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_malformed_collection_exits_2_and_writes_nothing(tmp_path, beir_copy, capsys):
+    corpus = beir_copy / "corpus.jsonl"
+    lines = corpus.read_text().splitlines()
+    lines[6] = '{"_id": "d07", "title": "broken"'
+    corpus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out" / "bundle"
+    assert run_cli("--out", str(out), "--set", f"dataset={beir_copy}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpus.jsonl:7: not valid JSON" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_random_weights_give_throughput_but_never_quality(tmp_path, session_cache):
+    out = tmp_path / "twin"
+    assert run_cli("--out", str(out), "--set", "reranker.weights=random", "--set", "reranker.variants=[torch-fp32]",
+                   "--set", f"cache_dir={session_cache}", "--set", "run_id=twin-test") == 0
+    quality = pd.read_parquet(out / "tables" / "quality.parquet")
+    assert set(quality["system"]) == {"dense"}
+    assert not (out / "runs" / "rerank--torch-fp32--cpu.trec").exists()
+    meta = json.loads((out / "stages" / "rerank--torch-fp32--cpu.json").read_text())
+    assert meta["quality"].startswith("not measured: random weights") and meta["checkpoint"]["kind"] == "shape twin"
+    throughput = pd.read_parquet(out / "tables" / "throughput.parquet")
+    assert (throughput["weights"] == "random").all() and len(throughput) == 2
+    assert "Random weights (shape twin)" in (out / "report.md").read_text()
