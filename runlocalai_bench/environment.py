@@ -15,14 +15,17 @@ from typing import Any
 
 import psutil
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from runlocalai_bench.paths import REPO_ROOT
+
 PACKAGES = (
     "runlocalai-bench", "torch", "transformers", "sentence-transformers", "huggingface-hub", "tokenizers",
     "onnxruntime", "optimum", "optimum-onnx", "optimum-intel", "openvino", "nncf", "torchao",
     "ir_datasets", "ir-measures", "bm25s", "faiss-cpu", "numpy", "scipy", "pandas", "pyarrow", "papermill",
     "matplotlib", "llama_cpp_python",
 )
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile", "fma")
+# The vector and matrix extensions that decide a CPU's peak per precision (see perf/peaks.py).
+CPU_FLAGS = ("avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_int8", "amx_fp16")
 
 
 def usable_cores() -> int:
@@ -111,11 +114,37 @@ def fingerprint() -> dict[str, Any]:
     }
 
 
+# GPU classes by name: a claim about "a consumer GPU" is judged on consumer cards only. Checked in this order
+# (workstation names contain datacenter-like model numbers: "RTX A4000").
+GPU_CLASSES: list[tuple[str, tuple[str, ...]]] = [
+    ("workstation", ("RTX A", "RTX PRO", "QUADRO", "ADA GENERATION")),
+    ("consumer", ("GEFORCE", "TITAN", "RADEON RX", "ARC ", "APPLE")),
+    ("datacenter", ("H100", "H200", "H800", "H20", "A100", "A800", "A10", "A30", "A40", "L4", "L20", "T4", "V100",
+                    "P100", "B100", "B200", "GB200", "TESLA", "INSTINCT", "MI2", "MI3")),
+]
+
+
+def gpu_class(name: str | None) -> str:
+    """``consumer``, ``workstation``, ``datacenter`` or ``unknown``, from a GPU's marketing name."""
+    upper = (name or "").upper()
+    for label, markers in GPU_CLASSES:
+        if any(marker in upper for marker in markers):
+            return label
+    return "unknown"
+
+
+def device_profile(env: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """What a claim about a class of hardware needs to know of the device a row was measured on."""
+    if device.startswith(("cuda", "mps")) and env.get("gpus"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        gpu = env["gpus"][min(index, len(env["gpus"]) - 1)]
+        return {"label": gpu["name"], "gpu_class": gpu_class(gpu["name"]), "memory_gb": gpu.get("memory_gb"),
+                "cores": None}
+    cpu = env.get("cpu", {})
+    return {"label": f"{cpu.get('model', 'unknown CPU')} ({cpu.get('usable_cores', '?')} cores)", "gpu_class": None,
+            "memory_gb": cpu.get("memory_gb"), "cores": cpu.get("usable_cores")}
+
+
 def hardware_label(env: dict[str, Any], device: str = "cpu") -> str:
     """A short human label for the hardware a row was measured on, e.g. 'AMD EPYC (2 cores)'."""
-    if device.startswith("cuda") and env.get("gpus"):
-        index = int(device.split(":")[1]) if ":" in device else 0
-        gpus = env["gpus"]
-        return gpus[min(index, len(gpus) - 1)]["name"]
-    cpu = env.get("cpu", {})
-    return f"{cpu.get('model', 'unknown CPU')} ({cpu.get('usable_cores', '?')} cores)"
+    return device_profile(env, device)["label"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
 
 from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.models.refs import default_cache_dir
+from runlocalai_bench.paths import localize, portable
 from runlocalai_bench.rerankers.registry import VARIANTS, backend_of, user_file_variants
 
 STAGES = ("first_stage", "rerank", "report")
@@ -68,8 +69,8 @@ class FirstStageParams(_Strict):
 
     @property
     def label(self) -> str:
-        """What tables call this first stage: ``bm25`` or the dense model's spec."""
-        return "bm25" if self.kind == "bm25" else self.model
+        """What tables call this first stage: ``bm25``, or ``dense:<model spec>``."""
+        return "bm25" if self.kind == "bm25" else f"dense:{self.model}"
 
 
 class RerankerParams(_Strict):
@@ -109,7 +110,8 @@ class ThroughputParams(_Strict):
     enabled: bool = True
     warmup_rounds: int = Field(default=2, ge=0)
     min_seconds: float = Field(default=10.0, ge=0)
-    min_rounds: int = Field(default=5, gt=0)
+    # Three at least: one round gives no spread (IQR 0, p50 = p99), two a spread of one difference.
+    min_rounds: int = Field(default=5, ge=3)
     max_pairs: int | None = Field(default=512, gt=0, description="candidate pairs timed; null = all")
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 16])
     max_lengths: list[int] = Field(default_factory=lambda: [256, 512])
@@ -273,11 +275,24 @@ def validate_params(data: dict[str, Any], source: str = "parameters") -> Params:
         raise ParamsError(format_validation_error(source, exc)) from None
 
 
+def _map_strings(data: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(data, dict):
+        return {k: _map_strings(v, change) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_map_strings(v, change) for v in data]
+    return change(data) if isinstance(data, str) else data
+
+
 def dump_params(params: Params) -> str:
-    """The resolved parameters as YAML: what the bundle stores and what notebooks read back."""
-    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+    """The resolved parameters as a bundle stores them: local paths relative to the repository root (a bundle
+    holds no absolute path of its machine) and no cache folder (the runner hands its kernels the cache through
+    ``RUNLOCALAI_BENCH_CACHE``; where caches live never changes a result)."""
+    data = params.model_dump(mode="json")
+    data["cache_dir"] = None
+    return yaml.safe_dump(_map_strings(data, portable), sort_keys=False, allow_unicode=True)
 
 
 def read_params(path: str | Path) -> Params:
-    """Read a bundle's resolved ``params.yaml`` (already validated once; validated again for safety)."""
-    return validate_params(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}, str(path))
+    """Read a bundle's ``params.yaml``: repository-relative paths made absolute again, then validated."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return validate_params(_map_strings(data, localize), str(path))

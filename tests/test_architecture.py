@@ -19,6 +19,7 @@ from support import REPO
 PACKAGE = "runlocalai_bench"
 # Lowest first. A component may import components of lower layers only (and itself).
 LAYERS: list[tuple[str, ...]] = [
+    ("paths",),
     ("environment", "devices"),
     ("data", "models"),
     ("rerankers",),

@@ -44,8 +44,19 @@ class Collection:
 
     @property
     def judged_query_ids(self) -> list[str]:
-        """Queries with at least one judgment, sorted: the population that is sampled and evaluated."""
-        return sorted(q for q in self.qrels if q in self.queries)
+        """Queries with at least one *positive* judgment, sorted: the population that is sampled and evaluated.
+
+        A query judged only with grade 0 has no relevant document: every system scores 0 on it, so it would
+        add a tie to every paired comparison and pull every mean toward 0 (trec_eval drops such queries too).
+        """
+        return sorted(q for q, judged in self.qrels.items() if q in self.queries and any(r > 0 for r in judged.values()))
+
+    @property
+    def unevaluated_query_ids(self) -> list[str]:
+        """Queries outside the evaluated population (no positive judgment for this split), sorted: what static
+        quantization may calibrate on without seeing the evaluated queries."""
+        judged = set(self.judged_query_ids)
+        return sorted(q for q in self.queries if q not in judged)
 
     def sample_queries(self, n: int | None, seed: int) -> list[str]:
         """Deterministic sample of judged queries (same n and seed give the same ids on any machine)."""

@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import pandas as pd
+
 Ranking = dict[str, list[tuple[str, float]]]
 
 
@@ -23,13 +25,28 @@ def order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
 
 
 def write_trec(path: Path, ranking: Mapping[str, list[tuple[str, float]]], tag: str) -> None:
-    """Write ``qid Q0 docid rank score tag`` lines; ranks start at 1 and follow our ordering."""
+    """Write ``qid Q0 docid rank score tag`` lines in our rank order.
+
+    The score column is rank-derived (``n - rank + 1``: distinct, descending), not the model's score: trec_eval
+    and pytrec_eval sort by score and break ties by doc id *descending*, so raw scores with ties (or rounded
+    in print) could make them evaluate a different order than the suite did. Raw scores go beside the run
+    file (:func:`write_scores`).
+    """
     lines = []
     for query_id in sorted(ranking):
-        for rank, (doc_id, score) in enumerate(ranking[query_id], start=1):
-            lines.append(f"{query_id} Q0 {doc_id} {rank} {score:.7g} {tag}\n")
+        docs = ranking[query_id]
+        for rank, (doc_id, _) in enumerate(docs, start=1):
+            lines.append(f"{query_id} Q0 {doc_id} {rank} {len(docs) - rank + 1} {tag}\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines), encoding="utf-8")
+
+
+def write_scores(path: Path, ranking: Mapping[str, list[tuple[str, float]]]) -> None:
+    """The ranking with its raw float32 scores (``query_id, doc_id, rank, score``) as parquet."""
+    rows = [(q, d, rank, s) for q in sorted(ranking) for rank, (d, s) in enumerate(ranking[q], start=1)]
+    frame = pd.DataFrame(rows, columns=["query_id", "doc_id", "rank", "score"]).astype({"score": "float32"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
 
 
 def read_trec(path: Path) -> Ranking:

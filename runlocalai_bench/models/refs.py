@@ -90,3 +90,20 @@ def folder_hash(folder: Path, cache_dir: Path) -> str:
     memo.parent.mkdir(parents=True, exist_ok=True)
     memo.write_text(value)
     return value
+
+
+def model_label(spec: str, ref: dict | None = None, note: dict | None = None) -> str:
+    """How reports name a model so that nobody mistakes what ran: a twin is called a twin, a hub model carries
+    its commit, a local folder its content hash (never an ``@hash`` that reads like a hub revision)."""
+    ref = ref or {}
+    kind = (note or {}).get("kind")
+    if kind == "shape twin":
+        return f"{note.get('of', spec)} shape twin (random weights, seed {note.get('seed', '?')})"
+    if kind == "tiny test checkpoint" or spec.startswith(TWIN_PREFIX):
+        return f"{spec} (tiny random test model)"
+    if ref.get("revision"):
+        return f"{spec}@{ref['revision'][:10]}"
+    if ref.get("content_hash"):
+        name = spec if spec.startswith(PKG_PREFIX) else Path(spec).name
+        return f"{name} (local folder, sha256 {ref['content_hash'][:10]})"
+    return spec

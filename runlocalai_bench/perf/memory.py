@@ -1,7 +1,7 @@
-"""Memory counters: the process's peak resident set (Linux VmHWM, resettable per job) and GPU memory.
+"""Memory counters: the process's peak resident set (Linux VmHWM, resettable per job) and torch's CUDA
+allocator peaks. The process's GPU memory as nvidia-smi shows it comes from :mod:`perf.nvml`.
 
-pynvml and torch are imported inside the functions: NVML is optional, and CPU runs never need torch's CUDA
-state.
+torch is imported inside the functions: CPU runs never need its CUDA state.
 """
 
 from __future__ import annotations
@@ -47,28 +47,19 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def reset_gpu_peak(device: str) -> None:
+def reset_torch_peak(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def gpu_memory_mb(device: str) -> dict[str, float | None]:
-    """Peak allocated and reserved by torch's caching allocator, and NVML's used memory when available."""
-    out: dict[str, float | None] = {"peak_vram_mb": None, "peak_vram_reserved_mb": None, "nvml_used_mb": None}
+def torch_peak_mb(device: str) -> dict[str, float | None]:
+    """Peak allocated and reserved by torch's caching allocator since the last reset (CUDA only). These see
+    torch tensors only; :class:`perf.nvml.VramPeak` sees the whole process."""
     if not device.startswith("cuda"):
-        return out
+        return {"peak_vram_torch_mb": None, "peak_vram_torch_reserved_mb": None}
     import torch
 
-    out["peak_vram_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    out["peak_vram_reserved_mb"] = torch.cuda.max_memory_reserved(device) / 2**20
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        index = int(device.split(":")[1]) if ":" in device else 0
-        out["nvml_used_mb"] = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index)).used / 2**20
-    except Exception:  # noqa: BLE001 - NVML is optional; absent means "not measured", recorded as missing
-        pass
-    return out
+    return {"peak_vram_torch_mb": torch.cuda.max_memory_allocated(device) / 2**20,
+            "peak_vram_torch_reserved_mb": torch.cuda.max_memory_reserved(device) / 2**20}

@@ -1,7 +1,9 @@
 """One (variant, device)'s throughput rows: the timing harness plus memory, roofline and energy columns.
 
-Everything backend-specific comes from the reranker contract (compute precision, weights format, activation
-shape, memory counters): this module never asks which backend it is timing.
+Every job (one workload at one batch size and length) gets its own memory window: the peak resident set is
+reset before it (Linux VmHWM), GPU memory is sampled by NVML while it runs, and the energy meter covers only
+its timed rounds. Everything backend-specific comes from the reranker contract (compute precision, weights
+format, activation shape, memory counters): this module never asks which backend it is timing.
 """
 
 from __future__ import annotations
@@ -13,22 +15,13 @@ import pandas as pd
 
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.energy import EnergyMeter
-from runlocalai_bench.perf.memory import gpu_memory_mb, peak_rss_mb, reset_gpu_peak
-from runlocalai_bench.perf.roofline import (
-    flops_per_pair, measured_peak_tflops, memory_estimate_mb, model_shape, published_peak,
-)
-from runlocalai_bench.perf.timing import time_candidates, time_fixed
+from runlocalai_bench.perf.flops import flops_per_pair, memory_estimate_mb, model_shape
+from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss, reset_torch_peak, torch_peak_mb
+from runlocalai_bench.perf.nvml import VramPeak
+from runlocalai_bench.perf.peaks import measured_matmul_tflops, theoretical_peak
+from runlocalai_bench.perf.timing import time_candidates, time_fixed, timed_sample
 from runlocalai_bench.rerankers.base import TORCH_ALLOCATOR, Pair, Reranker
 from runlocalai_bench.results.tables import COLUMNS
-
-
-def device_memory(reranker: Reranker, device: str) -> dict[str, float | None]:
-    """GPU memory columns, kept only for the counters that can see this reranker's memory (torch's allocator
-    does not see ONNX Runtime's arena or llama.cpp's buffers: a zero there would mislead)."""
-    memory = gpu_memory_mb(device)
-    if TORCH_ALLOCATOR not in reranker.memory_counters():
-        memory.update(peak_vram_mb=None, peak_vram_reserved_mb=None)
-    return memory
 
 
 def gpu_name(device: str) -> str | None:
@@ -42,38 +35,45 @@ def gpu_name(device: str) -> str | None:
 def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params, variant: str, device: str,
                        cache_dir: Path | None = None) -> pd.DataFrame:
     settings = params.throughput
-    timed_pairs = list(pairs[: settings.max_pairs] if settings.max_pairs else pairs)
+    timed_pairs = timed_sample(pairs, settings.max_pairs, params.seed)
     shape = model_shape(reranker.config)
     precision = reranker.compute_precision()
-    peak, peak_now = measured_peak_tflops(device, precision, cache_dir)
+    matmul, matmul_now = measured_matmul_tflops(device, precision, cache_dir)
     name = gpu_name(device)
+    peak, peak_source = theoretical_peak(device, precision, matmul, name)
+    sees_torch = TORCH_ALLOCATOR in reranker.memory_counters()
     jobs = []
     if timed_pairs:
         jobs.append(("candidates", params.reranker.batch_size, params.reranker.max_length))
     jobs += [("fixed", b, t) for b in settings.batch_sizes for t in settings.max_lengths]
     rows = []
     for workload, batch_size, max_length in jobs:
-        reset_gpu_peak(device)
-        with EnergyMeter(device) as meter:
+        window_reset = reset_peak_rss()
+        reset_torch_peak(device)
+        meter = EnergyMeter(device)
+        with VramPeak(device) as vram:
             if workload == "candidates":
                 row = time_candidates(reranker, timed_pairs, batch_size, max_length, params.reranker.length_sorted,
-                                      settings.warmup_rounds, settings.min_seconds, settings.min_rounds)
+                                      settings.warmup_rounds, settings.min_seconds, settings.min_rounds, meter)
             else:
                 row = time_fixed(reranker, batch_size, max_length, settings.warmup_rounds, settings.min_seconds,
-                                 settings.min_rounds)
-        flops = flops_per_pair(shape, row["mean_tokens"])
+                                 settings.min_rounds, meter)
+        flops = flops_per_pair(shape, row["mean_tokens"], row["mean_sq_tokens"])
         achieved = flops * row["pairs_per_s"] / 1e12
         tokens = int(round(row["mean_tokens"])) if workload == "fixed" else max_length
+        torch_memory = torch_peak_mb(device) if sees_torch else {"peak_vram_torch_mb": None,
+                                                                  "peak_vram_torch_reserved_mb": None}
         row.update(
             run_id=params.run_id, reranker=params.reranker.model, variant=variant, device=device,
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
-            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), **device_memory(reranker, device),
-            flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak, mfu=achieved / peak if peak else None,
-            peak_tflops_now=peak_now, compute_precision=precision,
-            peak_source=f"best {precision} matmul rate measured on this machine"
-                        + (" (ONNX Runtime MatMulInteger)" if precision == "int8" and device == "cpu" else ""),
-            executed_precision=reranker.executed_precision,
-            published_peak_tflops=published_peak(name, precision) if name else None,
+            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), peak_rss_window="job" if window_reset else "process",
+            peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,
+            flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak,
+            mfu=achieved / peak if peak else None, peak_source=peak_source, compute_precision=precision,
+            matmul_tflops=matmul, matmul_tflops_now=matmul_now,
+            matmul_source=f"best {precision} {'ONNX Runtime MatMulInteger' if precision == 'int8' and device == 'cpu' else 'torch matmul'} "
+                          "of a 1024x1024 by 1024x4096 product measured on this machine",
+            executed_precision=reranker.executed_precision, gpu=name,
             estimate_mb=memory_estimate_mb(shape, reranker.weights_format(),
                                            *reranker.activation_shape(batch_size, tokens)),
             joules_per_1k_pairs=meter.joules / row["pairs_timed"] * 1e3 if meter.joules is not None else None,

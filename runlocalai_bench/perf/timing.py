@@ -9,6 +9,7 @@ synthetic batches of exact shape (batch size x max length). GPU work is synchron
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -25,19 +26,21 @@ class Rounds:
 
 
 def run_rounds(step: Callable[[], tuple[int, list[float]]], warmup_rounds: int, min_seconds: float,
-               min_rounds: int) -> Rounds:
+               min_rounds: int, timed: AbstractContextManager | None = None) -> Rounds:
     """Call ``step`` (returns pairs done and per-batch latencies) ``warmup_rounds`` times untimed, then until
-    ``min_seconds`` have passed and ``min_rounds`` rounds are done."""
+    ``min_seconds`` have passed and ``min_rounds`` rounds are done. ``timed`` (an energy meter, say) is entered
+    after the warm-up and left after the last timed round, so it covers exactly the pairs that are counted."""
     for _ in range(warmup_rounds):
         step()
     rates, latencies, total = [], [], 0
-    started = time.perf_counter()
-    while len(rates) < min_rounds or time.perf_counter() - started < min_seconds:
-        began = time.perf_counter()
-        pairs, batch_latencies = step()
-        rates.append(pairs / (time.perf_counter() - began))
-        latencies.extend(batch_latencies)
-        total += pairs
+    with timed or nullcontext():
+        started = time.perf_counter()
+        while len(rates) < min_rounds or time.perf_counter() - started < min_seconds:
+            began = time.perf_counter()
+            pairs, batch_latencies = step()
+            rates.append(pairs / (time.perf_counter() - began))
+            latencies.extend(batch_latencies)
+            total += pairs
     return Rounds(rates, latencies, total)
 
 
@@ -50,8 +53,18 @@ def summarize_rounds(rounds: Rounds) -> dict[str, float]:
             "pairs_timed": rounds.pairs_total}
 
 
+def timed_sample(pairs: Sequence[Pair], max_pairs: int | None, seed: int) -> list[Pair]:
+    """A seeded sample of ``max_pairs`` pairs drawn across all queries (the first pairs would all belong to one
+    query, whose documents may be unusually long or short)."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return list(pairs)
+    picked = np.random.default_rng(seed).choice(len(pairs), size=max_pairs, replace=False)
+    return [pairs[i] for i in sorted(picked)]
+
+
 def time_candidates(reranker: Reranker, pairs: Sequence[Pair], batch_size: int, max_length: int,
-                    length_sorted: bool, warmup_rounds: int, min_seconds: float, min_rounds: int) -> dict[str, Any]:
+                    length_sorted: bool, warmup_rounds: int, min_seconds: float, min_rounds: int,
+                    timed: AbstractContextManager | None = None) -> dict[str, Any]:
     """End to end on real pairs; one round is one pass over all of them."""
     last = {}
 
@@ -60,11 +73,12 @@ def time_candidates(reranker: Reranker, pairs: Sequence[Pair], batch_size: int, 
         last["run"] = run
         return len(pairs), run.batch_seconds
 
-    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds)
+    lengths = reranker.token_lengths(pairs, max_length).astype(np.float64)
+    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds, timed)
     run = last["run"]
     return {**summarize_rounds(rounds), "workload": "candidates", "batch_size": batch_size, "max_length": max_length,
-            "n_pairs": len(pairs), "mean_tokens": run.tokens / len(pairs), "padding_fraction": run.padding_fraction,
-            "length_sorted": length_sorted}
+            "n_pairs": len(pairs), "mean_tokens": float(lengths.mean()), "mean_sq_tokens": float((lengths ** 2).mean()),
+            "padding_fraction": run.padding_fraction, "length_sorted": length_sorted}
 
 
 def fixed_features(reranker: Reranker, batch_size: int, max_length: int) -> dict[str, Any]:
@@ -77,8 +91,8 @@ def fixed_features(reranker: Reranker, batch_size: int, max_length: int) -> dict
 
 
 def time_fixed(reranker: Reranker, batch_size: int, max_length: int, warmup_rounds: int, min_seconds: float,
-               min_rounds: int) -> dict[str, Any]:
-    """Model only: one round is one forward call on a fixed-shape batch."""
+               min_rounds: int, timed: AbstractContextManager | None = None) -> dict[str, Any]:
+    """Model only: one round is one forward call on a fixed-shape batch tokenized beforehand."""
     features = fixed_features(reranker, batch_size, max_length)
 
     def step() -> tuple[int, list[float]]:
@@ -86,6 +100,7 @@ def time_fixed(reranker: Reranker, batch_size: int, max_length: int, warmup_roun
         reranker.forward(features)
         return batch_size, [time.perf_counter() - began]
 
-    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds)
+    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds, timed)
     return {**summarize_rounds(rounds), "workload": "fixed", "batch_size": batch_size, "max_length": max_length,
-            "n_pairs": batch_size, "mean_tokens": float(max_length), "padding_fraction": 0.0, "length_sorted": False}
+            "n_pairs": batch_size, "mean_tokens": float(max_length), "mean_sq_tokens": float(max_length) ** 2,
+            "padding_fraction": 0.0, "length_sorted": False}

@@ -15,14 +15,13 @@ import pandas as pd
 
 from runlocalai_bench.results.tables import COLUMNS
 
-DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100")
-
-
-def measure_names(candidate_depth: int) -> list[str]:
-    """nDCG@10 and RR@10, plus recall at the reranked depth: the candidate ceiling of reranking."""
-    names = ["nDCG@10", "RR@10", f"R@{candidate_depth}"]
-    if "R@100" not in names:
-        names.append("R@100")
+def measure_names(first_stage_depth: int, rerank_depth: int) -> list[str]:
+    """nDCG@10 and RR@10; recall at the first stage's depth (the candidate ceiling, equal for every system
+    since the reranked run keeps the unreranked tail) and at the reranked depth (how much of it the reranker
+    brings into its head). Cutoffs are named by the depths actually used, never a fixed R@100."""
+    names = ["nDCG@10", "RR@10", f"R@{first_stage_depth}"]
+    if rerank_depth != first_stage_depth:
+        names.append(f"R@{rerank_depth}")
     return names
 
 
@@ -30,7 +29,7 @@ def evaluate(
     ranking: Mapping[str, Sequence[tuple[str, float]]],
     qrels: Mapping[str, Mapping[str, int]],
     query_ids: Sequence[str],
-    measures: Sequence[str] = DEFAULT_MEASURES,
+    measures: Sequence[str],
 ) -> dict[str, dict[str, float]]:
     """``{measure: {query_id: value}}`` for every query in ``query_ids`` (0 where nothing was retrieved)."""
     parsed = [ir_measures.parse_measure(m) for m in measures]
@@ -54,12 +53,17 @@ def evaluate(
 
 def quality_rows(
     values: dict[str, dict[str, float]], *, run_id: str, dataset: str, split: str, system: str, first_stage: str,
-    reranker: str | None = None, variant: str | None = None, device: str | None = None,
+    first_stage_depth: int, rerank_depth: int | None = None, reranker: str | None = None, variant: str | None = None,
+    device: str | None = None,
 ) -> pd.DataFrame:
-    """Long quality rows (one per query and measure) from :func:`metrics.evaluate`'s output."""
+    """Long quality rows (one per query and measure) from :func:`evaluate`'s output, with the first stage and
+    depths that produced them (the evidence a claim such as "after bge-m3 top 100" is checked against)."""
     records: Iterable[dict] = (
         {"run_id": run_id, "dataset": dataset, "split": split, "system": system, "first_stage": first_stage,
-         "reranker": reranker, "variant": variant, "device": device, "query_id": q, "measure": m, "value": v}
+         "reranker": reranker, "variant": variant, "device": device, "query_id": q, "measure": m, "value": v,
+         "first_stage_depth": first_stage_depth, "rerank_depth": rerank_depth}
         for m, per_query in values.items() for q, v in per_query.items()
     )
-    return pd.DataFrame.from_records(list(records), columns=COLUMNS["quality"])
+    columns = COLUMNS["quality"] + ["first_stage_depth", "rerank_depth"]
+    frame = pd.DataFrame.from_records(list(records), columns=columns)
+    return frame.astype({"first_stage_depth": "Int64", "rerank_depth": "Int64"})

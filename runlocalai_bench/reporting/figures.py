@@ -44,39 +44,59 @@ def _new(width: float = 7.5, height: float = 4.2):
     return fig, ax
 
 
+def _first_stage_means(summary: pd.DataFrame) -> pd.DataFrame:
+    """The first stage's nDCG@10 per run and dataset: each reranked row is compared with its own run's."""
+    rows = summary[(summary["measure"] == "nDCG@10") & (summary["system"] != "rerank")]
+    return rows[["run_id", "dataset", "mean", "ci_low", "ci_high"]].rename(
+        columns={"mean": "base", "ci_low": "base_low", "ci_high": "base_high"})
+
+
 def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
-    rows = summary[summary["measure"] == "nDCG@10"]
-    reranked, first = rows[rows["system"] == "rerank"], rows[rows["system"] != "rerank"]
-    if reranked.empty or first.empty:
+    rows = summary[(summary["measure"] == "nDCG@10") & (summary["system"] == "rerank")]
+    reranked = rows.merge(_first_stage_means(summary), on=["run_id", "dataset"], how="inner")
+    if reranked.empty:
         return None
-    reranked = reranked.sort_values(["variant", "device"])
+    reranked = reranked.sort_values(["run_id", "dataset", "variant", "device"]).reset_index(drop=True)
+    several = reranked[["run_id", "dataset"]].drop_duplicates().shape[0] > 1
     fig, ax = _new()
     y = np.arange(len(reranked))
     ax.errorbar(reranked["mean"], y, xerr=[reranked["mean"] - reranked["ci_low"], reranked["ci_high"] - reranked["mean"]],
                 fmt="o", capsize=3, label="reranked")
-    base = first.iloc[0]
-    ax.axvspan(base["ci_low"], base["ci_high"], color="#bbbbbb", alpha=0.4, lw=0)
-    ax.axvline(base["mean"], color="#444444", ls="--", label=f"{base['system']}-only")
-    ax.set_yticks(y, [_label(r) for _, r in reranked.iterrows()])
+    for i, row in reranked.iterrows():  # the first stage of the same run and dataset, on the same line
+        ax.plot([row["base_low"], row["base_high"]], [i, i], color="#bbbbbb", lw=6, alpha=0.6, solid_capstyle="butt")
+        ax.plot([row["base"]], [i], marker="|", ms=14, mew=2, color="#444444",
+                label="first stage alone (95% CI)" if i == 0 else None)
+    labels = [_label(r) + (f" · {r['dataset']} · {r['run_id']}" if several else "") for _, r in reranked.iterrows()]
+    ax.set_yticks(y, labels)
     ax.set_xlabel("nDCG@10 (mean over queries, 95% bootstrap CI)")
     ax.legend(loc="lower right")
-    caption = "nDCG@10 of the first stage alone (dashed line, grey band = 95% CI) and after reranking, per variant and device."
+    caption = ("nDCG@10 after reranking per variant and device (dots, 95% CI), next to the first stage alone on the "
+               "same queries of the same run (dark tick, grey band = 95% CI).")
     return _save(fig, folder, Figure("ndcg_by_variant", caption), footer)
 
 
+def per_query_lift(quality: pd.DataFrame, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Reranked rows with ``lift`` = value minus the first stage's value for the same query *of the same run
+    and dataset* (query ids repeat across pooled runs; aligning on the id alone would mix runs)."""
+    rows = quality[quality["measure"] == measure]
+    keys = ["run_id", "dataset", "query_id"]
+    base = rows[rows["system"] != "rerank"][keys + ["value"]].rename(columns={"value": "base"})
+    reranked = rows[rows["system"] == "rerank"].merge(base, on=keys, how="inner", validate="many_to_one")
+    return reranked.assign(lift=reranked["value"] - reranked["base"])
+
+
 def lift_distribution(quality: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
-    ndcg = quality[quality["measure"] == "nDCG@10"]
-    base = ndcg[ndcg["system"] != "rerank"].set_index("query_id")["value"]
-    reranked = ndcg[ndcg["system"] == "rerank"]
-    if reranked.empty or base.empty:
+    reranked = per_query_lift(quality)
+    if reranked.empty:
         return None
     groups = sorted(reranked.groupby(["variant", "device"]), key=lambda item: item[0])
     fig, ax = _new()
-    data = [g.set_index("query_id")["value"].sub(base).dropna().to_numpy() for _, g in groups]
+    data = [g["lift"].to_numpy() for _, g in groups]
     ax.boxplot(data, vert=False, tick_labels=[f"{v} · {d}" for (v, d), _ in groups], showmeans=True)
     ax.axvline(0, color="#444444", lw=0.8)
     ax.set_xlabel("per-query nDCG@10 lift over the first stage (reranked − first stage)")
-    caption = "Distribution of the per-query nDCG@10 lift; box = quartiles, triangle = mean, points = outlying queries."
+    caption = ("Distribution of the per-query nDCG@10 lift, each query against the first stage of its own run; "
+               "box = quartiles, triangle = mean, points = outlying queries.")
     return _save(fig, folder, Figure("lift_distribution", caption), footer)
 
 
@@ -130,9 +150,8 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
     rows = throughput[throughput["workload"] == "candidates"].sort_values(["device", "variant", "batch_size"])
     if rows.empty:
         return None
-    # CUDA: torch's peak allocation; llama.cpp's buffers are invisible to torch, so GGUF rows carry NVML's.
-    vram = rows["peak_vram_mb"].fillna(rows["nvml_used_mb"]) if "nvml_used_mb" in rows else rows["peak_vram_mb"]
-    values = vram.where(rows["device"].str.startswith("cuda"), rows["peak_rss_mb"]).astype(float)
+    # CUDA: the process's peak GPU memory as NVML (nvidia-smi) sees it; CPU: the peak resident set of the job.
+    values = rows["peak_vram_mb"].where(rows["device"].str.startswith("cuda"), rows["peak_rss_mb"]).astype(float)
     fig, ax = _new()
     y = np.arange(len(rows))
     ax.barh(y, values, color="#55a868")
@@ -141,7 +160,7 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
     if memory_line_mb:
         ax.axvline(memory_line_mb, color="#c44e52", ls="--", label=f"device memory {memory_line_mb / 1024:.0f} GiB")
     ax.set_yticks(y, [f"{_label(r)} · batch {r['batch_size']}" for _, r in rows.iterrows()])
-    ax.set_xlabel("peak memory, MiB (CPU: process resident set; CUDA: peak allocated)")
+    ax.set_xlabel("peak memory, MiB (CPU: resident set during the job; CUDA: process GPU memory, NVML)")
     ax.legend(loc="lower right", fontsize=7)
     caption = "Peak memory per variant (bars) next to the weights + activations estimate (ticks) and the device's memory."
     return _save(fig, folder, Figure("peak_memory", caption), footer)
@@ -155,8 +174,9 @@ def mfu_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figur
     y = np.arange(len(rows))
     ax.barh(y, rows["mfu"] * 100, color="#8172b2")
     ax.set_yticks(y, [f"{_label(r)} · b{r['batch_size']}×{r['max_length']}" for _, r in rows.iterrows()])
-    ax.set_xlabel("model FLOP utilisation, % of the measured matmul peak for the precision")
-    caption = "Model-only MFU on fixed shapes: achieved FLOP/s (from config and tokens) over the device's measured peak."
+    ax.set_xlabel("model FLOP utilisation, % of the hardware's theoretical peak for the precision")
+    caption = ("Model-only MFU on fixed shapes: achieved FLOP/s (from config and tokens) over the hardware's theoretical "
+               "peak for the precision's fastest path (tables/throughput peak_source says how it was computed).")
     return _save(fig, folder, Figure("mfu_by_variant", caption), footer)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from runlocalai_bench.params import dump_params
+from runlocalai_bench.reporting.provenance import run_descriptions, write_descriptions
 from runlocalai_bench.reporting.report import build_report
 from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.tables import COLUMNS, SCHEMA_VERSION, TABLES, BundleError, read_table, write_table
@@ -48,6 +49,7 @@ def merge_bundles(paths: list[Path], out: Path) -> Path:
             write_json(staging / "environments" / f"{run_id}.json", bundle.environment())
             (staging / "params").mkdir(exist_ok=True)
             shutil.copy(bundle.params_path, staging / "params" / f"{run_id}.yaml")
+        write_descriptions(staging, [d for b in bundles for d in run_descriptions(b)])
         merged_id = "merged-" + "-".join(sorted(seen))[:80]
         first = bundles[0].params().model_copy(update={"run_id": merged_id})
         (staging / "params.yaml").write_text(dump_params(first), encoding="utf-8")

@@ -51,7 +51,7 @@ class LoadRequest:
     ref: ModelRef  # its identity (keys the export cache)
     exports: Path  # ``<cache>/exports/<model>-<fingerprint>``: where this backend may write converted files
     max_length: int
-    calibration_pairs: Sequence[Pair] = ()  # for static quantization; never the evaluated pairs
+    calibration_pairs: Sequence[Pair] = ()  # for static quantization: pairs of queries the run does not evaluate
     user_file: Path | None = None  # an existing file in the backend's own format, used instead of converting
 
 

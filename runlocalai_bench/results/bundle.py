@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from runlocalai_bench.params import Params, read_params
+from runlocalai_bench.paths import scrub
 
 
 def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON, with local absolute paths rewritten (see :func:`paths.scrub`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    path.write_text(scrub(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n", encoding="utf-8")
 
 
 def rerank_execution(variant: str, device: str) -> str:
@@ -61,6 +63,10 @@ class Bundle:
 
     def first_stage_run(self) -> Path:
         return self.runs_dir / "first_stage.trec"
+
+    def calibration_run(self) -> Path:
+        """Candidates of queries the run does not evaluate: what static quantization calibrates on."""
+        return self.runs_dir / "calibration.trec"
 
     def stage_meta(self, name: str) -> dict[str, Any]:
         path = self.stages_dir / f"{name}.json"

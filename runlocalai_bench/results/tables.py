@@ -29,8 +29,11 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "one row per query and measure, for the first stage and every reranked variant"),
     Table("summary", ("run_id", "dataset", "system", "reranker", "variant", "device", "measure", "n_queries", "mean",
                       "ci_low", "ci_high", "lift_abs", "lift_rel", "lift_ci_low", "lift_ci_high", "lift_rel_ci_low",
-                      "lift_rel_ci_high", "p_value", "wins", "ties", "losses"),
-          "mean and 95% bootstrap CI per system, variant, device and measure; paired lift over the first stage"),
+                      "lift_rel_ci_high", "p_value", "wins", "ties", "losses", "first_stage", "first_stage_depth",
+                      "rerank_depth"),
+          "per dataset (and macro-average over the run's datasets), system, variant, device and measure: mean with "
+          "a 95% bootstrap CI and the paired lift over the first stage on the same queries; which first stage, "
+          "how deep it retrieved and how many candidates were reranked"),
     Table("throughput", ("run_id", "reranker", "variant", "device", "weights", "workload", "batch_size", "max_length",
                          "mean_tokens", "n_pairs", "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p90_ms",
                          "latency_p99_ms", "load_s", "model_bytes", "peak_rss_mb", "peak_vram_mb", "flops_per_pair",
@@ -66,8 +69,11 @@ def write_part(bundle: Path, table: str, part: str, frame: pd.DataFrame) -> Path
     return path
 
 
-def read_parts(bundle: Path, table: str) -> pd.DataFrame:
+def read_parts(bundle: Path, table: str, executions: set[str] | None = None) -> pd.DataFrame:
+    """Pool a table's parts; with ``executions``, only the parts those executions wrote."""
     paths = sorted((Path(bundle) / "tables" / "parts").glob(f"{table}--*.parquet"))
+    if executions is not None:
+        paths = [p for p in paths if p.stem.removeprefix(f"{table}--") in executions]
     frames = [pd.read_parquet(p) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:

@@ -28,19 +28,44 @@ def candidate_pairs(collection: Collection, candidates: Mapping[str, Sequence[tu
     return keys, pairs
 
 
-def rank_by_scores(keys: Sequence[Key], scores: np.ndarray, query_ids: Sequence[str]) -> Ranking:
-    """Rankings by reranker score (descending, ties by doc id): the deterministic order we evaluate."""
+def rerank_top(first_stage: Mapping[str, Sequence[tuple[str, float]]], scores: Mapping[Key, float], k: int,
+               query_ids: Sequence[str]) -> Ranking:
+    """Each query's first ``k`` candidates reordered by reranker score (descending, ties by doc id), followed by
+    the rest of the first stage's candidates in their first-stage order.
+
+    Keeping the tail makes the reranked run exactly as deep as the first stage: recall at the first stage's
+    depth is identical by construction, and with ``k`` < 10 nDCG@10 still sees ten documents. Tail documents
+    carry a NaN score (the reranker never saw them). One scoring pass at the run's depth serves every ``k``
+    up to it (the depth curve).
+    """
+    ranking: Ranking = {}
+    for query_id in query_ids:
+        docs = first_stage.get(query_id, [])
+        head = order((doc_id, scores[(query_id, doc_id)]) for doc_id, _ in docs[:k])
+        ranking[query_id] = head + [(doc_id, float("nan")) for doc_id, _ in docs[k:]]
+    return ranking
+
+
+def scores_by_key(keys: Sequence[Key], scores: np.ndarray) -> dict[Key, float]:
     if len(keys) != len(scores):
         raise ValueError(f"{len(keys)} pairs but {len(scores)} scores")
-    grouped: dict[str, list[tuple[str, float]]] = {q: [] for q in query_ids}
-    for (query_id, doc_id), score in zip(keys, scores):
-        grouped[query_id].append((doc_id, float(score)))
-    return {q: order(docs) for q, docs in grouped.items()}
+    return {key: float(score) for key, score in zip(keys, scores)}
 
 
 def calibration_sample(pairs: Sequence[Pair], n: int, seed: int) -> list[Pair]:
-    """A seeded sample of the run's own pairs for static quantization (never a dataset from a hub)."""
+    """A seeded sample of calibration pairs for static quantization. The pairs must come from queries outside
+    the evaluated set (:func:`calibration_query_ids`): calibrating on the evaluated pairs is a test-data leak."""
     if len(pairs) <= n:
         return list(pairs)
     picked = np.random.default_rng(seed).choice(len(pairs), size=n, replace=False)
     return [pairs[i] for i in sorted(picked)]
+
+
+def calibration_query_ids(collection: Collection, evaluated: Sequence[str], n: int, seed: int) -> list[str]:
+    """Up to ``n`` queries (seeded) that the run does not evaluate: unjudged queries, queries of other splits,
+    and judged queries left out of the sample."""
+    pool = sorted(set(collection.queries) - set(evaluated))
+    if len(pool) <= n:
+        return pool
+    picked = np.random.default_rng(seed).choice(len(pool), size=n, replace=False)
+    return sorted(pool[i] for i in picked)

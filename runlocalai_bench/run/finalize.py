@@ -5,28 +5,33 @@ from __future__ import annotations
 import pandas as pd
 
 from runlocalai_bench.params import Params
-from runlocalai_bench.perf.roofline import common_peaks
+from runlocalai_bench.perf.peaks import common_peaks
 from runlocalai_bench.quality.drift import drift_table
 from runlocalai_bench.quality.summary import summarize
 from runlocalai_bench.results.bundle import Bundle
 from runlocalai_bench.results.tables import COLUMNS, read_parts, write_table
 
 
-def finalize_tables(bundle: Bundle, params: Params) -> None:
-    """Write ``tables/*`` from the parts that the notebook executions left, then compute the summary."""
-    write_table(bundle.root, "quality", read_parts(bundle.root, "quality"))
-    write_table(bundle.root, "throughput", common_peaks(read_parts(bundle.root, "throughput")))
-    quality = read_parts(bundle.root, "quality")
+def finalize_tables(bundle: Bundle, params: Params, executions: list[dict]) -> None:
+    """Write ``tables/*`` from the parts that *successful* executions left, then compute the summary.
+
+    A failed execution may have written its quality part before failing (say, in the throughput cell): its rows
+    must not reach the summary or a claim, as they never reach the drift table.
+    """
+    ok = {e["execution"] for e in executions if e["status"] == "ok"}
+    quality = read_parts(bundle.root, "quality", ok)
+    write_table(bundle.root, "quality", quality)
+    write_table(bundle.root, "throughput", common_peaks(read_parts(bundle.root, "throughput", ok)))
     write_table(bundle.root, "summary", summarize(quality, params.bootstrap_samples, params.seed))
-    write_table(bundle.root, "drift", bundle_drift(bundle, params))
+    write_table(bundle.root, "drift", bundle_drift(bundle, params, ok))
 
 
-def bundle_drift(bundle: Bundle, params: Params) -> pd.DataFrame:
-    """Drift rows from the score files the rerank executions wrote (trained weights only)."""
+def bundle_drift(bundle: Bundle, params: Params, ok: set[str]) -> pd.DataFrame:
+    """Drift rows from the score files the successful rerank executions wrote (trained weights only)."""
     scores = {}
     for name, meta in bundle.all_stage_meta().items():
         path = bundle.runs_dir / f"{name}.scores.parquet"
-        if meta.get("stage") == "rerank" and meta.get("status") == "ok" and path.is_file():
+        if meta.get("stage") == "rerank" and name in ok and meta.get("status") == "ok" and path.is_file():
             scores[(meta["variant"], meta["device"])] = pd.read_parquet(path)
     table = drift_table(scores, params.run_id or "", params.dataset.label, params.reranker.model)
     return table if not table.empty else pd.DataFrame(columns=COLUMNS["drift"])

@@ -28,13 +28,16 @@ from papermill.exceptions import PapermillExecutionError
 
 from runlocalai_bench.data.specs import DatasetKind
 from runlocalai_bench.environment import REPO_ROOT, fingerprint
+from runlocalai_bench.devices import canonical_device
 from runlocalai_bench.params import Params, ParamsError, dump_params, load_params
+from runlocalai_bench.paths import scrub
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
 from runlocalai_bench.results.tables import SCHEMA_VERSION, write_table
 from runlocalai_bench.run.finalize import finalize_tables
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "runlocalai-bench-python"
+CACHE_ENV = "RUNLOCALAI_BENCH_CACHE"
 NOTEBOOKS = {"first_stage": "01_first_stage.ipynb", "rerank": "02_rerank.ipynb", "report": "03_report.ipynb"}
 
 
@@ -131,6 +134,40 @@ def rerank_pairs(params: Params) -> list[tuple[str, str]]:
     return [(variant, device) for variant in params.reranker.variants for device in params.reranker.devices]
 
 
+def check_distinct_devices(params: Params) -> None:
+    """Refuse device lists in which two entries name the same hardware here (``[auto, cpu]`` on a machine
+    without a GPU, ``[cuda, cuda:0]``): their executions would pool one device's queries twice, doubling n and
+    shrinking every p-value."""
+    seen: dict[str, str] = {}
+    for device in params.reranker.devices:
+        physical = canonical_device(device)
+        if physical in seen:
+            raise ParamsError(f"reranker.devices: {seen[physical]!r} and {device!r} both mean {physical} on this "
+                              "machine; list each device once")
+        seen[physical] = device
+
+
+@contextmanager
+def kernel_environment(params: Params) -> Iterator[None]:
+    """The environment the kernels inherit: the run's cache folder (the bundle's parameters do not name it)."""
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(params.cache_path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = previous
+
+
+def scrub_notebook(path: Path) -> None:
+    """Rewrite an executed notebook without local absolute paths (papermill records the input and output
+    paths; tracebacks and warnings name files of the Python environment)."""
+    if path.is_file():
+        path.write_text(scrub(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
 def run(
     params_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
     log_output: bool = False,
@@ -147,6 +184,7 @@ def run(
     if target.exists():
         raise ParamsError(f"{target} already exists: pick another --out or run_id, or remove it")
     preflight(params)
+    check_distinct_devices(params)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     bundle = Bundle(staging)
@@ -154,7 +192,7 @@ def run(
     write_json(bundle.environment_path, fingerprint())
     outcome = RunOutcome(target)
     try:
-        with private_kernel() as kernel:
+        with private_kernel() as kernel, kernel_environment(params):
             def execute_recorded(stage: str, output_name: str, variant: str | None = None, device: str | None = None) -> None:
                 parameters: dict = {"bundle_dir": "."}
                 if variant:
@@ -169,7 +207,7 @@ def run(
             if "rerank" in params.stages:
                 for variant, device in rerank_pairs(params):
                     execute_recorded("rerank", f"02_rerank--{variant}--{device.replace(':', '')}.ipynb", variant, device)
-            finalize_tables(bundle, params)
+            finalize_tables(bundle, params, outcome.executions)
             write_table(staging, "runs", pd.DataFrame(outcome.executions))
             if "report" in params.stages:
                 execute_recorded("report", NOTEBOOKS["report"])
@@ -201,8 +239,9 @@ def _execute_recorded(
     try:
         execute(notebook, output, parameters, cwd, kernel, log_output)
     except Exception as exc:  # noqa: BLE001 - any failure of a notebook is recorded with its reason
-        status, reason = "failed", describe_failure(exc)
+        status, reason = "failed", scrub(describe_failure(exc))
         print(f"[runlocalai-bench] {stage} {variant or ''} {device or ''} failed: {reason}", file=sys.stderr)
+    scrub_notebook(output)
     if status == "ok" and variant is not None:
         meta = Bundle(cwd).stage_meta(rerank_execution(variant, device or ""))
         if meta.get("status") == "skipped":
@@ -211,4 +250,5 @@ def _execute_recorded(
         "run_id": Bundle(cwd).params().run_id, "stage": stage, "variant": variant, "device": device,
         "status": status, "reason": reason, "seconds": round(time.perf_counter() - started, 3),
         "notebook": str(output.relative_to(cwd)),
+        "execution": rerank_execution(variant, device or "") if variant else stage,
     })

@@ -82,3 +82,12 @@ def test_ir_datasets_adapter_on_a_locally_registered_dataset(beir_copy, tmp_path
     qrels_trec.write_text(qrels_trec.read_text() + "q01 0 nosuchdoc 1\n")
     with pytest.raises(CollectionError, match=r"qrels record \d+: unknown document 'nosuchdoc'"):
         load_ir_datasets(dataset_id)
+
+
+def test_queries_judged_only_non_relevant_are_not_evaluated(beir_copy):
+    """A query whose only judgments are grade 0 has nothing to find: it would add a tie to every comparison."""
+    qrels = beir_copy / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q12\td01\t0\nq12\td02\t0\n")
+    collection = load_beir_folder(beir_copy)
+    assert "q12" in collection.qrels and "q12" not in collection.judged_query_ids
+    assert "q12" in collection.unevaluated_query_ids and len(collection.judged_query_ids) == 13

@@ -1,6 +1,6 @@
 """The timing harness's logic: warm-up rounds are not timed, minimums are respected. Never speed itself."""
 
-from runlocalai_bench.perf.timing import run_rounds, summarize_rounds
+from runlocalai_bench.perf.timing import run_rounds, summarize_rounds, timed_sample
 
 
 def test_rounds_respect_minimums_and_do_not_count_warmup():
@@ -15,3 +15,37 @@ def test_rounds_respect_minimums_and_do_not_count_warmup():
     stats = summarize_rounds(rounds)
     assert stats["latency_p50_ms"] <= stats["latency_p90_ms"] <= stats["latency_p99_ms"]
     assert stats["pairs_per_s_iqr"] >= 0 and stats["rounds"] == 5
+
+
+def test_the_timed_context_covers_the_timed_rounds_only():
+    """Energy per 1,000 pairs divides by the timed pairs, so the meter must not see the warm-up."""
+    log = []
+
+    class Meter:
+        def __enter__(self):
+            log.append("start")
+
+        def __exit__(self, *exc):
+            log.append("stop")
+
+    def step():
+        log.append("step")
+        return 1, [0.001]
+
+    run_rounds(step, warmup_rounds=2, min_seconds=0.0, min_rounds=3, timed=Meter())
+    assert log == ["step", "step", "start", "step", "step", "step", "stop"]
+
+
+def test_the_timed_sample_spans_queries():
+    pairs = [(f"query {q}", f"doc {d}") for q in range(10) for d in range(20)]
+    sample = timed_sample(pairs, 16, seed=0)
+    assert len(sample) == 16 and len({q for q, _ in sample}) > 5  # not one query's documents
+    assert sample == timed_sample(pairs, 16, seed=0) and timed_sample(pairs, None, 0) == pairs
+
+
+def test_gpu_memory_is_not_sampled_off_the_gpu():
+    from runlocalai_bench.perf.nvml import VramPeak
+
+    with VramPeak("cpu") as vram:
+        pass
+    assert vram.peak_mb is None and vram.source is None and vram._thread is None

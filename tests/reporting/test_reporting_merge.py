@@ -10,6 +10,8 @@ from runlocalai_bench.cli import main
 from runlocalai_bench.reporting.merge import merge_bundles
 from runlocalai_bench.results.tables import BundleError
 
+from support import REPO
+
 
 @pytest.mark.slow
 def test_merge_pools_bundles_and_refuses_bad_ones(smoke_bundle, tmp_path):
@@ -30,3 +32,25 @@ def test_merge_pools_bundles_and_refuses_bad_ones(smoke_bundle, tmp_path):
     (other / "bundle.json").write_text(json.dumps({**info, "run_id": "smoke-c", "schema_version": 99}))
     assert main(["merge", str(smoke_bundle), str(other), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
+
+
+@pytest.mark.slow
+def test_a_pooled_report_describes_every_run(smoke_bundle, tmp_path, session_cache):
+    """The pooled report once described every run as the first one was (trained weights, dense top 100, '?'
+    queries). Each pooled run now gets its own line, and the figures' footers name them all."""
+    twin = tmp_path / "twin"
+    assert main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(twin), "--set", "run_id=twin-bm25",
+                 "--set", f"cache_dir={session_cache}", "--set", "first_stage.kind=bm25", "--set", "first_stage.depth=16",
+                 "--set", "reranker.depth=8", "--set", "reranker.weights=random", "--set", "queries.n=8",
+                 "--set", "reranker.variants=[torch-fp32]", "--set", "stages=[first_stage, rerank]"]) == 0
+    merged = merge_bundles([smoke_bundle, twin], tmp_path / "pooled")
+    report = (merged / "report.md").read_text()
+    what = report[report.index("## What was run"):report.index("##", report.index("## What was run") + 3)]
+    lines = [line for line in what.splitlines() if line.startswith("- ")]
+    assert len(lines) == 2
+    smoke_line = next(line for line in lines if "smoke-a" in line)
+    twin_line = next(line for line in lines if "twin-bm25" in line)
+    assert "13 queries" in smoke_line and "dense" in smoke_line and "top 10" in smoke_line and "tiny random test model" in smoke_line
+    assert "8 queries" in twin_line and "bm25 top 16" in twin_line and "top 8" in twin_line
+    svg = (merged / "figures" / "throughput_by_variant.svg").read_text()
+    assert "smoke-a" in svg and "twin-bm25" in svg

@@ -36,7 +36,9 @@ def test_smoke_bundle_is_complete(smoke_bundle):
         assert runs[runs["variant"] == "gguf-q4_k_m"]["reason"].str.contains("gguf' extra").all()
     report = (smoke_bundle / "report.md").read_text()
     assert "## Claims verdict" in report and "Test model" in report and "skipped" in report
-    assert "not tested on this hardware" in report  # no claim is about a tiny test model
+    # The reranker is a test model, not bge-reranker-v2-m3: the verdicts say which filter found nothing.
+    assert "no matching run" in report and "not tested on this hardware" not in report
+    assert "no row of tables/summary has reranker = BAAI/bge-reranker-v2-m3" in report
     html = (smoke_bundle / "report.html").read_text()
     assert "<table>" in html and "figures/ndcg_by_variant.svg" in html
 
@@ -48,3 +50,22 @@ def test_figures_are_byte_identical_for_the_same_tables(smoke_bundle, tmp_path):
     all_figures(tables, tmp_path / "b", "footer", 1024.0)
     for figure in first:
         assert (tmp_path / "a" / f"{figure.id}.svg").read_bytes() == (tmp_path / "b" / f"{figure.id}.svg").read_bytes()
+
+
+def test_lifts_and_baselines_stay_within_their_run():
+    """Two pooled runs share query ids: run a lifts 0.5 -> 0.6, run b 0.8 -> 0.9. Aligning on the query id
+    alone once turned a +0.10 lift into -0.10."""
+    from runlocalai_bench.reporting.figures import _first_stage_means, per_query_lift
+
+    rows = []
+    for run_id, base in (("a", 0.5), ("b", 0.8)):
+        for query_id in ("q1", "q2"):
+            rows.append({"run_id": run_id, "dataset": "d", "system": "dense", "variant": None, "device": None,
+                         "query_id": query_id, "measure": "nDCG@10", "value": base})
+            rows.append({"run_id": run_id, "dataset": "d", "system": "rerank", "variant": "torch-fp32", "device": "cpu",
+                         "query_id": query_id, "measure": "nDCG@10", "value": base + 0.1})
+    lifts = per_query_lift(pd.DataFrame(rows))
+    assert len(lifts) == 4 and lifts["lift"].round(6).eq(0.1).all()
+    summary = pd.DataFrame([{"run_id": r, "dataset": "d", "system": s, "measure": "nDCG@10", "mean": m, "ci_low": m,
+                             "ci_high": m} for r, s, m in (("a", "dense", 0.5), ("b", "dense", 0.8))])
+    assert _first_stage_means(summary).set_index("run_id")["base"].to_dict() == {"a": 0.5, "b": 0.8}

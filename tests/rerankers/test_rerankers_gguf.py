@@ -180,3 +180,19 @@ def test_user_supplied_gguf_file_is_used_as_is(gguf_rerankers, tiny_xlmr, sessio
                              user_file=path)
     assert reranker.weight_files == [path] and reranker.details["source"] == f"user file {path.name}"
     reranker.close()
+
+
+@needs_llama_cpp
+def test_model_only_forward_leaves_tokenization_and_batch_filling_outside(gguf_rerankers, fixture_pairs, monkeypatch):
+    """The fixed workload times ``forward`` alone: filling the llama_batch (a Python loop over every token)
+    happens in ``tokenize``, so forward must not tokenize or prepare anything."""
+    reranker = gguf_rerankers["gguf-f16"]
+    features = reranker.tokenize(fixture_pairs[:4], 64)
+    expected = reranker.decode(reranker.encode(fixture_pairs[:4], 64).ids)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("forward must not tokenize or fill a batch")
+
+    monkeypatch.setattr(reranker, "prepare", refuse)
+    monkeypatch.setattr(reranker, "encode", refuse)
+    np.testing.assert_allclose(reranker.forward(features), expected, rtol=1e-5)

@@ -29,7 +29,7 @@ def test_first_stage_smoke_bundle(tmp_path, session_cache):
     quality = pd.read_parquet(out / "tables" / "quality.parquet")
     assert list(quality.columns[:11]) == ["run_id", "dataset", "split", "system", "first_stage", "reranker",
                                           "variant", "device", "query_id", "measure", "value"]
-    assert set(quality["measure"]) == {"nDCG@10", "RR@10", "R@10", "R@100"}
+    assert set(quality["measure"]) == {"nDCG@10", "RR@10", "R@20", "R@10"}  # recall at both depths, named truthfully
     assert quality.groupby("measure").size().eq(13).all()  # 13 judged queries, none dropped
     assert pd.read_csv(out / "tables" / "quality.csv").shape == quality.shape
     executed = json.loads((out / "notebooks" / "01_first_stage.ipynb").read_text())
@@ -97,3 +97,32 @@ def test_random_weights_give_throughput_but_never_quality(tmp_path, session_cach
     throughput = pd.read_parquet(out / "tables" / "throughput.parquet")
     assert (throughput["weights"] == "random").all() and len(throughput) == 2
     assert "Random weights (shape twin)" in (out / "report.md").read_text()
+
+
+def test_two_specs_for_one_device_are_refused(tmp_path, capsys):
+    """[auto, cpu] on a machine without a GPU: both executions would measure the CPU and pool its queries twice."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a CUDA machine auto means cuda")
+    assert run_cli("--out", str(tmp_path / "b"), "--set", "reranker.devices=[auto, cpu]") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'auto' and 'cpu' both mean cpu on this machine" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_failed_executions_rows_never_reach_the_summary(tmp_path, session_cache):
+    """A pair longer than the model's position table fails the throughput cell after the quality part was
+    written: that variant is failed, and its quality rows must not be summarized or judged."""
+    out = tmp_path / "failed-variant"
+    code = run_cli("--out", str(out), "--set", f"cache_dir={session_cache}", "--set", "run_id=fail-one",
+                   "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.max_lengths=[2048]",
+                   "--set", "stages=[first_stage, rerank]")
+    assert code == 1
+    runs = pd.read_parquet(out / "tables" / "runs.parquet")
+    assert runs.set_index("stage")["status"].to_dict() == {"first_stage": "ok", "rerank": "failed"}
+    assert (out / "tables" / "parts" / "quality--rerank--torch-fp32--cpu.parquet").is_file()  # written, then failed
+    summary = pd.read_parquet(out / "tables" / "summary.parquet")
+    quality = pd.read_parquet(out / "tables" / "quality.parquet")
+    assert set(summary["system"]) == {"dense"} and set(quality["system"]) == {"dense"}

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from runlocalai_bench.rerankers.base import Backend, LoadRequest, Pair, Variant
+from runlocalai_bench.rerankers.base import Backend, LoadRequest, Pair, Variant, VariantUnavailable
 from runlocalai_bench.rerankers.crossencoder import CrossEncoderReranker, load_cross_encoder
 from runlocalai_bench.rerankers.exports import export_once
 
@@ -20,7 +20,7 @@ VARIANTS = (
     Variant("openvino-bf16", "openvino", "bf16", ("cpu",), REQUIRES,
             "OpenVINO IR, inference precision pinned to bf16 (OpenVINO's own default on AMX CPUs)"),
     Variant("openvino-int8", "openvino", "int8", ("cpu",), REQUIRES + ("nncf",),
-            "OpenVINO IR, static int8 (nncf) calibrated on the run's own query-document pairs"),
+            "OpenVINO IR, static int8 (nncf) calibrated on pairs of queries the run does not evaluate"),
 )
 
 
@@ -43,7 +43,9 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
     elif precision == "int8":
         pairs = request.calibration_pairs
         if not pairs:
-            raise ValueError("openvino-int8 needs calibration pairs from the run (none given)")
+            raise VariantUnavailable(
+                "openvino-int8 calibrates on queries outside the evaluated set, and this run has none (every query "
+                "of the collection is evaluated); calibrating on the evaluated pairs would leak test data")
         digest = hashlib.sha256(json.dumps(list(pairs)).encode()).hexdigest()[:10]
 
         def quantize(staging: Path) -> None:
@@ -52,7 +54,8 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
 
         target = export_once(request.exports / f"openvino-int8-cal{digest}", quantize)
         file_name, hint = "openvino/openvino_model_qint8_static.xml", {}
-        details["quantization"] = f"nncf static int8, {len(pairs)} calibration pairs from this run ({digest})"
+        details["quantization"] = (f"nncf static int8, calibrated on {len(pairs)} pairs of queries outside the evaluated "
+                                   f"set ({digest})")
     ce = load_cross_encoder(target, request.device, max_length, backend="openvino",
                             model_kwargs={"file_name": file_name, "ov_config": hint})
     xml = target / file_name

@@ -73,6 +73,24 @@ def truncate_pair(query: list[int], doc: list[int], budget: int) -> tuple[list[i
     return query[:keep_query], doc[: budget - keep_query]
 
 
+@dataclass(eq=False)
+class PreparedBatch:
+    """A filled ``llama_batch`` and its shape; the native buffer is freed with the object."""
+
+    batch: Any
+    sequences: int
+    tokens: int
+    longest: int
+
+    def __del__(self) -> None:
+        try:
+            import llama_cpp
+
+            llama_cpp.llama_batch_free(self.batch)
+        except Exception:  # noqa: BLE001 - interpreter shutdown may have torn the module down already
+            pass
+
+
 @dataclass
 class TokenizedPairs:
     ids: list[list[int]]  # one laid-out sequence per pair, specials included
@@ -219,8 +237,8 @@ class LlamaCppReranker(Reranker):
         return TokenizedPairs([self.encode_pair(q, d, max_length) for q, d in pairs])
 
     def tokenize(self, pairs: Sequence[Pair], max_length: int) -> Features:
-        """Features in the Hugging Face shape (padded ``input_ids`` + ``attention_mask``), for the fixed
-        workload; :meth:`forward` drops the padding again, llama.cpp packs sequences unpadded."""
+        """Features for the model-only workload: the padded ``input_ids`` + ``attention_mask`` shape the timing
+        code inspects, and the ``llama_batch`` :meth:`forward` decodes (llama.cpp packs sequences unpadded)."""
         encoded = self.encode(pairs, max_length)
         width = int(encoded.lengths.max()) if encoded.ids else 0
         ids = np.zeros((len(encoded.ids), width), dtype=np.int64)
@@ -228,7 +246,7 @@ class LlamaCppReranker(Reranker):
         for row, seq in enumerate(encoded.ids):
             ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        return {"input_ids": ids, "attention_mask": mask, "llama_batch": self.prepare(encoded.ids)}
 
     def token_lengths(self, pairs: Sequence[Pair], max_length: int) -> np.ndarray:
         return self.encode(pairs, max_length).lengths
@@ -266,47 +284,54 @@ class LlamaCppReranker(Reranker):
         """Size the context for ``pairs_per_call`` pairs of up to ``max_length`` tokens each."""
         self._ensure_context(pairs_per_call * max_length, min(pairs_per_call, MAX_SEQUENCES))
 
-    def decode(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """One ``llama_decode`` over ``sequences`` (each its own sequence id); one logit per sequence."""
+    def prepare(self, sequences: Sequence[Sequence[int]]) -> "PreparedBatch":
+        """A ``llama_batch`` holding ``sequences`` (each its own sequence id), filled in Python once."""
         import llama_cpp
 
         if len(sequences) > MAX_SEQUENCES:
             raise ValueError(f"{len(sequences)} pairs in one call; llama.cpp holds at most {MAX_SEQUENCES}")
         total = sum(len(s) for s in sequences)
-        longest = max(len(s) for s in sequences)
-        self._ensure_context(max(total, longest * len(sequences)), len(sequences))
+        batch = PreparedBatch(llama_cpp.llama_batch_init(total, 0, 1), len(sequences), total,
+                              max(len(s) for s in sequences))
+        position = 0
+        for seq_id, tokens in enumerate(sequences):
+            for pos, token in enumerate(tokens):
+                batch.batch.token[position] = token
+                batch.batch.pos[position] = pos
+                batch.batch.n_seq_id[position] = 1
+                batch.batch.seq_id[position][0] = seq_id
+                batch.batch.logits[position] = True
+                position += 1
+        batch.batch.n_tokens = total
+        return batch
+
+    def decode_prepared(self, prepared: "PreparedBatch") -> np.ndarray:
+        """One ``llama_decode`` of a prepared batch; one logit per sequence."""
+        import llama_cpp
+
+        self._ensure_context(max(prepared.tokens, prepared.longest * prepared.sequences), prepared.sequences)
         memory = llama_cpp.llama_get_memory(self._ctx)
         if memory:
             llama_cpp.llama_memory_clear(memory, True)
-        batch = llama_cpp.llama_batch_init(total, 0, 1)
-        try:
-            position = 0
-            for seq_id, tokens in enumerate(sequences):
-                for pos, token in enumerate(tokens):
-                    batch.token[position] = token
-                    batch.pos[position] = pos
-                    batch.n_seq_id[position] = 1
-                    batch.seq_id[position][0] = seq_id
-                    batch.logits[position] = True
-                    position += 1
-            batch.n_tokens = total
-            status = llama_cpp.llama_decode(self._ctx, batch)
-            if status != 0:
-                raise RuntimeError(f"llama_decode returned {status} for {len(sequences)} pairs, {total} tokens")
-            scores = np.empty(len(sequences), dtype=np.float32)
-            for seq_id in range(len(sequences)):
-                pointer = llama_cpp.llama_get_embeddings_seq(self._ctx, seq_id)
-                if not pointer:
-                    raise RuntimeError(f"llama.cpp returned no rank output for sequence {seq_id}")
-                scores[seq_id] = pointer[0]
-            return scores
-        finally:
-            llama_cpp.llama_batch_free(batch)
+        status = llama_cpp.llama_decode(self._ctx, prepared.batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status} for {prepared.sequences} pairs, {prepared.tokens} tokens")
+        scores = np.empty(prepared.sequences, dtype=np.float32)
+        for seq_id in range(prepared.sequences):
+            pointer = llama_cpp.llama_get_embeddings_seq(self._ctx, seq_id)
+            if not pointer:
+                raise RuntimeError(f"llama.cpp returned no rank output for sequence {seq_id}")
+            scores[seq_id] = pointer[0]
+        return scores
+
+    def decode(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Prepare and decode ``sequences`` in one call (the end-to-end path)."""
+        return self.decode_prepared(self.prepare(sequences))
 
     def forward(self, features: Features) -> np.ndarray:
-        """Model only, on padded features from :meth:`tokenize`."""
-        ids, mask = np.asarray(features["input_ids"]), np.asarray(features["attention_mask"])
-        return self.decode([row[m.astype(bool)].tolist() for row, m in zip(ids, mask)])
+        """Model only: ``llama_decode`` of the batch :meth:`tokenize` prepared (filling a ``llama_batch`` is a
+        Python loop over every token: it belongs to tokenization, not to the model's time)."""
+        return self.decode_prepared(features["llama_batch"])
 
     def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> Scores:
         """End to end: text in, scores out, ``batch_size`` pairs per ``llama_decode`` call."""

@@ -1,0 +1,109 @@
+"""NVIDIA's management library (NVML, through nvidia-ml-py): the GPU memory this process holds, as
+``nvidia-smi`` shows it, and the GPU's energy counter.
+
+NVML sees every allocation of the process on the device: torch's caching allocator, ONNX Runtime's arena,
+llama.cpp's buffers and the CUDA context itself. torch's own counters see only torch tensors, so a claim such
+as "2 GB of VRAM" (what a user reads in nvidia-smi) is judged on NVML's figure.
+
+pynvml is imported inside the functions: it loads ``libnvidia-ml`` and is only useful on machines with an
+NVIDIA driver; everywhere else these functions return None.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from runlocalai_bench.devices import device_index
+
+SAMPLE_SECONDS = 0.01
+
+
+def device_handle(device: str) -> Any | None:
+    """The NVML handle of a torch CUDA device, matched by PCI bus id (torch and NVML may number GPUs
+    differently under ``CUDA_VISIBLE_DEVICES``); None without NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no driver, no library: not measurable here
+        return None
+    import torch
+
+    index = device_index(device)
+    try:
+        props = torch.cuda.get_device_properties(index)
+        bus_id = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
+        return pynvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode())
+    except Exception:  # noqa: BLE001 - older torch without PCI ids: fall back to the ordinal
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def process_memory_mb(handle: Any) -> float | None:
+    """GPU memory this process holds on the device (compute processes list), or None if NVML cannot say
+    (e.g. a PID namespace hides our PID from the driver)."""
+    import pynvml
+
+    pid = os.getpid()
+    for getter in (pynvml.nvmlDeviceGetComputeRunningProcesses, pynvml.nvmlDeviceGetGraphicsRunningProcesses):
+        try:
+            for process in getter(handle):
+                if process.pid == pid and process.usedGpuMemory is not None:
+                    return process.usedGpuMemory / 2**20
+        except pynvml.NVMLError:
+            continue
+    return None
+
+
+class VramPeak:
+    """Peak GPU memory of this process over a block, sampled every 10 ms by a background thread.
+
+    ``peak_mb`` is None when NVML is unavailable or cannot see the process; ``source`` says what was read.
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak_mb: float | None = None
+        self.source: str | None = None
+        self._handle = device_handle(device) if device.startswith("cuda") else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        value = process_memory_mb(self._handle)
+        if value is not None:
+            self.peak_mb = value if self.peak_mb is None else max(self.peak_mb, value)
+            self.source = "nvml process"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            time.sleep(SAMPLE_SECONDS)
+
+    def __enter__(self) -> "VramPeak":
+        if self._handle is not None:
+            self._sample()
+            self._thread = threading.Thread(target=self._run, name="vram-peak", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+
+
+def energy_joules(device: str) -> float | None:
+    """The GPU's total energy counter in joules (NVML, Volta and newer), or None."""
+    handle = device_handle(device)
+    if handle is None:
+        return None
+    import pynvml
+
+    try:
+        return pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3
+    except pynvml.NVMLError:
+        return None

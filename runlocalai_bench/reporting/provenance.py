@@ -1,0 +1,107 @@
+"""What each run of a bundle was: the line a report prints for it and the footer every figure carries.
+
+A single run's bundle describes itself from its parameters, environment and stage records. A pooled bundle
+(``runlocalai-bench merge``) keeps one description per pooled run in ``provenance/<run_id>.json``, so its report
+says what *every* run was (dataset, queries, first stage and depth, reranker and its weights, reranked depth,
+hardware, commit), never just the first one's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runlocalai_bench.environment import hardware_label
+from runlocalai_bench.models.refs import model_label
+from runlocalai_bench.results.bundle import Bundle, write_json
+
+PROVENANCE_DIR = "provenance"
+
+
+@dataclass
+class RunDescription:
+    run_id: str
+    datasets: list[str]
+    split: str
+    n_queries: int | None
+    first_stage: str  # e.g. "dense all-MiniLM-L6-v2 (local folder, sha256 ...) top 100" or "bm25 top 16"
+    reranker: str | None  # model label, twins named as twins; None when the run did not rerank
+    weights: str | None
+    rerank_depth: int | None
+    variants: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
+    date: str = ""
+    commit: str = ""
+
+    def line(self) -> str:
+        """One line for the report's "What was run"."""
+        queries = f"{self.n_queries} queries" if self.n_queries is not None else "queries unknown"
+        text = f"`{self.run_id}`: {', '.join(self.datasets)} ({self.split}), {queries}; first stage {self.first_stage}"
+        if self.reranker:
+            text += (f"; reranker {self.reranker} reorders the top {self.rerank_depth}"
+                     f" ({', '.join(self.variants)} on {', '.join(self.devices)})")
+        else:
+            text += "; no reranking"
+        return text + f"; {', '.join(self.hardware)}; {self.date}; commit {self.commit}."
+
+    def footer(self) -> str:
+        parts = [f"run {self.run_id}", f"data {', '.join(self.datasets)} ({self.n_queries} q)",
+                 f"first stage {self.first_stage}"]
+        if self.reranker:
+            parts.append(f"reranker {self.reranker} top {self.rerank_depth}")
+        return " · ".join(parts + [", ".join(self.hardware), self.date, f"commit {self.commit}"])
+
+
+def _commit(env: dict[str, Any]) -> str:
+    code = env.get("code", {})
+    return (code.get("commit") or "unknown")[:10] + ("+dirty" if code.get("dirty") else "")
+
+
+def describe_bundle(bundle: Bundle) -> RunDescription:
+    """The description of a single run's bundle."""
+    params = bundle.params()
+    env = bundle.environment()
+    meta = bundle.all_stage_meta()
+    first = meta.get("first_stage", {})
+    reruns = [m for m in meta.values() if m.get("stage") == "rerank"]
+    measured = [m for m in reruns if m.get("status") == "ok"]
+    if params.first_stage.kind == "dense":
+        model = first.get("model_label") or model_label(params.first_stage.model, first.get("model"))
+        first_stage = f"dense {model} top {params.first_stage.depth}"
+    else:
+        first_stage = f"{params.first_stage.label} top {params.first_stage.depth}"
+    reranker = None
+    if "rerank" in params.stages:
+        labelled = next((m["model_label"] for m in measured if m.get("model_label")), None)
+        reranker = labelled or (f"{params.reranker.model} shape twin (random weights)" if params.reranker.weights == "random"
+                                else params.reranker.model)
+    devices = sorted({m.get("device") or m.get("requested_device") for m in measured}) or list(params.reranker.devices)
+    return RunDescription(
+        run_id=params.run_id or "", datasets=[params.dataset.label], split=params.split,
+        n_queries=first.get("dataset", {}).get("n_queries"), first_stage=first_stage, reranker=reranker,
+        weights=params.reranker.weights if reranker else None, rerank_depth=params.reranker.depth if reranker else None,
+        variants=sorted({m["variant"] for m in measured}) if reranker else [],
+        devices=devices if reranker else [],
+        hardware=sorted({hardware_label(env, d) for d in (devices if reranker else ["cpu"])}),
+        date=env.get("date_utc", "")[:10], commit=_commit(env))
+
+
+def write_descriptions(root: Path, descriptions: list[RunDescription]) -> None:
+    for description in descriptions:
+        write_json(Path(root) / PROVENANCE_DIR / f"{description.run_id}.json", asdict(description))
+
+
+def run_descriptions(bundle: Bundle) -> list[RunDescription]:
+    """Every run a bundle holds: its own, or each pooled run's."""
+    pooled = bundle.root / PROVENANCE_DIR
+    if pooled.is_dir():
+        return [RunDescription(**json.loads(p.read_text(encoding="utf-8"))) for p in sorted(pooled.glob("*.json"))]
+    return [describe_bundle(bundle)]
+
+
+def combined_footer(descriptions: list[RunDescription]) -> str:
+    """The provenance footer of a figure drawn from these runs: every run's own footer, joined."""
+    return "  |  ".join(d.footer() for d in descriptions) + "  ·  runlocalai-bench"
