@@ -14,8 +14,12 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 PARAMS ?= params/default.yaml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The online rehearsal's Hugging Face mirror, in a virtualenv of its own: olah needs a newer huggingface_hub
+# than this project pins, so it never enters the project's environment.
+OLAH_VERSION ?= 0.5.4
+OLAH_STAMP := $(VENV)/olah/.installed-olah-$(OLAH_VERSION)
 
-.PHONY: install bench smoke test clean
+.PHONY: install bench smoke test rehearse clean
 
 install: $(STAMP)
 
@@ -34,8 +38,17 @@ bench: install  ## the real benchmark (needs the Hugging Face hub and the datase
 smoke: install  ## the whole pipeline offline on the shipped fixture
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/runlocalai-bench run params/smoke.yaml $(ARGS)
 
-test: install  ## offline tests
+$(OLAH_STAMP):
+	rm -rf $(VENV)/olah
+	$(PYTHON) -m venv $(VENV)/olah
+	$(VENV)/olah/bin/python -m pip install --quiet olah==$(OLAH_VERSION)
+	touch $@
+
+test: install $(OLAH_STAMP)  ## offline tests (the online rehearsal talks to a local mirror on 127.0.0.1 only)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+rehearse: install $(OLAH_STAMP)  ## only the online rehearsal: default.yaml against a local hub mirror
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m rehearsal $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

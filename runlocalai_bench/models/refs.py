@@ -33,6 +33,7 @@ class ModelRef:
     location: str  # what to hand to from_pretrained: a hub id or a local folder
     revision: str | None  # hub commit, or None for local folders
     content_hash: str | None  # sha256 over a local folder's files, or None for hub models
+    requested_revision: str | None = None  # what the parameters asked for (None = main), for hub models
 
     @property
     def fingerprint(self) -> str:
@@ -41,6 +42,11 @@ class ModelRef:
 
     def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
+
+
+def is_hub_id(spec: str) -> bool:
+    """A spec that names a Hugging Face hub repository (not a twin, a package folder or a local path)."""
+    return not spec.startswith((TWIN_PREFIX, PKG_PREFIX, "/", ".", "~")) and not Path(spec).expanduser().exists()
 
 
 def default_cache_dir() -> Path:

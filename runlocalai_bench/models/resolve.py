@@ -11,8 +11,12 @@ from runlocalai_bench.models.refs import (
 from runlocalai_bench.models.twins import tiny_checkpoint
 
 
-def resolve(spec: str, revision: str | None = None, cache_dir: Path | None = None) -> ModelRef:
-    """Turn a spec into a :class:`ModelRef`: local kinds are hashed, hub ids get their commit."""
+def resolve(spec: str, revision: str | None = None, cache_dir: Path | None = None, require: bool = True) -> ModelRef:
+    """Turn a spec into a :class:`ModelRef`: local kinds are hashed, hub ids get their commit.
+
+    With ``require=False`` a hub model whose commit cannot be resolved (offline, nothing cached) still gets a
+    reference, without a commit: enough for a shape twin, which only needs the architecture.
+    """
     cache_dir = cache_dir or default_cache_dir()
     if spec.startswith(TWIN_PREFIX):
         folder = tiny_checkpoint(spec[len(TWIN_PREFIX):], cache_dir)
@@ -25,10 +29,16 @@ def resolve(spec: str, revision: str | None = None, cache_dir: Path | None = Non
         return ModelRef(spec, str(path.resolve()), None, folder_hash(path, cache_dir))
     if spec.startswith(("/", ".", "~")):
         raise ModelNotFoundError(f"model folder {spec!r} does not exist")
-    return ModelRef(spec, spec, hub_revision(spec, revision), None)
+    try:
+        commit = hub_revision(spec, revision)
+    except ModelNotFoundError:
+        if require:
+            raise
+        commit = None
+    return ModelRef(spec, spec, commit, None, revision)
 
 
 def local_folder(ref: ModelRef) -> Path:
-    """A local folder holding ``ref``'s checkpoint: the folder itself, or the hub snapshot."""
+    """A local folder holding ``ref``'s checkpoint: the folder itself, or the hub snapshot at its commit."""
     path = Path(ref.location)
-    return path if path.is_dir() else snapshot_folder(ref)
+    return path if path.is_dir() else snapshot_folder(ref, ref.requested_revision)

@@ -14,7 +14,7 @@ import numpy as np
 from runlocalai_bench.data.collection import Collection
 from runlocalai_bench.devices import resolve_device
 from runlocalai_bench.models.refs import ModelNotFoundError, ModelRef
-from runlocalai_bench.models.resolve import resolve
+from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.params import FirstStageParams
 from runlocalai_bench.retrieval.embedding_cache import EmbeddingCache, cache_key
 from runlocalai_bench.retrieval.result import FirstStageResult
@@ -25,16 +25,16 @@ EMBEDDING_DTYPE = "float32"
 
 
 def load_encoder(ref: ModelRef, params: FirstStageParams, device: str):
-    """A SentenceTransformer on ``device`` with the run's max length; a clear error when it cannot load."""
+    """A SentenceTransformer on ``device`` with the run's max length, loaded from a local folder (a hub model's
+    snapshot at its pinned commit: the same files, and the same cache records, as the reranker's)."""
     from sentence_transformers import SentenceTransformer
 
+    folder = local_folder(ref)
     try:
-        model = SentenceTransformer(ref.location, device=device, revision=ref.revision if ref.location == ref.spec else None)
-    except OSError as exc:
-        raise ModelNotFoundError(
-            f"cannot load first-stage model {ref.spec!r} ({str(exc).splitlines()[0]}). It must be in the Hugging "
-            "Face cache or the hub must be reachable; offline, run `make smoke` or point first_stage.model at a folder."
-        ) from None
+        model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+    except (OSError, ValueError) as exc:  # missing files; a config transformers does not recognise
+        raise ModelNotFoundError(f"cannot load first-stage model {ref.spec!r} from its files "
+                                 f"({str(exc).splitlines()[0]})") from None
     model.max_seq_length = params.max_length
     return model
 

@@ -29,6 +29,8 @@ from papermill.exceptions import PapermillExecutionError
 from runlocalai_bench.data.specs import DatasetKind
 from runlocalai_bench.environment import REPO_ROOT, fingerprint
 from runlocalai_bench.devices import canonical_device
+from runlocalai_bench.models.hub import hub_revision
+from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
 from runlocalai_bench.params import Params, ParamsError, dump_params, load_params
 from runlocalai_bench.paths import scrub
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
@@ -86,6 +88,24 @@ def preflight(params: Params) -> None:
     for variant, path in params.reranker.gguf_files.items():
         if not Path(path).is_file():
             raise ParamsError(f"reranker.gguf_files.{variant}: {path} does not exist (expected a .gguf file)")
+    preflight_models(params)
+
+
+def preflight_models(params: Params) -> None:
+    """Resolve every hub model the run will download to its commit before anything is written: a revision the
+    hub (or mirror) lacks, an unreachable endpoint or, offline, an empty cache fails now with one line naming
+    the model, instead of in a kernel after the first stage. Shape twins need no hub (their config is known)."""
+    checks = []
+    if params.first_stage.kind == "dense" and "first_stage" in params.stages:
+        checks.append(("first_stage.model", params.first_stage.model, params.first_stage.revision))
+    if params.reranker.weights == "trained" and "rerank" in params.stages:
+        checks.append(("reranker.model", params.reranker.model, params.reranker.revision))
+    for key, spec, revision in checks:
+        if is_hub_id(spec):
+            try:
+                hub_revision(spec, revision)
+            except ModelNotFoundError as exc:
+                raise ModelNotFoundError(f"{key}: {exc}") from None
 
 
 @contextmanager

@@ -117,8 +117,9 @@ class RerankOutcome:
 
 def reranker_checkpoint(params: Params, cache_dir: Path) -> tuple[Path, ModelRef, str, dict | None]:
     """(folder to load, its ModelRef, tokenizer source, twin note) for the run's reranker."""
-    ref = resolve(params.reranker.model, params.reranker.revision, cache_dir)
-    if params.reranker.weights == "random":
+    random = params.reranker.weights == "random"
+    ref = resolve(params.reranker.model, params.reranker.revision, cache_dir, require=not random)
+    if random:
         folder, tokenizer = shape_twin(ref, cache_dir, params.seed)
         return folder, resolve(str(folder), None, cache_dir), tokenizer, twin_note(folder)
     folder = local_folder(ref)

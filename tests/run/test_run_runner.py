@@ -56,14 +56,26 @@ def test_missing_gguf_file_exits_2_and_writes_nothing(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_failing_notebook_fails_the_command_and_leaves_no_complete_bundle(tmp_path, capsys, session_cache):
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
     out = tmp_path / "bundle"
-    code = run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", "first_stage.model=no-such-org/no-model",
+    code = run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", f"first_stage.model={broken}",
                    "--set", f"cache_dir={session_cache}")
     assert code == 2
     err = capsys.readouterr().err
-    assert "first stage failed: ModelNotFoundError: cannot load first-stage model 'no-such-org/no-model'" in err
+    assert "first stage failed: ModelNotFoundError: cannot load first-stage model" in err
     assert not out.exists()
     assert (tmp_path / "bundle.failed" / "notebooks" / "01_first_stage.ipynb").is_file()
+
+
+def test_a_hub_model_missing_offline_fails_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "bundle"
+    code = run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", "first_stage.model=no-such-org/no-model")
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "first_stage.model: 'no-such-org/no-model' at revision 'main' is not in the Hugging Face cache" in err[0]
+    assert "make smoke" in err[0] and list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_is_refused(tmp_path, capsys):

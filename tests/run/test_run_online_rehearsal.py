@@ -1,0 +1,145 @@
+"""The online path, rehearsed on loopback: ``runlocalai-bench run params/default.yaml`` against a real Hugging
+Face mirror (olah) serving tiny repositories under the real names, and ir_datasets' real loader on a pre-seeded
+``source.zip``; then the same command offline on the same caches, and the one-line errors.
+
+What it does not cover: the real hub's Xet storage and rate limits, gated repositories and tokens, the real
+BEIR download server and its md5 check (a file under ``downloads/`` is checked, a pre-seeded ``source.zip``
+is not), and weights of the real size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hub_mirror import OLAH_CLI, OlahServer, commit_repository, seed_olah_cache
+from support import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
+needs_olah = pytest.mark.skipif(not OLAH_CLI.is_file(), reason=f"olah is not installed at {OLAH_CLI} (make test installs it)")
+EMBEDDER, RERANKER = "BAAI/bge-m3", "BAAI/bge-reranker-v2-m3"
+MISSING_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def build_embedder(tiny_xlmr_folder: Path, target: Path) -> None:
+    """A sentence-transformers model with the files a hub snapshot of bge-m3 has (modules.json, the pooling
+    config, tokenizer files, safetensors): an XLM-R encoder, CLS pooling, normalisation."""
+    from sentence_transformers import SentenceTransformer, models
+
+    encoder = models.Transformer(str(tiny_xlmr_folder), max_seq_length=64)
+    pooling = models.Pooling(encoder.get_embedding_dimension(), pooling_mode="cls")
+    SentenceTransformer(modules=[encoder, pooling, models.Normalize()], device="cpu").save(str(target))
+
+
+def seed_ir_datasets(home: Path) -> None:
+    """``$IR_DATASETS_HOME/beir/scifact/source.zip`` in BEIR's layout, built from the shipped fixture: ir_datasets
+    reads it as if it had downloaded it (the md5 is checked only for files under ``downloads/``)."""
+    from runlocalai_bench.data.specs import FIXTURES_DIR
+
+    target = home / "beir" / "scifact" / "source.zip"
+    target.parent.mkdir(parents=True)
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted((FIXTURES_DIR / "tiny").rglob("*")):
+            if path.is_file() and path.name != "README.md":
+                archive.write(path, f"scifact/{path.relative_to(FIXTURES_DIR / 'tiny')}")
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, tiny_xlmr):
+    root = tmp_path_factory.mktemp("mirror")
+    files = root / "files"
+    build_embedder(Path(tiny_xlmr.location), files / EMBEDDER)
+    (files / RERANKER).mkdir(parents=True)
+    for path in Path(tiny_xlmr.location).iterdir():
+        if path.is_file() and path.name != "runlocalai_twin.json":
+            (files / RERANKER / path.name).write_bytes(path.read_bytes())
+    server = OlahServer(root)
+    shas = {}
+    for repo_id in (EMBEDDER, RERANKER):
+        shas[repo_id] = commit_repository(files / repo_id, server.mirrors, repo_id)
+        seed_olah_cache(server.repos, repo_id, shas[repo_id])
+    server.start()
+    try:
+        yield server, shas
+    finally:
+        server.stop()
+
+
+def environment(home: Path, endpoint: str | None, offline: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HOME", "RUNLOCALAI_BENCH_CACHE"}}
+    env.update(HF_HOME=str(home / "hf"), IR_DATASETS_HOME=str(home / "ir_datasets"),
+               RUNLOCALAI_BENCH_CACHE=str(home / "cache"), HF_HUB_DISABLE_TELEMETRY="1")
+    if endpoint:
+        env["HF_ENDPOINT"] = endpoint
+    if offline:
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def run_default(out: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
+    variants = "[torch-fp32, gguf-q8_0]" if importlib.util.find_spec("llama_cpp") else "[torch-fp32]"
+    settings = ["dataset=beir/scifact/test", "queries.n=5", "first_stage.depth=10", "first_stage.max_length=64",
+                "first_stage.batch_size=8", "first_stage.device=cpu", "reranker.depth=5", "reranker.max_length=64",
+                "reranker.batch_size=4", f"reranker.variants={variants}", "reranker.devices=[cpu]",
+                "throughput.warmup_rounds=0", "throughput.min_seconds=0", "throughput.min_rounds=3",
+                "throughput.max_pairs=8", "throughput.batch_sizes=[2]", "throughput.max_lengths=[32]",
+                "bootstrap_samples=200", *overrides]
+    command = [sys.executable, "-m", "runlocalai_bench.cli", "run", str(REPO / "params" / "default.yaml"),
+               "--out", str(out)] + [arg for s in settings for arg in ("--set", s)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def revisions(bundle: Path) -> dict[str, str]:
+    stages = {p.stem: json.loads(p.read_text()) for p in (bundle / "stages").glob("*.json")}
+    found = {EMBEDDER: stages["first_stage"]["model"]["revision"]}
+    for name, meta in stages.items():
+        if meta.get("stage") == "rerank" and meta.get("status") == "ok":
+            found[f"{RERANKER} ({meta['variant']})"] = meta["model"]["revision"]
+    return found
+
+
+@needs_olah
+def test_online_then_offline_on_the_same_caches(mirror, tmp_path):
+    server, shas = mirror
+    seed_ir_datasets(tmp_path / "ir_datasets")
+
+    online = run_default(tmp_path / "online", environment(tmp_path, server.endpoint, offline=False))
+    assert online.returncode == 0, online.stderr[-3000:]
+    first = json.loads((tmp_path / "online" / "stages" / "first_stage.json").read_text())
+    assert first["dataset"]["source"] == "ir_datasets:beir/scifact/test"
+    online_revisions = revisions(tmp_path / "online")
+    assert online_revisions[EMBEDDER] == shas[EMBEDDER]
+    reranked = {k: v for k, v in online_revisions.items() if k.startswith(RERANKER)}
+    assert reranked and set(reranked.values()) == {shas[RERANKER]}
+    for repo_id in (EMBEDDER, RERANKER):  # the branch is recorded, so an offline run can find it
+        ref = tmp_path / "hf" / "hub" / f"models--{repo_id.replace('/', '--')}" / "refs" / "main"
+        assert ref.read_text() == shas[repo_id]
+
+    pinned = run_default(tmp_path / "pinned", environment(tmp_path, server.endpoint, offline=False),
+                         f"reranker.revision={MISSING_REVISION}")
+    errors = [line for line in pinned.stderr.splitlines() if line.startswith("runlocalai-bench:")]
+    assert pinned.returncode == 2 and len(errors) == 1, pinned.stderr[-2000:]
+    assert "reranker.model" in errors[0] and RERANKER in errors[0] and MISSING_REVISION in errors[0]
+    assert not (tmp_path / "pinned").exists()
+
+    server.stop()  # the second run must not need the network at all
+    offline = run_default(tmp_path / "offline", environment(tmp_path, None, offline=True))
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    assert revisions(tmp_path / "offline") == online_revisions
+
+
+def test_offline_with_nothing_cached_says_what_to_do(tmp_path):
+    seed_ir_datasets(tmp_path / "ir_datasets")
+    done = run_default(tmp_path / "bundle", environment(tmp_path, None, offline=True))
+    errors = [line for line in done.stderr.splitlines() if line.startswith("runlocalai-bench:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert EMBEDDER in errors[0] and "HF_HUB_OFFLINE=1" in errors[0] and "make smoke" in errors[0]
+    assert not (tmp_path / "bundle").exists()
