@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = validate_params({"dataset": args.dataset, "reranker": {"model": args.model, "weights": args.weights}})
-    collection = params.dataset.load(params.split)
+    collection = params.datasets[0].load(params.split)
     query_ids = collection.judged_query_ids
     candidates = bm25_retrieve(collection, query_ids, params.first_stage.model_copy(update={"kind": "bm25", "depth": 16})).ranking
     _, pairs = candidate_pairs(collection, candidates, query_ids)

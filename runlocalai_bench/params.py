@@ -26,6 +26,9 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+SHORTHANDS = {"dataset": "datasets", "datasets": "dataset"}
+
+
 class ParamsError(ValueError):
     """Bad parameters: the message names the file, the key and what would be accepted."""
 
@@ -58,7 +61,7 @@ class QueriesParams(_Strict):
 
 
 class FirstStageParams(_Strict):
-    kind: Literal["dense", "bm25"] = "dense"
+    kind: Literal["dense", "bm25", "run", "scoreddocs"] = "dense"
     model: str = "BAAI/bge-m3"
     revision: str | None = None
     depth: int = Field(default=100, gt=0, description="candidates kept per query")
@@ -66,11 +69,36 @@ class FirstStageParams(_Strict):
     batch_size: int = Field(default=32, gt=0)
     device: Device = "auto"
     search: Literal["auto", "exact", "faiss"] = "auto"
+    run: str | dict[str, str] | None = Field(
+        default=None, description="kind run: a TREC run file (or {dataset label: file} for several datasets)")
+
+    @model_validator(mode="after")
+    def _run_file(self) -> "FirstStageParams":
+        if self.kind == "run" and not self.run:
+            raise ValueError("kind 'run' needs first_stage.run: a TREC run file (qid Q0 docid rank score tag)")
+        if self.kind != "run" and self.run:
+            raise ValueError(f"first_stage.run is only read with kind 'run' (kind is {self.kind!r})")
+        return self
 
     @property
     def label(self) -> str:
-        """What tables call this first stage: ``bm25``, or ``dense:<model spec>``."""
-        return "bm25" if self.kind == "bm25" else f"dense:{self.model}"
+        """What tables call this first stage: ``bm25``, ``dense:<model spec>``, ``run:<file name>`` or
+        ``scoreddocs`` (ir_datasets' own candidates)."""
+        if self.kind == "dense":
+            return f"dense:{self.model}"
+        if self.kind == "run":
+            files = self.run if isinstance(self.run, dict) else {"": self.run}
+            return "run:" + ",".join(sorted({Path(str(f)).name for f in files.values()}))
+        return self.kind
+
+    def run_file(self, dataset_label: str) -> Path:
+        """The run file of ``dataset_label`` (kind run)."""
+        if isinstance(self.run, dict):
+            if dataset_label not in self.run:
+                raise ValueError(f"first_stage.run names no file for dataset {dataset_label!r} "
+                                 f"(it has {', '.join(self.run)})")
+            return Path(self.run[dataset_label])
+        return Path(str(self.run))
 
 
 class RerankerParams(_Strict):
@@ -82,6 +110,8 @@ class RerankerParams(_Strict):
     max_length: int = Field(default=512, gt=0)
     batch_size: int = Field(default=16, gt=0)
     depth: int = Field(default=100, gt=0, description="first-stage candidates reranked per query")
+    depth_curve: list[int] = Field(default_factory=lambda: [10, 20, 50, 100],
+                                   description="reranked depths evaluated from the one scoring pass (capped at depth)")
     length_sorted: bool = True
     gguf_files: dict[VariantName, str] = Field(
         default_factory=dict,
@@ -108,6 +138,11 @@ class RerankerParams(_Strict):
 
 class ThroughputParams(_Strict):
     enabled: bool = True
+    workloads: list[Literal["candidates", "query", "fixed"]] = Field(
+        default_factory=lambda: ["candidates", "query", "fixed"],
+        description="candidates: the run's pairs end to end; query: one request per query (latency a search box "
+                    "feels); fixed: model only at batch_sizes x max_lengths")
+    max_queries: int | None = Field(default=32, gt=0, description="queries timed as single requests; null = all")
     warmup_rounds: int = Field(default=2, ge=0)
     min_seconds: float = Field(default=10.0, ge=0)
     # Three at least: one round gives no spread (IQR 0, p50 = p99), two a spread of one difference.
@@ -126,7 +161,8 @@ class ThroughputParams(_Strict):
 
 class Params(_Strict):
     run_id: str | None = None
-    dataset: Dataset = Field(default_factory=lambda: DatasetSpec.parse("beir/scifact/test"))
+    dataset: Dataset | None = Field(default=None, description="one dataset: shorthand for datasets: [<it>]")
+    datasets: list[Dataset] = Field(default_factory=lambda: [DatasetSpec.parse("beir/scifact/test")], min_length=1)
     split: str = "test"
     queries: QueriesParams = Field(default_factory=QueriesParams)
     first_stage: FirstStageParams = Field(default_factory=FirstStageParams)
@@ -137,6 +173,25 @@ class Params(_Strict):
     bootstrap_samples: int = Field(default=10_000, gt=0)
     cache_dir: str | None = Field(default=None, description="embeddings and exports; null = ~/.cache/runlocalai-bench")
     claims: str | None = Field(default=None, description="claims YAML judged by the report")
+
+    @model_validator(mode="after")
+    def _one_dataset(self) -> "Params":
+        """``dataset: X`` is ``datasets: [X]``; giving both is ambiguous."""
+        if self.dataset is not None:
+            if "datasets" in self.model_fields_set:
+                raise ValueError("give `dataset` (one) or `datasets` (a list), not both")
+            # Bypass validate_assignment: the two fields are swapped together.
+            self.__dict__.update(datasets=[self.dataset], dataset=None)
+        return self
+
+    @field_validator("datasets")
+    @classmethod
+    def _distinct_datasets(cls, values: list[DatasetSpec]) -> list[DatasetSpec]:
+        labels = [v.label for v in values]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"datasets repeat (or share a name): {', '.join(repeated)}")
+        return values
 
     @field_validator("run_id")
     @classmethod
@@ -158,6 +213,20 @@ class Params(_Strict):
     def cache_path(self) -> Path:
         """Where embeddings, exports and twins are cached (``cache_dir``, else the user cache)."""
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    @model_validator(mode="after")
+    def _scoreddocs(self) -> "Params":
+        if self.first_stage.kind == "scoreddocs":
+            for spec in self.datasets:
+                if not spec.has_scoreddocs():
+                    raise ValueError(f"first_stage.kind 'scoreddocs' reads ir_datasets' own candidates, and {spec} has "
+                                     "none (e.g. msmarco-passage/trec-dl-2019/judged has BM25's top 1,000)")
+        return self
+
+    @property
+    def depth_curve(self) -> list[int]:
+        """The reranked depths of the depth curve: the configured ones up to the run's depth, and the depth."""
+        return sorted({k for k in self.reranker.depth_curve if k < self.reranker.depth} | {self.reranker.depth})
 
     @model_validator(mode="after")
     def _depths(self) -> "Params":
@@ -233,6 +302,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise ParamsError(f"--set {text!r}: {part!r} holds a value, not a section of keys")
             node = child
         node[parts[-1]] = value
+        if key in SHORTHANDS:  # --set dataset=X replaces a file's datasets list, and the other way round
+            data.pop(SHORTHANDS[key], None)
     return data
 
 
@@ -287,7 +358,7 @@ def dump_params(params: Params) -> str:
     """The resolved parameters as a bundle stores them: local paths relative to the repository root (a bundle
     holds no absolute path of its machine) and no cache folder (the runner hands its kernels the cache through
     ``RUNLOCALAI_BENCH_CACHE``; where caches live never changes a result)."""
-    data = params.model_dump(mode="json")
+    data = params.model_dump(mode="json", exclude={"dataset"})
     data["cache_dir"] = None
     return yaml.safe_dump(_map_strings(data, portable), sort_keys=False, allow_unicode=True)
 

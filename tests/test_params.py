@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from runlocalai_bench.params import ParamsError, apply_overrides, load_params, parse_override
+import yaml
+
+from runlocalai_bench.params import ParamsError, apply_overrides, dump_params, load_params, parse_override
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +47,7 @@ def test_unknown_device(tmp_path):
 
 
 @pytest.mark.parametrize("spec, fragment", [
-    ("fixture:huge", "unknown fixture 'huge'; accepted: fixture:tiny"),
+    ("fixture:huge", "unknown fixture 'huge'; accepted: fixture:multilingual, fixture:tiny"),
     ("./no/such/folder", "is not a folder"),
     ("beir/nosuchset/test", "neither an ir_datasets id"),
 ])
@@ -104,3 +106,31 @@ def test_gguf_files_name_a_gguf_variant_and_a_gguf_file(tmp_path, entry, fragmen
     with pytest.raises(ParamsError, match="reranker.gguf_files") as err:
         load_params(write(tmp_path, f"dataset: fixture:tiny\nreranker: {{gguf_files: {entry}}}\n"))
     assert fragment in str(err.value)
+
+
+def test_datasets_list_and_its_one_item_shorthand(tmp_path):
+    several = load_params(write(tmp_path, "datasets: [fixture:tiny, fixture:multilingual]\n"))
+    assert [d.label for d in several.datasets] == ["fixture:tiny", "fixture:multilingual"]
+    one = load_params(write(tmp_path, "dataset: fixture:tiny\n"))
+    assert [d.label for d in one.datasets] == ["fixture:tiny"] and one.dataset is None
+    with pytest.raises(ParamsError, match="give `dataset` \\(one\\) or `datasets` \\(a list\\), not both"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\ndatasets: [fixture:tiny]\n"))
+    with pytest.raises(ParamsError, match="datasets repeat"):
+        load_params(write(tmp_path, "datasets: [fixture:tiny, fixture:tiny]\n"))
+    # --set dataset=X replaces a file's list (the shorthand the README's commands use), and the other way round
+    swapped = load_params(write(tmp_path, "datasets: [fixture:tiny, fixture:multilingual]\n"), ["dataset=fixture:tiny"])
+    assert [d.label for d in swapped.datasets] == ["fixture:tiny"]
+    assert "dataset" not in yaml.safe_load(dump_params(swapped))  # the bundle stores the list only
+
+
+def test_depth_curve_is_capped_at_the_reranked_depth(tmp_path):
+    params = load_params(write(tmp_path, "dataset: fixture:tiny\nfirst_stage: {depth: 30}\n"
+                                         "reranker: {depth: 25, depth_curve: [5, 10, 50]}\n"))
+    assert params.depth_curve == [5, 10, 25]
+
+
+def test_a_run_file_first_stage_needs_its_file(tmp_path):
+    with pytest.raises(ParamsError, match="kind 'run' needs first_stage.run"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nfirst_stage: {kind: run}\n"))
+    with pytest.raises(ParamsError, match="scoreddocs.*fixture:tiny has none"):
+        load_params(write(tmp_path, "dataset: fixture:tiny\nfirst_stage: {kind: scoreddocs}\n"))

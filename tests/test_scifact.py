@@ -33,4 +33,4 @@ def test_minilm_reproduces_published_ndcg_and_reuses_cache(tmp_path):
     second = pd.read_parquet(tmp_path / "second" / "tables" / "quality.parquet")
     assert second["value"].tolist() == quality["value"].tolist()
     meta = [json.loads((tmp_path / n / "stages" / "first_stage.json").read_text()) for n in ("first", "second")]
-    assert [m["embedding_cache_hit"] for m in meta] == [False, True]
+    assert [m["datasets"][0]["embedding_cache_hit"] for m in meta] == [False, True]

@@ -1,5 +1,8 @@
 """BEIR folders (``corpus.jsonl[.gz]``, ``queries.jsonl``, ``qrels/<split>.tsv``), read strictly.
 
+A query may carry its language in ``metadata.language`` (ISO 639-1); otherwise a folder named like a BEIR
+collection is English (all of BEIR is) and any other folder's language is ``und`` (undetermined).
+
 Malformed input fails with ``file:line: problem`` before anything is written: a typo in a 5,000-line corpus
 must not surface an hour later as a missing document.
 """
@@ -12,6 +15,13 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from runlocalai_bench.data.collection import Collection, CollectionError, Document
+
+
+# Every BEIR collection is English: a folder with one of their names needs no language field in its queries.
+BEIR_ENGLISH = {name: "en" for name in (
+    "msmarco", "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "cqadupstack",
+    "quora", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact", "bioasq", "signal1m", "trec-news",
+    "robust04")}
 
 
 def corpus_file(folder: Path) -> Path:
@@ -63,18 +73,27 @@ def load_beir_folder(folder: Path, split: str = "test") -> Collection:
     if not queries_path.is_file():
         raise CollectionError(f"{folder}: no queries.jsonl")
     queries: dict[str, str] = {}
+    languages: dict[str, str] = {}
     for number, record in _jsonl(queries_path, ("_id", "text")):
         query_id = str(record["_id"])
         if query_id in queries:
             raise CollectionError(f"{queries_path}:{number}: duplicate query id {query_id!r}")
         queries[query_id] = str(record["text"])
+        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+        if metadata.get("language"):
+            languages[query_id] = str(metadata["language"])
 
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
         raise CollectionError(f"{qrels_path}: no judgments for split {split!r}; available splits: {available}")
     qrels = _read_qrels_tsv(qrels_path, docs, queries)
-    return Collection(str(folder.resolve()), split, docs, queries, qrels, source=str(folder.resolve()))
+    default = BEIR_ENGLISH.get(folder.name.lower(), "und")
+    distinct = set(languages.values())
+    # One language for the collection when its queries share one; "mul" (ISO 639-2: multiple) otherwise.
+    language = default if not distinct else distinct.pop() if len(distinct) == 1 else "mul"
+    return Collection(str(folder.resolve()), split, docs, queries, qrels, source=str(folder.resolve()),
+                      language=language, query_languages={q: l for q, l in languages.items() if l != language})
 
 
 def _read_qrels_tsv(path: Path, docs: dict[str, Document], queries: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -37,6 +37,11 @@ class Collection:
     qrels: dict[str, dict[str, int]]
     source: str
     content_hash: str = field(default="")
+    language: str = "und"  # the queries' language (ISO 639-1); "und" when the collection does not say
+    query_languages: dict[str, str] = field(default_factory=dict)  # per-query languages where they differ
+
+    def query_language(self, query_id: str) -> str:
+        return self.query_languages.get(query_id, self.language)
 
     def __post_init__(self) -> None:
         if not self.content_hash:

@@ -37,4 +37,5 @@ def load_ir_datasets(dataset_id: str, split: str = "test") -> Collection:
         qrels.setdefault(str(qrel.query_id), {})[str(qrel.doc_id)] = int(qrel.relevance)
     if not qrels:
         raise CollectionError(f"ir_datasets {dataset_id!r}: no judgments (choose an id that names a split)")
-    return Collection(dataset_id, split, docs, queries, qrels, source=f"ir_datasets:{dataset_id}")
+    return Collection(dataset_id, split, docs, queries, qrels, source=f"ir_datasets:{dataset_id}",
+                      language=dataset.queries_lang() or "und")

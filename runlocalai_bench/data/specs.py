@@ -9,6 +9,7 @@ A spec is one of three kinds, told apart once here and carried as :class:`Datase
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -25,6 +26,24 @@ class DatasetKind(str, Enum):
     FIXTURE = "fixture"
     FOLDER = "folder"
     IR_DATASETS = "ir_datasets"
+
+
+# What a download requires beyond the network, per ir_datasets id prefix (checked against ir_datasets 0.6.3's
+# download configuration and documentation). BEIR's zips and MIRACL's files need no token; MIRACL's topics come
+# from a mirror that needs no login.
+ACCESS_NOTES = {
+    "msmarco-passage": "MS MARCO's terms of use apply (non-commercial research; https://microsoft.github.io/msmarco/); "
+                       "ir_datasets prints its data usage agreement and downloads without a token: running it accepts that agreement",
+    "msmarco-document": "MS MARCO's terms of use apply (non-commercial research; https://microsoft.github.io/msmarco/); "
+                        "ir_datasets prints its data usage agreement and downloads without a token: running it accepts that agreement",
+}
+
+
+def access_note(spec: "DatasetSpec") -> str | None:
+    """A one-line note when ``spec``'s download needs a token or an accepted licence, else None."""
+    if spec.kind is not DatasetKind.IR_DATASETS:
+        return None
+    return next((note for prefix, note in ACCESS_NOTES.items() if spec.text.startswith(prefix + "/")), None)
 
 
 def fixture_names() -> list[str]:
@@ -73,6 +92,19 @@ class DatasetSpec:
     def label(self) -> str:
         """Short name for tables and figures: a folder's name, the spec itself otherwise. Never a local path."""
         return Path(self.text).name if self.kind is DatasetKind.FOLDER else self.text
+
+    @property
+    def slug(self) -> str:
+        """The label as a file-name-safe string (run files and parts are named per dataset)."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.label).strip("-")
+
+    def has_scoreddocs(self) -> bool:
+        """Whether ir_datasets ships candidate lists for this dataset (``scoreddocs``)."""
+        if self.kind is not DatasetKind.IR_DATASETS:
+            return False
+        import ir_datasets
+
+        return ir_datasets.load(self.text).has_scoreddocs()
 
     def load(self, split: str = "test") -> Collection:
         """Read the collection (``split`` picks a BEIR folder's qrels; an ir_datasets id names its own)."""

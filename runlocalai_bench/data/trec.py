@@ -1,27 +1,17 @@
-"""Rankings and TREC run files (what IR calls a "run": one ranked list per query).
-
-A ranking is ``{query_id: [(doc_id, score), ...]}`` in rank order. Ordering is always
-score descending, then doc id ascending, so equal scores never make two runs of the same inputs differ.
-"""
+"""TREC run files (what IR calls a "run": one ranked list per query), written and read in the suite's order."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Container, Mapping
 
 import pandas as pd
 
-Ranking = dict[str, list[tuple[str, float]]]
-
+from runlocalai_bench.data.rankings import Ranking, order
 
 class RunFileError(ValueError):
     """A TREC run file that cannot be read: names file and line."""
-
-
-def order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Deterministic rank order: score descending, ties broken by doc id ascending."""
-    return sorted(((d, float(s)) for d, s in scored), key=lambda item: (-item[1], item[0]))
 
 
 def write_trec(path: Path, ranking: Mapping[str, list[tuple[str, float]]], tag: str) -> None:
@@ -49,10 +39,24 @@ def write_scores(path: Path, ranking: Mapping[str, list[tuple[str, float]]]) -> 
     frame.to_parquet(path, index=False)
 
 
-def read_trec(path: Path) -> Ranking:
-    """Read a TREC run file back into rank order (by the file's rank column)."""
+def read_trec(path: Path, queries: Container[str] | None = None, docs: Container[str] | None = None,
+              by: str = "rank") -> Ranking:
+    """Read a TREC run file into rank order.
+
+    ``by="rank"`` follows the rank column (the suite's own files); ``by="score"`` orders each query by score
+    descending, ties by doc id ascending, as any run file made elsewhere must be read (ranks in such files are
+    often unreliable). With ``queries``/``docs``, an id the collection does not have fails with file and line:
+    a run file made for another dataset must not be evaluated as if it matched.
+    """
+    if by not in ("rank", "score"):
+        raise ValueError(f"by must be 'rank' or 'score', got {by!r}")
     rows: dict[str, list[tuple[int, str, float]]] = {}
-    with Path(path).open("r", encoding="utf-8") as handle:
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        handle = Path(path).open("r", encoding="utf-8")
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot read run file ({exc.strerror})") from None
+    with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -65,5 +69,17 @@ def read_trec(path: Path) -> Ranking:
                 raise RunFileError(f"{path}:{number}: rank {cols[3]!r} or score {cols[4]!r} is not a number") from None
             if math.isnan(score):
                 raise RunFileError(f"{path}:{number}: score is NaN")
-            rows.setdefault(cols[0], []).append((rank, cols[2], score))
+            query_id, doc_id = cols[0], cols[2]
+            if queries is not None and query_id not in queries:
+                raise RunFileError(f"{path}:{number}: query {query_id!r} is not in the dataset (a run file of another "
+                                   "dataset?)")
+            if docs is not None and doc_id not in docs:
+                raise RunFileError(f"{path}:{number}: document {doc_id!r} is not in the corpus")
+            if (query_id, doc_id) in seen:
+                raise RunFileError(f"{path}:{number}: document {doc_id!r} already ranked for query {query_id!r} "
+                                   f"(line {seen[(query_id, doc_id)]})")
+            seen[(query_id, doc_id)] = number
+            rows.setdefault(query_id, []).append((rank, doc_id, score))
+    if by == "score":
+        return {q: order((d, s) for _, d, s in items) for q, items in rows.items()}
     return {q: [(d, s) for _, d, s in sorted(items)] for q, items in rows.items()}

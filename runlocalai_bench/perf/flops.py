@@ -46,6 +46,13 @@ def flops_per_pair(shape: dict[str, int], mean_tokens: float, mean_sq_tokens: fl
     return dense + attention
 
 
+def attention_share(shape: dict[str, int], mean_tokens: float, mean_sq_tokens: float | None = None) -> float:
+    """The fraction of a pair's FLOPs spent in the T^2 attention term: what makes long pairs superlinear."""
+    if mean_sq_tokens is None:
+        mean_sq_tokens = mean_tokens ** 2
+    return 4.0 * shape["layers"] * shape["hidden"] * mean_sq_tokens / flops_per_pair(shape, mean_tokens, mean_sq_tokens)
+
+
 def activation_bytes(shape: dict[str, int], batch: int, tokens: int, bytes_per_value: float) -> float:
     """Peak activations of one encoder layer at inference: the live hidden state, the FFN's widest tensor
     and one head-batched attention score matrix (plus its softmax), none kept across layers."""

@@ -8,18 +8,19 @@ format, activation shape, memory counters): this module never asks which backend
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.energy import EnergyMeter
-from runlocalai_bench.perf.flops import flops_per_pair, memory_estimate_mb, model_shape
+from runlocalai_bench.perf.flops import attention_share, flops_per_pair, memory_estimate_mb, model_shape
 from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss, reset_torch_peak, torch_peak_mb
 from runlocalai_bench.perf.nvml import VramPeak
 from runlocalai_bench.perf.peaks import measured_matmul_tflops, theoretical_peak
-from runlocalai_bench.perf.timing import time_candidates, time_fixed, timed_sample
+from runlocalai_bench.perf.timing import time_candidates, time_fixed, time_queries, timed_queries, timed_sample
 from runlocalai_bench.rerankers.base import TORCH_ALLOCATOR, Pair, Reranker
 from runlocalai_bench.results.tables import COLUMNS
 
@@ -32,44 +33,69 @@ def gpu_name(device: str) -> str | None:
     return torch.cuda.get_device_name(device)
 
 
-def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params, variant: str, device: str,
-                       cache_dir: Path | None = None) -> pd.DataFrame:
+@dataclass
+class DatasetWork:
+    """One dataset's pairs as the throughput workloads use them."""
+
+    label: str
+    pairs: Sequence[Pair]  # every (query, candidate) pair the run reranks
+    queries: Sequence[Sequence[Pair]]  # the same pairs grouped by query
+
+
+def throughput_jobs(params: Params, datasets: Sequence[DatasetWork]) -> list[tuple[str, str | None, int, int]]:
+    """(workload, dataset, batch size, max length) of every job, in the order they run."""
+    settings, reranker = params.throughput, params.reranker
+    jobs: list[tuple[str, str | None, int, int]] = []
+    for work in datasets:
+        if "candidates" in settings.workloads and work.pairs:
+            jobs.append(("candidates", work.label, reranker.batch_size, reranker.max_length))
+        if "query" in settings.workloads and work.pairs:
+            jobs.append(("query", work.label, reranker.batch_size, reranker.max_length))
+    if "fixed" in settings.workloads:
+        jobs += [("fixed", None, b, t) for b in settings.batch_sizes for t in settings.max_lengths]
+    return jobs
+
+
+def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], params: Params, variant: str, device: str,
+                       cache_dir: Path | None = None, on_job: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Throughput rows for every job: candidates and query workloads per dataset, fixed shapes once."""
     settings = params.throughput
-    timed_pairs = timed_sample(pairs, settings.max_pairs, params.seed)
+    by_label = {work.label: work for work in datasets}
     shape = model_shape(reranker.config)
     precision = reranker.compute_precision()
     matmul, matmul_now = measured_matmul_tflops(device, precision, cache_dir)
     name = gpu_name(device)
     peak, peak_source = theoretical_peak(device, precision, matmul, name)
     sees_torch = TORCH_ALLOCATOR in reranker.memory_counters()
-    jobs = []
-    if timed_pairs:
-        jobs.append(("candidates", params.reranker.batch_size, params.reranker.max_length))
-    jobs += [("fixed", b, t) for b in settings.batch_sizes for t in settings.max_lengths]
+    jobs = throughput_jobs(params, datasets)
     rows = []
-    for workload, batch_size, max_length in jobs:
+    for number, (workload, dataset, batch_size, max_length) in enumerate(jobs):
         window_reset = reset_peak_rss()
         reset_torch_peak(device)
         meter = EnergyMeter(device)
+        rounds = (settings.warmup_rounds, settings.min_seconds, settings.min_rounds, meter)
         with VramPeak(device) as vram:
             if workload == "candidates":
-                row = time_candidates(reranker, timed_pairs, batch_size, max_length, params.reranker.length_sorted,
-                                      settings.warmup_rounds, settings.min_seconds, settings.min_rounds, meter)
+                row = time_candidates(reranker, timed_sample(by_label[dataset].pairs, settings.max_pairs, params.seed),
+                                      batch_size, max_length, params.reranker.length_sorted, *rounds)
+            elif workload == "query":
+                row = time_queries(reranker, timed_queries(by_label[dataset].queries, settings.max_queries, params.seed),
+                                   batch_size, max_length, params.reranker.length_sorted, *rounds)
             else:
-                row = time_fixed(reranker, batch_size, max_length, settings.warmup_rounds, settings.min_seconds,
-                                 settings.min_rounds, meter)
+                row = time_fixed(reranker, batch_size, max_length, *rounds)
         flops = flops_per_pair(shape, row["mean_tokens"], row["mean_sq_tokens"])
         achieved = flops * row["pairs_per_s"] / 1e12
         tokens = int(round(row["mean_tokens"])) if workload == "fixed" else max_length
         torch_memory = torch_peak_mb(device) if sees_torch else {"peak_vram_torch_mb": None,
                                                                   "peak_vram_torch_reserved_mb": None}
         row.update(
-            run_id=params.run_id, reranker=params.reranker.model, variant=variant, device=device,
+            run_id=params.run_id, reranker=params.reranker.model, variant=variant, device=device, dataset=dataset,
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), peak_rss_window="job" if window_reset else "process",
             peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,
             flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak,
             mfu=achieved / peak if peak else None, peak_source=peak_source, compute_precision=precision,
+            attention_flops_share=attention_share(shape, row["mean_tokens"], row["mean_sq_tokens"]),
             matmul_tflops=matmul, matmul_tflops_now=matmul_now,
             matmul_source=f"best {precision} {'ONNX Runtime MatMulInteger' if precision == 'int8' and device == 'cpu' else 'torch matmul'} "
                           "of a 1024x1024 by 1024x4096 product measured on this machine",
@@ -80,5 +106,9 @@ def measure_throughput(reranker: Reranker, pairs: Sequence[Pair], params: Params
             energy_source=meter.source if meter.joules is not None else None,
         )
         rows.append(row)
+        if on_job:
+            on_job(number + 1, len(jobs))
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS["throughput"])
     frame = pd.DataFrame.from_records(rows)
     return frame[COLUMNS["throughput"] + [c for c in frame.columns if c not in COLUMNS["throughput"]]]

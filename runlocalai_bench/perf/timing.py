@@ -81,6 +81,39 @@ def time_candidates(reranker: Reranker, pairs: Sequence[Pair], batch_size: int, 
             "padding_fraction": run.padding_fraction, "length_sorted": length_sorted}
 
 
+def timed_queries(query_pairs: Sequence[Sequence[Pair]], max_queries: int | None, seed: int) -> list[list[Pair]]:
+    """A seeded sample of queries (each with all its candidates) for the per-query latency workload."""
+    queries = [list(p) for p in query_pairs if p]
+    if max_queries is None or len(queries) <= max_queries:
+        return queries
+    picked = np.random.default_rng(seed).choice(len(queries), size=max_queries, replace=False)
+    return [queries[i] for i in sorted(picked)]
+
+
+def time_queries(reranker: Reranker, queries: Sequence[Sequence[Pair]], batch_size: int, max_length: int,
+                 length_sorted: bool, warmup_rounds: int, min_seconds: float, min_rounds: int,
+                 timed: AbstractContextManager | None = None) -> dict[str, Any]:
+    """The latency a search box feels: each request scores one query's candidates, text in, scores out; one
+    round is one request per sampled query. Latency percentiles are over requests, not batches."""
+
+    def step() -> tuple[int, list[float]]:
+        latencies, pairs = [], 0
+        for query in queries:
+            began = time.perf_counter()
+            reranker.score(query, batch_size, max_length, length_sorted)
+            latencies.append(time.perf_counter() - began)
+            pairs += len(query)
+        return pairs, latencies
+
+    flat = [pair for query in queries for pair in query]
+    lengths = reranker.token_lengths(flat, max_length).astype(np.float64)
+    rounds = run_rounds(step, warmup_rounds, min_seconds, min_rounds, timed)
+    return {**summarize_rounds(rounds), "workload": "query", "batch_size": batch_size, "max_length": max_length,
+            "n_pairs": len(flat), "n_queries": len(queries), "pairs_per_query": len(flat) / len(queries),
+            "mean_tokens": float(lengths.mean()), "mean_sq_tokens": float((lengths ** 2).mean()),
+            "padding_fraction": float("nan"), "length_sorted": length_sorted}
+
+
 def fixed_features(reranker: Reranker, batch_size: int, max_length: int) -> dict[str, Any]:
     """A batch of exactly ``max_length`` tokens per pair (real token ids from a long repeated text)."""
     text = " ".join(["retrieval"] * max_length)

@@ -8,7 +8,7 @@ rule, doc id descending, can never reorder equal scores).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import ir_measures
 import pandas as pd
@@ -54,16 +54,18 @@ def evaluate(
 def quality_rows(
     values: dict[str, dict[str, float]], *, run_id: str, dataset: str, split: str, system: str, first_stage: str,
     first_stage_depth: int, rerank_depth: int | None = None, reranker: str | None = None, variant: str | None = None,
-    device: str | None = None,
+    device: str | None = None, language: Callable[[str], str] | None = None,
 ) -> pd.DataFrame:
     """Long quality rows (one per query and measure) from :func:`evaluate`'s output, with the first stage and
-    depths that produced them (the evidence a claim such as "after bge-m3 top 100" is checked against)."""
+    depths that produced them (the evidence a claim such as "after bge-m3 top 100" is checked against) and each
+    query's language."""
     records: Iterable[dict] = (
         {"run_id": run_id, "dataset": dataset, "split": split, "system": system, "first_stage": first_stage,
          "reranker": reranker, "variant": variant, "device": device, "query_id": q, "measure": m, "value": v,
-         "first_stage_depth": first_stage_depth, "rerank_depth": rerank_depth}
+         "first_stage_depth": first_stage_depth, "rerank_depth": rerank_depth,
+         "language": language(q) if language else "und"}
         for m, per_query in values.items() for q, v in per_query.items()
     )
-    columns = COLUMNS["quality"] + ["first_stage_depth", "rerank_depth"]
+    columns = COLUMNS["quality"] + ["first_stage_depth", "rerank_depth", "language"]
     frame = pd.DataFrame.from_records(list(records), columns=columns)
     return frame.astype({"first_stage_depth": "Int64", "rerank_depth": "Int64"})

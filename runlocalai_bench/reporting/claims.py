@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runlocalai_bench.params import ParamsError, format_validation_error
+from runlocalai_bench.quality.summary import MACRO
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 NOT_TESTED, NOT_MEASURABLE, NO_MATCH = "not tested on this hardware", "not measurable with random weights", "no matching run"
@@ -65,6 +66,8 @@ class Claim(BaseModel):
     gpu_class: Literal["consumer", "workstation", "datacenter", "any"] = Field(
         default="any", description="GPU rows on other classes are reported beside the claim, not judged")
     needs_trained_weights: bool = False
+    most: bool = Field(default=False, description="the claim is about 'most tasks': add a verdict on the per-dataset "
+                                                  "tally (holds where it holds on more than half the datasets)")
     min_cpu_cores: int | None = Field(default=None, description="CPU rows from machines with fewer usable cores do not test it")
     note: str = Field(default="", description="how the claim is read, shown with its verdict")
 
@@ -178,6 +181,8 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
 
 def _where(row: pd.Series) -> str:
     parts = [f"run {row['run_id']}"]
+    if row.get("dataset") == MACRO and isinstance(row.get("datasets"), str):
+        parts.append(f"macro-average over {row['datasets']}")
     for column in ("dataset", "reranker", "variant", "device", "workload", "batch_size", "first_stage", "rerank_depth"):
         value = row.get(column)
         if value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NA:
@@ -214,7 +219,32 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
         elif claim.needs_trained_weights and weights.get(row["run_id"]) == "random":
             verdict, evidence = NOT_MEASURABLE, f"{evidence}; random weights"
         out.append({**base, "measured": measured, "hardware": profile.get("label", device), "verdict": verdict,
-                    "evidence": evidence})
+                    "evidence": evidence, "_row": row})
+    if claim.most and "dataset" in rows.columns:
+        out += _tallies(claim, base, out)
+    return [{k: v for k, v in r.items() if k != "_row"} for r in out]
+
+
+def _tallies(claim: Claim, base: dict, judged: list[dict]) -> list[dict]:
+    """For an "on most tasks" claim: per run, variant and device, the verdict on the per-dataset verdicts."""
+    groups: dict[tuple, list[dict]] = {}
+    for verdict in judged:
+        row = verdict["_row"]
+        if row.get("dataset") != MACRO and verdict["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE):
+            groups.setdefault((row["run_id"], row.get("variant"), row.get("device")), []).append(verdict)
+    out = []
+    for (run_id, variant, device), verdicts_ in groups.items():
+        if len(verdicts_) < 2:
+            continue
+        counts = {v: [x["_row"]["dataset"] for x in verdicts_ if x["verdict"] == v] for v in (HOLDS, CONTRADICTED, INCONCLUSIVE)}
+        n = len(verdicts_)
+        verdict = HOLDS if len(counts[HOLDS]) > n / 2 else CONTRADICTED if len(counts[CONTRADICTED]) >= n / 2 else INCONCLUSIVE
+        measured = f"holds on {len(counts[HOLDS])} of {n} datasets"
+        evidence = (f"tables/summary: run {run_id}, variant {variant}, device {device}; per-dataset verdicts: "
+                    + "; ".join(f"{v} on {', '.join(d)}" for v, d in counts.items() if d)
+                    + f"; 'most' read as more than half ({n // 2 + 1} of {n})")
+        out.append({**base, "claim": f"{claim.id} (most datasets)", "measured": measured,
+                    "hardware": verdicts_[0]["hardware"], "verdict": verdict, "evidence": evidence, "_row": {}})
     return out
 
 

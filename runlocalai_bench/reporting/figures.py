@@ -1,13 +1,20 @@
-"""Figures in the house style, each with a caption and a provenance footer, saved as SVG and PNG.
+"""Figures in the house style, each with a title that states its subject, a caption and a provenance footer,
+saved as SVG and PNG.
 
-File names are the figure ids (stable across runs). SVGs are byte-identical for identical tables:
-no dates in the metadata, and a fixed hash salt for matplotlib's element ids.
+One visual language across figures: a colour per backend (torch, ONNX Runtime, OpenVINO, llama.cpp) and a
+marker per precision, so a variant looks the same everywhere. Bar charts are sorted by value with the value
+printed on each bar. A figure that cannot be drawn (random weights, a single variant, no such rows) comes back
+as a :class:`Figure` with ``reason`` set, and the report prints the reason in its place.
+
+File names are the figure ids (stable across runs). SVGs are byte-identical for identical tables: no dates in
+the metadata, and a fixed hash salt for matplotlib's element ids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -15,22 +22,61 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+
+from runlocalai_bench.quality.stats import bootstrap_mean  # noqa: E402
+from runlocalai_bench.quality.summary import MACRO  # noqa: E402
+from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS  # noqa: E402
 
 STYLE = Path(__file__).with_name("house.mplstyle")
+BACKEND_COLOURS = {"torch": "#4c72b0", "onnx": "#dd8452", "openvino": "#55a868", "gguf": "#c44e52"}
+BACKEND_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "gguf": "llama.cpp (GGUF)"}
+PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "f16": "v", "q8_0": "P", "q4_k_m": "X"}
+OTHER_COLOUR, OTHER_MARKER = "#7f7f7f", "o"
+FIRST_STAGE_COLOUR = "#444444"
 
 
 @dataclass(frozen=True)
 class Figure:
     id: str
+    title: str
     caption: str
+    reason: str | None = None  # why it was not drawn; None when it was
+
+    @property
+    def drawn(self) -> bool:
+        return self.reason is None
 
 
-def _label(row: pd.Series) -> str:
-    return f"{row['variant']} · {row['device']}"
+def not_drawn(figure_id: str, title: str, reason: str) -> Figure:
+    return Figure(figure_id, title, "", reason)
+
+
+def variant_style(variant: str) -> tuple[str, str]:
+    """(colour, marker) of a variant: colour by backend, marker by precision."""
+    spec = VARIANTS.get(variant)
+    if spec is None:
+        return OTHER_COLOUR, OTHER_MARKER
+    return BACKEND_COLOURS.get(spec.backend, OTHER_COLOUR), PRECISION_MARKERS.get(spec.precision, OTHER_MARKER)
+
+
+def _backend_legend(ax, variants) -> None:
+    backends = sorted({VARIANTS[v].backend for v in variants if v in VARIANTS})
+    handles = [Line2D([], [], color=BACKEND_COLOURS[b], marker="s", ls="", label=BACKEND_NAMES.get(b, b))
+               for b in backends if b in BACKEND_COLOURS]
+    if handles:
+        ax.legend(handles=handles, loc="lower right", fontsize=7)
+
+
+def _label(row: pd.Series, several_runs: bool = False) -> str:
+    text = f"{row['variant']} · {row['device']}"
+    return text + (f" · {row['run_id']}" if several_runs else "")
 
 
 def _save(fig, folder: Path, figure: Figure, footer: str) -> Figure:
-    fig.text(0.01, 0.005, footer, fontsize=6.5, color="#555555", ha="left", va="bottom", wrap=True)
+    fig.suptitle(figure.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    fig.text(0.01, 0.005, footer, fontsize=6, color="#555555", ha="left", va="bottom", wrap=True)
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / f"{figure.id}.svg", metadata={"Date": None, "Creator": None})
     fig.savefig(folder / f"{figure.id}.png", dpi=150, metadata={"Software": None})
@@ -38,10 +84,187 @@ def _save(fig, folder: Path, figure: Figure, footer: str) -> Figure:
     return figure
 
 
-def _new(width: float = 7.5, height: float = 4.2):
+def _new(width: float = 7.5, height: float = 4.2, left: float = 0.3, right: float = 0.95):
+    """A figure with fixed room (in inches) for the title above and the axis label and footer below."""
     fig, ax = plt.subplots(figsize=(width, height))
-    fig.subplots_adjust(bottom=0.22, left=0.3)
+    fig.subplots_adjust(bottom=1.05 / height, left=left, top=1 - 0.5 / height, right=right)
     return fig, ax
+
+
+def _plain_log_axis(axis) -> None:
+    """A log scale labelled 1, 2, 5, 10, 20, 50 ... instead of 4x10^1."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _sorted_bars(ax, labels: list[str], values: np.ndarray, colours: list[str], fmt: Callable[[float], str],
+                 low: np.ndarray | None = None, high: np.ndarray | None = None) -> None:
+    """Horizontal bars sorted by value (largest on top), each with its value printed at its end."""
+    order = np.argsort(values, kind="stable")
+    y = np.arange(len(order))
+    values = np.asarray(values)[order]
+    xerr = None
+    if low is not None and high is not None:
+        xerr = [np.maximum(values - np.asarray(low)[order], 0), np.maximum(np.asarray(high)[order] - values, 0)]
+    ax.barh(y, values, color=[colours[i] for i in order], xerr=xerr, capsize=2, ecolor="#333333")
+    ax.set_yticks(y, [labels[i] for i in order])
+    ends_low = values if xerr is None else values - xerr[0]
+    ends_high = values if xerr is None else values + xerr[1]
+    reach = max(float(np.nanmax(np.abs(np.concatenate([ends_low, ends_high])))) if len(values) else 1.0, 1e-12)
+    for yi, value, lo, hi in zip(y, values, ends_low, ends_high):  # the value just past the bar or its whisker
+        if value >= 0:
+            ax.text(max(value, hi) + reach * 0.015, yi, fmt(value), va="center", ha="left", fontsize=7)
+        else:
+            ax.text(min(value, lo) - reach * 0.015, yi, fmt(value), va="center", ha="right", fontsize=7)
+    ax.margins(x=0.2)
+
+
+def _headline_quality(summary: pd.DataFrame) -> pd.DataFrame:
+    """nDCG@10 rows of each run at the level the run is judged: its macro-average when it has several
+    datasets, its one dataset otherwise."""
+    rows = summary[summary["measure"] == "nDCG@10"]
+    keep = []
+    for _, run in rows.groupby("run_id"):
+        keep.append(run[run["dataset"] == MACRO] if (run["dataset"] == MACRO).any() else run)
+    return pd.concat(keep) if keep else rows.iloc[0:0]
+
+
+def _mean_rates(throughput: pd.DataFrame, workload: str = "candidates") -> pd.DataFrame:
+    rows = throughput[throughput["workload"] == workload]
+    return rows.groupby(["run_id", "variant", "device"], as_index=False).agg(
+        pairs_per_s=("pairs_per_s", "mean"), low=("pairs_per_s", "min"), high=("pairs_per_s", "max"))
+
+
+# --------------------------------------------------------------------------------------------- quality
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Points not beaten on both speed and quality by any other point, sorted by speed."""
+    keep = []
+    for i, p in points.iterrows():
+        dominated = ((points["pairs_per_s"] >= p["pairs_per_s"]) & (points["quality"] >= p["quality"])
+                     & ((points["pairs_per_s"] > p["pairs_per_s"]) | (points["quality"] > p["quality"]))).any()
+        if not dominated:
+            keep.append(i)
+    return points.loc[keep].sort_values("pairs_per_s")
+
+
+def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "How much quality each variant gives up for its speed"
+    quality = _headline_quality(summary)
+    reranked = quality[quality["system"] == "rerank"]
+    speed = _mean_rates(throughput)
+    if reranked.empty:
+        reason = ("no reranked quality: the runs used random weights (shape twin), whose scores carry no relevance"
+                  if not speed.empty else "no reranked quality and no candidates throughput in these tables")
+        return not_drawn("quality_vs_speed", title, reason)
+    points = reranked.merge(speed, on=["run_id", "variant", "device"]).rename(columns={"mean": "quality"})
+    if points.empty:
+        return not_drawn("quality_vs_speed", title, "no variant has both quality and candidates throughput rows")
+    several = points["run_id"].nunique() > 1
+    fig, ax = _new(9.0, 4.8, left=0.08)
+    fig.subplots_adjust(right=0.72)
+    for _, p in points.iterrows():
+        colour, marker = variant_style(p["variant"])
+        ax.errorbar(p["pairs_per_s"], p["quality"], yerr=[[p["quality"] - p["ci_low"]], [p["ci_high"] - p["quality"]]],
+                    fmt=marker, color=colour, ms=7, capsize=2, elinewidth=0.8)
+        ax.annotate(_label(p, several), (p["pairs_per_s"], p["quality"]), fontsize=7, xytext=(5, 4),
+                    textcoords="offset points")
+    base = quality[(quality["system"] != "rerank") & quality["run_id"].isin(points["run_id"])]
+    for _, b in base.iterrows():
+        ax.axhspan(b["ci_low"], b["ci_high"], color="#bbbbbb", alpha=0.35, lw=0)
+        ax.axhline(b["mean"], color=FIRST_STAGE_COLOUR, ls="--", lw=1)
+        ax.annotate(f"first stage alone ({b['first_stage']}): {b['mean']:.3f}", (0.01, b["mean"]),
+                    xycoords=("axes fraction", "data"), fontsize=7, xytext=(0, 3), textcoords="offset points")
+    front = pareto_front(points)
+    if len(front) > 1:
+        ax.plot(front["pairs_per_s"], front["quality"], color="#222222", lw=1, zorder=0,
+                label="Pareto front: no other variant\nis both faster and better")
+    else:
+        only = front.iloc[0]
+        ax.scatter(only["pairs_per_s"], only["quality"], s=220, facecolors="none", edgecolors="#222222",
+                   label=f"Pareto front: {only['variant']} · {only['device']}\nalone (fastest and best)")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    low, high = points["pairs_per_s"].min(), points["pairs_per_s"].max()
+    ax.set_xlim(low / 1.25, high * 1.6)  # room for the labels right of the points
+    ax.set_xlabel("pairs/s, end to end on the run's candidates (log scale; mean over datasets)")
+    level = "macro-average over datasets" if (quality["dataset"] == MACRO).any() else quality["dataset"].iloc[0]
+    ax.set_ylabel(f"nDCG@10 ({level}), 95% CI")
+    ax.grid(True, axis="both")
+    handles, labels = ax.get_legend_handles_labels()
+    backends = sorted({VARIANTS[v].backend for v in points["variant"] if v in VARIANTS})
+    handles += [Line2D([], [], color=BACKEND_COLOURS[b], marker="s", ls="", label=BACKEND_NAMES[b]) for b in backends]
+    precisions = sorted({VARIANTS[v].precision for v in points["variant"] if v in VARIANTS})
+    handles += [Line2D([], [], color="#777777", marker=PRECISION_MARKERS.get(p, OTHER_MARKER), ls="", label=p)
+                for p in precisions]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
+    caption = ("Quality against speed per variant and device: nDCG@10 with its 95% bootstrap CI against end-to-end "
+               "pairs/s; colour = backend, marker = precision; dashed line = the first stage alone (grey band = its "
+               "CI). The black line joins the variants no other beats on both axes.")
+    return _save(fig, folder, Figure("quality_vs_speed", title, caption), footer)
+
+
+def _reference_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """nDCG@10 rerank rows of one variant per run: torch-fp32 where it ran, else the first variant listed."""
+    rows = summary[(summary["measure"] == "nDCG@10") & (summary["system"] == "rerank")]
+    picked = []
+    for _, run in rows.groupby("run_id"):
+        variant = REFERENCE_VARIANT if (run["variant"] == REFERENCE_VARIANT).any() else sorted(run["variant"])[0]
+        chosen = run[run["variant"] == variant]
+        picked.append(chosen[chosen["device"] == sorted(chosen["device"])[0]])
+    return pd.concat(picked) if picked else rows.iloc[0:0]
+
+
+def lift_by_dataset(summary: pd.DataFrame, folder: Path, footer: str,
+                    claimed: tuple[float, float] | None = None) -> Figure:
+    title = "nDCG@10 lift over the first stage, by dataset"
+    rows = _reference_rows(summary)
+    if rows.empty:
+        return not_drawn("lift_by_dataset", title, "no reranked quality (random weights, or no rerank executions)")
+    several = rows["run_id"].nunique() > 1
+    labels = [f"{r['dataset']}" + (f" · {r['run_id']}" if several else "") for _, r in rows.iterrows()]
+    colours = ["#222222" if r["dataset"] == MACRO else variant_style(r["variant"])[0] for _, r in rows.iterrows()]
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
+    _sorted_bars(ax, labels, rows["lift_rel"].to_numpy() * 100, colours, lambda v: f"{v:+.1f}%",
+                 rows["lift_rel_ci_low"].to_numpy() * 100, rows["lift_rel_ci_high"].to_numpy() * 100)
+    ax.axvline(0, color="#444444", lw=0.8)
+    if claimed:
+        ax.axvspan(*claimed, color="#f0b400", alpha=0.25, lw=0, label=f"claimed {claimed[0]:g}-{claimed[1]:g}%")
+        left, right = ax.get_xlim()
+        span = max(right, claimed[1]) - min(left, claimed[0])
+        ax.set_xlim(min(left, claimed[0] - 0.05 * span), max(right, claimed[1] + 0.05 * span))
+        ax.legend(loc="best", fontsize=7)
+    variant = ", ".join(sorted({f"{r['variant']} · {r['device']}" for _, r in rows.iterrows()}))
+    ax.set_xlabel(f"relative nDCG@10 lift over the first stage, % (95% CI; {variant})")
+    caption = ("Relative nDCG@10 lift of the reranker over the first stage on the same queries, per dataset and "
+               "on the macro-average (black), with paired bootstrap 95% CIs; the shaded band is the range the page "
+               "claims.")
+    return _save(fig, folder, Figure("lift_by_dataset", title, caption), footer)
+
+
+def lift_by_language(quality: pd.DataFrame, folder: Path, footer: str, samples: int = 2000, seed: int = 0) -> Figure:
+    title = "nDCG@10 lift over the first stage, by query language"
+    lifts = per_query_lift(quality)
+    if lifts.empty or "language" not in lifts:
+        return not_drawn("lift_by_language", title, "no reranked quality (random weights, or no rerank executions)")
+    reference = REFERENCE_VARIANT if (lifts["variant"] == REFERENCE_VARIANT).any() else sorted(lifts["variant"])[0]
+    lifts = lifts[lifts["variant"] == reference]
+    lifts = lifts[lifts["device"] == sorted(lifts["device"])[0]]
+    groups = sorted(lifts.groupby("language"), key=lambda item: item[0])
+    if len(groups) < 2:
+        return not_drawn("lift_by_language", title, f"every evaluated query is in one language ({groups[0][0]})")
+    intervals = [bootstrap_mean(g["lift"].to_numpy(), samples, seed) for _, g in groups]
+    labels = [f"{language} ({len(g)} queries)" for language, g in groups]
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(groups) + 1.6))
+    _sorted_bars(ax, labels, np.array([i.estimate for i in intervals]), [variant_style(reference)[0]] * len(groups),
+                 lambda v: f"{v:+.3f}", np.array([i.low for i in intervals]), np.array([i.high for i in intervals]))
+    ax.axvline(0, color="#444444", lw=0.8)
+    ax.set_xlabel(f"mean per-query nDCG@10 lift (reranked − first stage), 95% CI; {reference}")
+    caption = ("Mean per-query nDCG@10 lift by the language of the query (ISO 639-1; und = not recorded), pooled "
+               "over the run's datasets, with bootstrap 95% CIs.")
+    return _save(fig, folder, Figure("lift_by_language", title, caption), footer)
 
 
 def _first_stage_means(summary: pd.DataFrame) -> pd.DataFrame:
@@ -51,28 +274,31 @@ def _first_stage_means(summary: pd.DataFrame) -> pd.DataFrame:
         columns={"mean": "base", "ci_low": "base_low", "ci_high": "base_high"})
 
 
-def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
-    rows = summary[(summary["measure"] == "nDCG@10") & (summary["system"] == "rerank")]
-    reranked = rows.merge(_first_stage_means(summary), on=["run_id", "dataset"], how="inner")
+def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "nDCG@10 after reranking, by variant"
+    rows = _headline_quality(summary)
+    reranked = rows[rows["system"] == "rerank"].merge(_first_stage_means(summary), on=["run_id", "dataset"], how="inner")
     if reranked.empty:
-        return None
-    reranked = reranked.sort_values(["run_id", "dataset", "variant", "device"]).reset_index(drop=True)
-    several = reranked[["run_id", "dataset"]].drop_duplicates().shape[0] > 1
-    fig, ax = _new()
+        return not_drawn("ndcg_by_variant", title, "no reranked quality (random weights, or no rerank executions)")
+    reranked = reranked.sort_values("mean").reset_index(drop=True)
+    several = reranked["run_id"].nunique() > 1
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(reranked) + 1.6))
     y = np.arange(len(reranked))
-    ax.errorbar(reranked["mean"], y, xerr=[reranked["mean"] - reranked["ci_low"], reranked["ci_high"] - reranked["mean"]],
-                fmt="o", capsize=3, label="reranked")
     for i, row in reranked.iterrows():  # the first stage of the same run and dataset, on the same line
         ax.plot([row["base_low"], row["base_high"]], [i, i], color="#bbbbbb", lw=6, alpha=0.6, solid_capstyle="butt")
-        ax.plot([row["base"]], [i], marker="|", ms=14, mew=2, color="#444444",
+        ax.plot([row["base"]], [i], marker="|", ms=14, mew=2, color=FIRST_STAGE_COLOUR,
                 label="first stage alone (95% CI)" if i == 0 else None)
-    labels = [_label(r) + (f" · {r['dataset']} · {r['run_id']}" if several else "") for _, r in reranked.iterrows()]
-    ax.set_yticks(y, labels)
-    ax.set_xlabel("nDCG@10 (mean over queries, 95% bootstrap CI)")
+        colour, marker = variant_style(row["variant"])
+        ax.errorbar(row["mean"], i, xerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]], fmt=marker,
+                    color=colour, capsize=3)
+        ax.annotate(f"{row['mean']:.3f}", (row["ci_high"], i), xytext=(4, -3), textcoords="offset points", fontsize=7)
+    ax.set_yticks(y, [_label(r, several) for _, r in reranked.iterrows()])
+    level = "macro-average over datasets" if (reranked["dataset"] == MACRO).any() else reranked["dataset"].iloc[0]
+    ax.set_xlabel(f"nDCG@10 ({level}; mean over queries, 95% bootstrap CI)")
     ax.legend(loc="lower right")
-    caption = ("nDCG@10 after reranking per variant and device (dots, 95% CI), next to the first stage alone on the "
-               "same queries of the same run (dark tick, grey band = 95% CI).")
-    return _save(fig, folder, Figure("ndcg_by_variant", caption), footer)
+    caption = ("nDCG@10 after reranking per variant and device (marker, 95% CI), next to the first stage alone on "
+               "the same queries of the same run (dark tick, grey band = 95% CI), sorted by quality.")
+    return _save(fig, folder, Figure("ndcg_by_variant", title, caption), footer)
 
 
 def per_query_lift(quality: pd.DataFrame, measure: str = "nDCG@10") -> pd.DataFrame:
@@ -85,110 +311,202 @@ def per_query_lift(quality: pd.DataFrame, measure: str = "nDCG@10") -> pd.DataFr
     return reranked.assign(lift=reranked["value"] - reranked["base"])
 
 
-def lift_distribution(quality: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
+def lift_distribution(quality: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "Per-query nDCG@10 lift, by variant"
     reranked = per_query_lift(quality)
     if reranked.empty:
-        return None
-    groups = sorted(reranked.groupby(["variant", "device"]), key=lambda item: item[0])
-    fig, ax = _new()
-    data = [g["lift"].to_numpy() for _, g in groups]
-    ax.boxplot(data, vert=False, tick_labels=[f"{v} · {d}" for (v, d), _ in groups], showmeans=True)
+        return not_drawn("lift_distribution", title, "no reranked quality (random weights, or no rerank executions)")
+    groups = sorted(reranked.groupby(["variant", "device"]), key=lambda item: item[1]["lift"].median())
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(groups) + 1.6))
+    boxes = ax.boxplot([g["lift"].to_numpy() for _, g in groups], vert=False, showmeans=True, patch_artist=True,
+                       tick_labels=[f"{v} · {d}" for (v, d), _ in groups])
+    for patch, ((variant, _), _) in zip(boxes["boxes"], groups):
+        patch.set_facecolor(variant_style(variant)[0])
+        patch.set_alpha(0.45)
     ax.axvline(0, color="#444444", lw=0.8)
-    ax.set_xlabel("per-query nDCG@10 lift over the first stage (reranked − first stage)")
-    caption = ("Distribution of the per-query nDCG@10 lift, each query against the first stage of its own run; "
-               "box = quartiles, triangle = mean, points = outlying queries.")
-    return _save(fig, folder, Figure("lift_distribution", caption), footer)
+    ax.set_xlabel("per-query nDCG@10 lift over the first stage (reranked − first stage), all datasets")
+    caption = ("Distribution of the per-query nDCG@10 lift, each query against the first stage of its own run and "
+               "dataset, sorted by median; box = quartiles, triangle = mean, points = outlying queries.")
+    return _save(fig, folder, Figure("lift_distribution", title, caption), footer)
 
 
-def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
-    rows = throughput[throughput["workload"] == "candidates"].sort_values(["device", "variant"])
-    if rows.empty:
-        return None
-    fig, ax = _new()
-    y = np.arange(len(rows))
-    ax.barh(y, rows["pairs_per_s"], xerr=rows["pairs_per_s_iqr"] / 2, capsize=3, color="#4c72b0")
-    ax.set_yticks(y, [f"{_label(r)} · batch {r['batch_size']}" for _, r in rows.iterrows()])
-    ax.set_xlabel("pairs/s, end to end on the run's candidate pairs (median of rounds, bar = IQR)")
-    caption = "Reranking throughput per variant and device: tokenization and length-sorted batching included."
-    return _save(fig, folder, Figure("throughput_by_variant", caption), footer)
-
-
-def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
-    """Points not beaten on both speed and quality by any other point."""
-    keep = []
-    for i, p in points.iterrows():
-        dominated = ((points["pairs_per_s"] >= p["pairs_per_s"]) & (points["quality"] >= p["quality"])
-                     & ((points["pairs_per_s"] > p["pairs_per_s"]) | (points["quality"] > p["quality"]))).any()
-        if not dominated:
-            keep.append(i)
-    return points.loc[keep].sort_values("pairs_per_s")
-
-
-def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
-    quality = summary[(summary["measure"] == "nDCG@10") & (summary["system"] == "rerank")][["run_id", "variant", "device", "mean"]]
-    speed = throughput[throughput["workload"] == "candidates"][["run_id", "variant", "device", "pairs_per_s"]]
-    points = quality.merge(speed, on=["run_id", "variant", "device"]).rename(columns={"mean": "quality"})
-    if points.empty:
-        return None
-    fig, ax = _new(6.5, 4.5)
-    fig.subplots_adjust(left=0.12)
-    ax.scatter(points["pairs_per_s"], points["quality"], color="#4c72b0")
-    for _, p in points.iterrows():
-        ax.annotate(f"{p['variant']} · {p['device']}", (p["pairs_per_s"], p["quality"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
-    front = pareto_front(points)
-    ax.plot(front["pairs_per_s"], front["quality"], color="#c44e52", lw=1.2, label="Pareto front")
+def depth_curve(depth: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "How many candidates are worth reranking"
+    if depth.empty:
+        return not_drawn("depth_curve", title, "no depth curve: random weights, or no rerank executions")
+    reference = REFERENCE_VARIANT if (depth["variant"] == REFERENCE_VARIANT).any() else sorted(depth["variant"])[0]
+    rows = depth[depth["variant"] == reference]
+    rows = rows[rows["device"] == sorted(rows["device"])[0]]
+    if rows["depth"].nunique() < 2:
+        return not_drawn("depth_curve", title, f"only one reranked depth ({rows['depth'].iloc[0]}) in this run")
+    fig, ax = _new(7.5, 4.4, left=0.1, right=0.88)
+    cost = ax.twinx()
+    colour = variant_style(reference)[0]
+    for dataset, curve in sorted(rows.groupby("dataset"), key=lambda item: item[0] != MACRO):
+        curve = curve.sort_values("depth")
+        macro = dataset == MACRO or rows["dataset"].nunique() == 1
+        ax.plot(curve["depth"], curve["lift_abs"], marker="o", color=colour if macro else "#9db4d6",
+                lw=2 if macro else 0.8, label=f"lift, {dataset}" if macro else None, zorder=3 if macro else 2)
+        if macro:
+            ax.fill_between(curve["depth"], curve["lift_ci_low"], curve["lift_ci_high"], color=colour, alpha=0.15, lw=0)
+            if curve["ms_per_query"].notna().all():
+                cost.plot(curve["depth"], curve["ms_per_query"], color="#c44e52", ls="--", marker="s", ms=4,
+                          label="predicted ms per query")
+    ax.axhline(0, color="#444444", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("pairs/s (log scale)")
-    ax.set_ylabel("nDCG@10")
-    ax.legend(loc="lower left")
-    caption = "Quality against speed per variant and device; the red line joins the variants no other beats on both."
-    return _save(fig, folder, Figure("quality_vs_speed", caption), footer)
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("candidates reranked per query (k; the rest keep their first-stage order)")
+    ax.set_ylabel(f"nDCG@10 lift over the first stage ({reference})")
+    cost.set_ylabel("predicted reranking time per query, ms", color="#c44e52")
+    cost.spines["right"].set_visible(True)
+    cost.grid(False)
+    lines = ax.get_legend_handles_labels()[0] + cost.get_legend_handles_labels()[0]
+    ax.legend(handles=lines + ([Line2D([], [], color="#9db4d6", lw=0.8, label="each dataset")]
+                               if rows["dataset"].nunique() > 1 else []), loc="lower right", fontsize=7)
+    caption = ("Absolute nDCG@10 lift when only the top k first-stage candidates are reranked (from one scoring "
+               "pass; 95% CI band on the macro-average or the one dataset), and the time per query predicted from the "
+               "measured end-to-end rate (dashed, right axis).")
+    return _save(fig, folder, Figure("depth_curve", title, caption), footer)
 
 
-def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: Path, footer: str) -> Figure | None:
-    rows = throughput[throughput["workload"] == "candidates"].sort_values(["device", "variant", "batch_size"])
+# ----------------------------------------------------------------------------------------- throughput
+
+
+def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "Reranking throughput, by variant"
+    rows = _mean_rates(throughput)
     if rows.empty:
-        return None
-    # CUDA: the process's peak GPU memory as NVML (nvidia-smi) sees it; CPU: the peak resident set of the job.
+        return not_drawn("throughput_by_variant", title, "no candidates throughput rows (throughput disabled?)")
+    several = rows["run_id"].nunique() > 1
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
+    _sorted_bars(ax, [_label(r, several) for _, r in rows.iterrows()], rows["pairs_per_s"].to_numpy(),
+                 [variant_style(v)[0] for v in rows["variant"]], lambda v: f"{v:.3g}")
+    _backend_legend(ax, rows["variant"])
+    batch = ", ".join(str(b) for b in sorted(throughput[throughput["workload"] == "candidates"]["batch_size"].unique()))
+    ax.set_xlabel(f"pairs/s end to end on the run's candidates (median of rounds, mean over datasets; batch {batch})")
+    caption = ("End-to-end reranking throughput per variant and device (tokenization and length-sorted batching "
+               "included), sorted by speed; colour = backend.")
+    return _save(fig, folder, Figure("throughput_by_variant", title, caption), footer)
+
+
+def latency_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "Latency of one query's reranking, by variant"
+    rows = throughput[throughput["workload"] == "query"]
+    if rows.empty:
+        return not_drawn("latency_by_variant", title, "no query-workload rows (the query workload was not run)")
+    rows = rows.groupby(["run_id", "variant", "device"], as_index=False).agg(
+        p50=("latency_p50_ms", "median"), p99=("latency_p99_ms", "median"), k=("pairs_per_query", "mean"))
+    several = rows["run_id"].nunique() > 1
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
+    _sorted_bars(ax, [_label(r, several) for _, r in rows.iterrows()], rows["p50"].to_numpy(),
+                 [variant_style(v)[0] for v in rows["variant"]], lambda v: f"{v:.3g} ms",
+                 rows["p50"].to_numpy(), rows["p99"].to_numpy())
+    _backend_legend(ax, rows["variant"])
+    ax.set_xlabel(f"ms per query, {rows['k'].mean():.0f} candidates each (bar = p50, whisker = p99)")
+    caption = ("The latency a search box feels: one request scores one query's candidates, tokenization included; "
+               "median over queries (bar) and 99th percentile (whisker).")
+    return _save(fig, folder, Figure("latency_by_variant", title, caption), footer)
+
+
+def throughput_by_length(throughput: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "Model-only throughput against pair length"
+    rows = throughput[throughput["workload"] == "fixed"]
+    if rows.empty or rows["max_length"].nunique() < 2:
+        return not_drawn("throughput_by_length", title, "the fixed workload ran at fewer than two lengths")
+    fig, ax = _new(7.5, 4.4, left=0.1, right=0.88)
+    share = ax.twinx()
+    for (variant, device, batch), curve in rows.groupby(["variant", "device", "batch_size"]):
+        curve = curve.sort_values("max_length")
+        colour, marker = variant_style(variant)
+        ax.plot(curve["max_length"], curve["pairs_per_s"], marker=marker, color=colour,
+                label=f"{variant} · {device} · batch {batch}")
+    attention = rows.groupby("max_length")["attention_flops_share"].first().sort_index() if (
+        "attention_flops_share" in rows) else pd.Series(dtype=float)
+    if not attention.empty:
+        share.bar(attention.index, attention.to_numpy() * 100, width=attention.index.to_numpy() * 0.25,
+                  color="#999999", alpha=0.25, label="attention share of FLOPs (T² term)")
+        for length, value in attention.items():
+            share.annotate(f"{value * 100:.0f}%", (length, value * 100), fontsize=6.5, ha="center", xytext=(0, 2),
+                           textcoords="offset points", color="#555555")
+        share.set_ylim(0, 100)
+        share.set_ylabel("attention share of the FLOPs, %", color="#555555")
+        share.spines["right"].set_visible(True)
+        share.grid(False)
+    for axis in (ax.xaxis,):
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
+    ax.set_zorder(share.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlabel("tokens per pair (model only, fixed shape)")
+    ax.set_ylabel("pairs/s (log scale)")
+    lines = ax.get_legend_handles_labels()[0] + share.get_legend_handles_labels()[0]
+    ax.legend(handles=lines, loc="lower left", fontsize=7)
+    caption = ("Model-only pairs/s at each pair length (log-log), and the share of each pair's FLOPs spent in "
+               "attention's T² term (grey bars, right axis): where the curve steepens, attention dominates.")
+    return _save(fig, folder, Figure("throughput_by_length", title, caption), footer)
+
+
+def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: Path, footer: str) -> Figure:
+    title = "Peak memory while reranking, by variant"
+    rows = throughput[throughput["workload"] == "candidates"]
+    if rows.empty:
+        return not_drawn("peak_memory", title, "no candidates throughput rows (throughput disabled?)")
     values = rows["peak_vram_mb"].where(rows["device"].str.startswith("cuda"), rows["peak_rss_mb"]).astype(float)
-    fig, ax = _new()
-    y = np.arange(len(rows))
-    ax.barh(y, values, color="#55a868")
-    if "estimate_mb" in rows:
-        ax.scatter(rows["estimate_mb"], y, marker="|", s=200, color="#222222", label="estimate: weights + activations")
+    rows = rows.assign(memory=values).groupby(["run_id", "variant", "device", "batch_size"], as_index=False).agg(
+        memory=("memory", "max"), estimate=("estimate_mb", "max"))
+    several = rows["run_id"].nunique() > 1
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
+    labels = [f"{_label(r, several)} · batch {r['batch_size']}" for _, r in rows.iterrows()]
+    _sorted_bars(ax, labels, rows["memory"].fillna(0).to_numpy(), [variant_style(v)[0] for v in rows["variant"]],
+                 lambda v: f"{v / 1024:.2f} GB" if v >= 1024 else f"{v:.0f} MB")
+    order = np.argsort(rows["memory"].fillna(0).to_numpy(), kind="stable")
+    ax.scatter(rows["estimate"].to_numpy()[order], np.arange(len(order)), marker="|", s=200, color="#222222",
+               label="estimate: weights + one batch's activations")
     if memory_line_mb:
         ax.axvline(memory_line_mb, color="#c44e52", ls="--", label=f"device memory {memory_line_mb / 1024:.0f} GiB")
-    ax.set_yticks(y, [f"{_label(r)} · batch {r['batch_size']}" for _, r in rows.iterrows()])
     ax.set_xlabel("peak memory, MiB (CPU: resident set during the job; CUDA: process GPU memory, NVML)")
     ax.legend(loc="lower right", fontsize=7)
-    caption = "Peak memory per variant (bars) next to the weights + activations estimate (ticks) and the device's memory."
-    return _save(fig, folder, Figure("peak_memory", caption), footer)
+    caption = ("Peak memory per variant while reranking the run's candidates (bars, sorted), next to the weights + "
+               "activations estimate (ticks) and the device's memory.")
+    return _save(fig, folder, Figure("peak_memory", title, caption), footer)
 
 
-def mfu_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figure | None:
-    rows = throughput[throughput["workload"] == "fixed"].sort_values(["device", "variant", "batch_size", "max_length"])
-    if rows.empty:
-        return None
-    fig, ax = _new()
-    y = np.arange(len(rows))
-    ax.barh(y, rows["mfu"] * 100, color="#8172b2")
-    ax.set_yticks(y, [f"{_label(r)} · b{r['batch_size']}×{r['max_length']}" for _, r in rows.iterrows()])
+def mfu_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    title = "Model FLOP utilisation, by variant"
+    rows = throughput[throughput["workload"] == "fixed"]
+    if rows.empty or rows["mfu"].isna().all():
+        return not_drawn("mfu_by_variant", title, "no fixed-shape rows with a known peak")
+    several = rows["run_id"].nunique() > 1
+    fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
+    labels = [f"{_label(r, several)} · b{r['batch_size']}×{r['max_length']}" for _, r in rows.iterrows()]
+    _sorted_bars(ax, labels, rows["mfu"].fillna(0).to_numpy() * 100, [variant_style(v)[0] for v in rows["variant"]],
+                 lambda v: f"{v:.2g}%")
+    _backend_legend(ax, rows["variant"])
     ax.set_xlabel("model FLOP utilisation, % of the hardware's theoretical peak for the precision")
     caption = ("Model-only MFU on fixed shapes: achieved FLOP/s (from config and tokens) over the hardware's theoretical "
                "peak for the precision's fastest path (tables/throughput peak_source says how it was computed).")
-    return _save(fig, folder, Figure("mfu_by_variant", caption), footer)
+    return _save(fig, folder, Figure("mfu_by_variant", title, caption), footer)
 
 
-def all_figures(tables: dict[str, pd.DataFrame], folder: Path, footer: str, memory_line_mb: float | None) -> list[Figure]:
+def all_figures(tables: dict[str, pd.DataFrame], folder: Path, footer: str, memory_line_mb: float | None,
+                claimed_lift: tuple[float, float] | None = None) -> list[Figure]:
+    """Every figure, drawn or with the reason it could not be, in the order the report shows them."""
     plt.style.use(str(STYLE))
     plt.rcParams["svg.hashsalt"] = "runlocalai-bench"
-    made = [
-        ndcg_by_variant(tables["summary"], folder, footer),
-        lift_distribution(tables["quality"], folder, footer),
-        throughput_by_variant(tables["throughput"], folder, footer),
-        quality_vs_speed(tables["summary"], tables["throughput"], folder, footer),
-        peak_memory(tables["throughput"], memory_line_mb, folder, footer),
-        mfu_by_variant(tables["throughput"], folder, footer),
+    summary, throughput, quality = tables["summary"], tables["throughput"], tables["quality"]
+    return [
+        quality_vs_speed(summary, throughput, folder, footer),
+        lift_by_dataset(summary, folder, footer, claimed_lift),
+        depth_curve(tables["depth"], folder, footer),
+        ndcg_by_variant(summary, folder, footer),
+        lift_by_language(quality, folder, footer),
+        lift_distribution(quality, folder, footer),
+        throughput_by_variant(throughput, folder, footer),
+        latency_by_variant(throughput, folder, footer),
+        throughput_by_length(throughput, folder, footer),
+        peak_memory(throughput, memory_line_mb, folder, footer),
+        mfu_by_variant(throughput, folder, footer),
     ]
-    return [f for f in made if f is not None]

@@ -35,11 +35,13 @@ class RunDescription:
     hardware: list[str] = field(default_factory=list)
     date: str = ""
     commit: str = ""
+    queries: dict[str, int] = field(default_factory=dict)  # per dataset
 
     def line(self) -> str:
         """One line for the report's "What was run"."""
-        queries = f"{self.n_queries} queries" if self.n_queries is not None else "queries unknown"
-        text = f"`{self.run_id}`: {', '.join(self.datasets)} ({self.split}), {queries}; first stage {self.first_stage}"
+        data = ", ".join(f"{d} ({self.queries[d]} queries)" if d in self.queries else d for d in self.datasets)
+        total = f", {self.n_queries} queries in all" if len(self.datasets) > 1 and self.n_queries is not None else ""
+        text = f"`{self.run_id}`: {data}{total}; first stage {self.first_stage}"
         if self.reranker:
             text += (f"; reranker {self.reranker} reorders the top {self.rerank_depth}"
                      f" ({', '.join(self.variants)} on {', '.join(self.devices)})")
@@ -80,8 +82,9 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
                                 else params.reranker.model)
     devices = sorted({m.get("device") or m.get("requested_device") for m in measured}) or list(params.reranker.devices)
     return RunDescription(
-        run_id=params.run_id or "", datasets=[params.dataset.label], split=params.split,
-        n_queries=first.get("dataset", {}).get("n_queries"), first_stage=first_stage, reranker=reranker,
+        run_id=params.run_id or "", datasets=[d.label for d in params.datasets], split=params.split,
+        n_queries=sum(d.get("n_queries", 0) for d in first.get("datasets", [])) if first.get("datasets") else None,
+        queries={d["label"]: d["n_queries"] for d in first.get("datasets", []) if "label" in d}, first_stage=first_stage, reranker=reranker,
         weights=params.reranker.weights if reranker else None, rerank_depth=params.reranker.depth if reranker else None,
         variants=sorted({m["variant"] for m in measured}) if reranker else [],
         devices=devices if reranker else [],

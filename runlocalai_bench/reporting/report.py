@@ -78,13 +78,15 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     memory_line = env.get("cpu", {}).get("memory_gb")
     if any(str(d).startswith("cuda") for d in tables["throughput"].get("device", [])) and env.get("gpus"):
         memory_line = env["gpus"][0]["memory_gb"]
-    figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None)
-
     claims_path = claims_path or params.claims
-    verdict_table = pd.DataFrame()
+    verdict_table, claimed_lift = pd.DataFrame(), None
     if claims_path:
         claims = load_claims(claims_path)
         verdict_table = verdicts(claims, tables, weights, device_profiles(envs, tables))
+        lift = next((c for c in claims.claims if c.table == "summary" and c.column == "lift_rel"), None)
+        if lift and lift.low is not None and lift.high is not None:
+            claimed_lift = (lift.low, lift.high)
+    figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None, claimed_lift)
 
     md = [f"# runlocalai-bench report: {params.run_id}\n",
           "## What was run\n",
@@ -133,7 +135,10 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
                                                   "achieved_tflops", "peak_tflops", "mfu", "executed_precision"]),
            "## Figures\n"]
     for figure in figures:
-        md.append(f"### {figure.id}\n\n![{figure.caption}](figures/{figure.id}.svg)\n\n_{figure.caption}_\n")
+        if figure.drawn:
+            md.append(f"### {figure.title}\n\n![{figure.caption}](figures/{figure.id}.svg)\n\n_{figure.caption}_\n")
+        else:
+            md.append(f"### {figure.title}\n\n_Not drawn: {figure.reason}._\n")
     text = scrub("\n".join(md))
     (bundle.root / "report.md").write_text(text, encoding="utf-8")
     html = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>runlocalai-bench report "
@@ -143,4 +148,4 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
             "blockquote{{background:#fff8e1;border-left:4px solid #f0b400;margin:1em 0;padding:.5em 1em}}"
             f"</style></head><body>{mistune.html(text)}</body></html>")
     (bundle.root / "report.html").write_text(html, encoding="utf-8")
-    return {"figures": [f.id for f in figures], "verdicts": verdict_table}
+    return {"figures": [f.id for f in figures if f.drawn], "verdicts": verdict_table}

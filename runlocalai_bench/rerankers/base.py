@@ -20,6 +20,7 @@ from runlocalai_bench.models.refs import ModelRef
 
 Pair = tuple[str, str]  # (query text, document text)
 Features = dict[str, Any]  # padded ``input_ids`` + ``attention_mask`` (+ backend extras), one row per pair
+Progress = Callable[[int, int], None]  # (pairs done, pairs in total)
 
 
 class VariantUnavailable(RuntimeError):
@@ -104,8 +105,10 @@ class Reranker(ABC):
     # -- scoring
 
     @abstractmethod
-    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> Scores:
-        """End to end: text in, float32 scores out (tokenization included), device work finished on return."""
+    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True,
+              progress: Progress | None = None) -> Scores:
+        """End to end: text in, float32 scores out (tokenization included), device work finished on return.
+        ``progress(done, total)`` is called after every batch."""
 
     @abstractmethod
     def tokenize(self, pairs: Sequence[Pair], max_length: int) -> Features:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runlocalai_bench.devices import synchronize
-from runlocalai_bench.rerankers.base import TORCH_ALLOCATOR, NVML, Features, Pair, Reranker, Scores
+from runlocalai_bench.rerankers.base import NVML, TORCH_ALLOCATOR, Features, Pair, Progress, Reranker, Scores
 
 
 def scores_from_logits(logits: Any) -> np.ndarray:
@@ -79,7 +79,8 @@ class CrossEncoderReranker(Reranker):
             return scores_from_logits(logits)
         return scores_from_logits(self.model(**features).logits)
 
-    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> Scores:
+    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True,
+              progress: Progress | None = None) -> Scores:
         """Pairs are tokenized once; with ``length_sorted`` batches hold pairs of similar length, which cuts
         the pad tokens the model computes on. Scores come back in input order either way."""
         encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], truncation="longest_first",
@@ -96,6 +97,8 @@ class CrossEncoderReranker(Reranker):
             seconds.append(time.perf_counter() - began)
             sizes.append(len(index))
             padded += int(features["attention_mask"].numel())
+            if progress:
+                progress(start + len(index), len(pairs))
         return Scores(scores, seconds, sizes, int(lengths.sum()), padded)
 
     def compute_precision(self) -> str:

@@ -61,12 +61,23 @@ class Bundle:
     def environment(self) -> dict[str, Any]:
         return json.loads(self.environment_path.read_text(encoding="utf-8"))
 
-    def first_stage_run(self) -> Path:
-        return self.runs_dir / "first_stage.trec"
+    def dataset_runs(self, dataset_slug: str) -> Path:
+        """Run files of one dataset: ``runs/<dataset>/``."""
+        return self.runs_dir / dataset_slug
 
-    def calibration_run(self) -> Path:
+    def first_stage_run(self, dataset_slug: str) -> Path:
+        return self.dataset_runs(dataset_slug) / "first_stage.trec"
+
+    def calibration_run(self, dataset_slug: str) -> Path:
         """Candidates of queries the run does not evaluate: what static quantization calibrates on."""
-        return self.runs_dir / "calibration.trec"
+        return self.dataset_runs(dataset_slug) / "calibration.trec"
+
+    def rerank_run(self, dataset_slug: str, execution: str) -> Path:
+        return self.dataset_runs(dataset_slug) / f"{execution}.trec"
+
+    def rerank_scores(self, dataset_slug: str, execution: str) -> Path:
+        """Raw reranker scores of every scored pair (``query_id, doc_id, score``)."""
+        return self.dataset_runs(dataset_slug) / f"{execution}.scores.parquet"
 
     def stage_meta(self, name: str) -> dict[str, Any]:
         path = self.stages_dir / f"{name}.json"

@@ -37,13 +37,20 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("throughput", ("run_id", "reranker", "variant", "device", "weights", "workload", "batch_size", "max_length",
                          "mean_tokens", "n_pairs", "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p90_ms",
                          "latency_p99_ms", "load_s", "model_bytes", "peak_rss_mb", "peak_vram_mb", "flops_per_pair",
-                         "achieved_tflops", "peak_tflops", "mfu"),
-          "pairs/s, latency, memory and roofline per variant, device and workload"),
+                         "achieved_tflops", "peak_tflops", "mfu", "dataset"),
+          "pairs/s, latency, memory and roofline per variant, device, workload (candidates and query per dataset, "
+          "fixed shapes once: dataset empty)"),
     Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
                     "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),
           "each variant's scores against torch-fp32 on the same pairs"),
     Table("runs", ("run_id", "stage", "variant", "device", "status", "reason", "seconds", "notebook"),
           "every notebook execution of the run: ok, skipped or failed, with the reason"),
+    Table("depth_quality", ("run_id", "dataset", "reranker", "variant", "device", "depth", "query_id", "measure",
+                            "value", "pairs"),
+          "per query and reranked depth k (0 = the first stage alone): nDCG@10 when only the top k are reranked"),
+    Table("depth", ("run_id", "dataset", "reranker", "variant", "device", "depth", "measure", "n_queries", "mean",
+                    "ci_low", "ci_high", "lift_abs", "lift_ci_low", "lift_ci_high", "pairs_per_query", "ms_per_query"),
+          "the rerank-depth curve: quality, paired lift over the first stage and cost per query at each depth"),
 )}
 # The same columns as plain lists, for building frames.
 COLUMNS: dict[str, list[str]] = {name: list(table.columns) for name, table in TABLES.items()}

@@ -7,7 +7,7 @@ import time
 import bm25s
 
 from runlocalai_bench.data.collection import Collection
-from runlocalai_bench.data.trec import Ranking
+from runlocalai_bench.data.rankings import Ranking
 from runlocalai_bench.params import FirstStageParams
 from runlocalai_bench.retrieval.result import FirstStageResult
 

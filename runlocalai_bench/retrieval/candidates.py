@@ -7,11 +7,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from runlocalai_bench.data.collection import Collection
-from runlocalai_bench.data.trec import Ranking, order
+from runlocalai_bench.data.rankings import Key
 from runlocalai_bench.rerankers.base import Pair
-
-Key = tuple[str, str]  # (query_id, doc_id)
-
 
 def candidate_pairs(collection: Collection, candidates: Mapping[str, Sequence[tuple[str, float]]],
                     query_ids: Sequence[str]) -> tuple[list[Key], list[Pair]]:
@@ -26,24 +23,6 @@ def candidate_pairs(collection: Collection, candidates: Mapping[str, Sequence[tu
             keys.append((query_id, doc_id))
             pairs.append((collection.queries[query_id], collection.docs[doc_id].contents))
     return keys, pairs
-
-
-def rerank_top(first_stage: Mapping[str, Sequence[tuple[str, float]]], scores: Mapping[Key, float], k: int,
-               query_ids: Sequence[str]) -> Ranking:
-    """Each query's first ``k`` candidates reordered by reranker score (descending, ties by doc id), followed by
-    the rest of the first stage's candidates in their first-stage order.
-
-    Keeping the tail makes the reranked run exactly as deep as the first stage: recall at the first stage's
-    depth is identical by construction, and with ``k`` < 10 nDCG@10 still sees ten documents. Tail documents
-    carry a NaN score (the reranker never saw them). One scoring pass at the run's depth serves every ``k``
-    up to it (the depth curve).
-    """
-    ranking: Ranking = {}
-    for query_id in query_ids:
-        docs = first_stage.get(query_id, [])
-        head = order((doc_id, scores[(query_id, doc_id)]) for doc_id, _ in docs[:k])
-        ranking[query_id] = head + [(doc_id, float("nan")) for doc_id, _ in docs[k:]]
-    return ranking
 
 
 def scores_by_key(keys: Sequence[Key], scores: np.ndarray) -> dict[Key, float]:

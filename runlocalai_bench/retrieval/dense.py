@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -39,51 +40,77 @@ def load_encoder(ref: ModelRef, params: FirstStageParams, device: str):
     return model
 
 
-def dense_retrieve(
-    collection: Collection, query_ids: list[str], params: FirstStageParams, cache_dir: Path
-) -> FirstStageResult:
-    timings: dict[str, float] = {}
-    ref = resolve(params.model, params.revision, cache_dir)
-    device = resolve_device(params.device)
-    started = time.perf_counter()
-    model = load_encoder(ref, params, device)
-    timings["load_s"] = time.perf_counter() - started
+class DenseFirstStage:
+    """A bi-encoder loaded once and used for every dataset of a run (document embeddings cached per corpus)."""
 
-    doc_ids = sorted(collection.docs)
-    cache = EmbeddingCache(cache_dir)
-    key = cache_key(
-        model=ref.spec, weights=ref.fingerprint, corpus=collection.content_hash, max_length=params.max_length,
-        dtype=EMBEDDING_DTYPE, normalized=True, side="document",
-    )
-    doc_emb = cache.get(key)
-    hit = doc_emb is not None
-    started = time.perf_counter()
-    if hit:
-        log.info("embedding cache hit: %s (%d documents, key %s)", params.model, len(doc_ids), key)
-        print(f"Reusing cached document embeddings {key} ({len(doc_ids)} documents) from {cache.root}")
-    else:
-        print(f"Encoding {len(doc_ids)} documents with {params.model} (cache miss, key {key})")
-        doc_emb = model.encode_document(
-            [collection.docs[d].contents for d in doc_ids], batch_size=params.batch_size,
-            normalize_embeddings=True, show_progress_bar=True, convert_to_numpy=True,
+    def __init__(self, params: FirstStageParams, cache_dir: Path):
+        self.params, self.cache_dir = params, Path(cache_dir)
+        self.ref = resolve(params.model, params.revision, cache_dir)
+        self.device = resolve_device(params.device)
+        started = time.perf_counter()
+        self.model = load_encoder(self.ref, params, self.device)
+        self.load_s = time.perf_counter() - started
+
+    def retrieve(self, collection: Collection, query_ids: list[str],
+                 on_progress: Callable[[int, int], None] | None = None) -> FirstStageResult:
+        params, ref, model = self.params, self.ref, self.model
+        timings: dict[str, float] = {"load_s": self.load_s}
+        doc_ids = sorted(collection.docs)
+        cache = EmbeddingCache(self.cache_dir)
+        key = cache_key(
+            model=ref.spec, weights=ref.fingerprint, corpus=collection.content_hash, max_length=params.max_length,
+            dtype=EMBEDDING_DTYPE, normalized=True, side="document",
+        )
+        doc_emb = cache.get(key)
+        hit = doc_emb is not None
+        started = time.perf_counter()
+        if hit:
+            log.info("embedding cache hit: %s (%d documents, key %s)", params.model, len(doc_ids), key)
+            print(f"Reusing cached document embeddings {key} ({len(doc_ids)} documents)")
+        else:
+            print(f"Encoding {len(doc_ids)} documents with {params.model} (cache miss, key {key})")
+            doc_emb = encode_in_chunks(model, [collection.docs[d].contents for d in doc_ids], params.batch_size,
+                                       on_progress)
+            cache.put(key, doc_emb, {"model": ref.as_dict(), "corpus": collection.content_hash, "n_docs": len(doc_ids),
+                                     "max_length": params.max_length, "dtype": EMBEDDING_DTYPE,
+                                     "dataset": collection.spec})
+        timings["encode_docs_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        query_emb = model.encode_query(
+            [collection.queries[q] for q in query_ids], batch_size=params.batch_size,
+            normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True,
         ).astype(np.float32)
-        cache.put(key, doc_emb, {"model": ref.as_dict(), "corpus": collection.content_hash, "n_docs": len(doc_ids),
-                                 "max_length": params.max_length, "dtype": EMBEDDING_DTYPE, "dataset": collection.spec})
-    timings["encode_docs_s"] = time.perf_counter() - started
+        timings["encode_queries_s"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    query_emb = model.encode_query(
-        [collection.queries[q] for q in query_ids], batch_size=params.batch_size,
-        normalize_embeddings=True, show_progress_bar=len(query_ids) > 256, convert_to_numpy=True,
-    ).astype(np.float32)
-    timings["encode_queries_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        search = choose_search(params.search, len(doc_ids))
+        search_fn = top_k_faiss if search == "faiss" else top_k_exact
+        idx, scores = search_fn(query_emb, doc_emb, params.depth)
+        timings["search_s"] = time.perf_counter() - started
+        ranking = {
+            q: [(doc_ids[i], float(s)) for i, s in zip(idx[row], scores[row])] for row, q in enumerate(query_ids)
+        }
+        return FirstStageResult(ranking, ref, "dense", hit, timings, search)
 
-    started = time.perf_counter()
-    search = choose_search(params.search, len(doc_ids))
-    search_fn = top_k_faiss if search == "faiss" else top_k_exact
-    idx, scores = search_fn(query_emb, doc_emb, params.depth)
-    timings["search_s"] = time.perf_counter() - started
-    ranking = {
-        q: [(doc_ids[i], float(s)) for i, s in zip(idx[row], scores[row])] for row, q in enumerate(query_ids)
-    }
-    return FirstStageResult(ranking, ref, "dense", hit, timings, search)
+
+ENCODE_CHUNK = 1024  # documents per progress report: a few seconds of work even on a GPU
+
+
+def encode_in_chunks(model, texts: list[str], batch_size: int,
+                     on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Document embeddings, encoded a chunk at a time so a long encoding reports progress between chunks."""
+    parts = []
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        parts.append(model.encode_document(texts[start:start + ENCODE_CHUNK], batch_size=batch_size,
+                                           normalize_embeddings=True, show_progress_bar=False,
+                                           convert_to_numpy=True).astype(np.float32))
+        if on_progress:
+            on_progress(min(start + ENCODE_CHUNK, len(texts)), len(texts))
+    return np.concatenate(parts) if parts else np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
+
+
+def dense_retrieve(collection: Collection, query_ids: list[str], params: FirstStageParams,
+                   cache_dir: Path) -> FirstStageResult:
+    """One collection with a freshly loaded encoder (tests and one-off use; runs keep the encoder loaded)."""
+    return DenseFirstStage(params, cache_dir).retrieve(collection, query_ids)

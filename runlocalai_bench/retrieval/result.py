@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runlocalai_bench.data.trec import Ranking
+from runlocalai_bench.data.rankings import Ranking
 from runlocalai_bench.models.refs import ModelRef
 
 

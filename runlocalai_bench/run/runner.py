@@ -26,7 +26,8 @@ import pandas as pd
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from runlocalai_bench.data.specs import DatasetKind
+from runlocalai_bench.data.specs import DatasetKind, access_note
+from runlocalai_bench.data.trec import read_trec
 from runlocalai_bench.environment import REPO_ROOT, fingerprint
 from runlocalai_bench.devices import canonical_device
 from runlocalai_bench.models.hub import hub_revision
@@ -58,7 +59,8 @@ class RunOutcome:
 
 
 def default_run_id(params: Params) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", params.dataset.label)
+    first = params.datasets[0].label + (f"-and-{len(params.datasets) - 1}-more" if len(params.datasets) > 1 else "")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", first)
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{slug.strip('-').lower()}"
 
 
@@ -76,15 +78,26 @@ def absolutize(params: Params) -> Params:
             section.model = str(model.resolve())
     params.reranker.gguf_files = {variant: str(Path(path).expanduser().resolve())
                                   for variant, path in params.reranker.gguf_files.items()}
+    run = params.first_stage.run
+    if run:
+        params.first_stage.run = ({label: str(Path(f).expanduser().resolve()) for label, f in run.items()}
+                                  if isinstance(run, dict) else str(Path(run).expanduser().resolve()))
     return params
 
 
 def preflight(params: Params) -> None:
-    """Read a BEIR folder or fixture once before anything is written, so a malformed collection fails with
-    its file and line and leaves nothing behind. (ir_datasets collections are checked by the first stage:
-    reading a large one twice would cost more than it saves.)"""
-    if params.dataset.kind is not DatasetKind.IR_DATASETS:
-        params.dataset.load(params.split)
+    """Read every BEIR folder or fixture (and check any run file against it) once before anything is written,
+    so a malformed collection or run file fails with its file and line and leaves nothing behind. (ir_datasets
+    collections are checked by the first stage: reading a large one twice would cost more than it saves.)"""
+    for spec in params.datasets:
+        if spec.kind is DatasetKind.IR_DATASETS:
+            continue
+        collection = spec.load(params.split)
+        if params.first_stage.kind == "run":
+            try:
+                read_trec(params.first_stage.run_file(spec.label), queries=collection.queries, docs=collection.docs)
+            except ValueError as exc:
+                raise ParamsError(f"first_stage.run: {exc}") from None
     for variant, path in params.reranker.gguf_files.items():
         if not Path(path).is_file():
             raise ParamsError(f"reranker.gguf_files.{variant}: {path} does not exist (expected a .gguf file)")
@@ -203,6 +216,10 @@ def run(
     target = Path(out) if out else Path("results") / run_id
     if target.exists():
         raise ParamsError(f"{target} already exists: pick another --out or run_id, or remove it")
+    for spec in params.datasets:
+        note = access_note(spec)
+        if note:
+            print(f"[runlocalai-bench] {spec}: {note}", file=sys.stderr)
     preflight(params)
     check_distinct_devices(params)
     target.parent.mkdir(parents=True, exist_ok=True)

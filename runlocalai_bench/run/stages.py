@@ -1,18 +1,23 @@
 """What each notebook does, as functions: the notebooks call these and show the results.
 
-Every function takes the bundle folder, reads the resolved parameters from it and writes its outputs
-back into it, so a notebook execution is reproducible from the bundle alone.
+Every function takes the bundle folder, reads the resolved parameters from it and writes its outputs back into
+it, so a notebook execution is reproducible from the bundle alone. Each execution loops over the run's
+datasets: the first stage keeps its encoder loaded for all of them (document embeddings are cached per corpus),
+and a rerank execution loads its variant once, scores every dataset, then times it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from runlocalai_bench.data.collection import Collection
+from runlocalai_bench.data.rankings import rerank_top
+from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.data.trec import read_trec, write_scores, write_trec
 from runlocalai_bench.devices import resolve_device
 from runlocalai_bench.models.refs import ModelRef, model_label
@@ -20,99 +25,104 @@ from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss
-from runlocalai_bench.perf.throughput import measure_throughput
+from runlocalai_bench.perf.throughput import DatasetWork, measure_throughput
+from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
-from runlocalai_bench.rerankers.base import Pair, VariantUnavailable
+from runlocalai_bench.rerankers.base import Pair, Reranker, VariantUnavailable
 from runlocalai_bench.rerankers.registry import check_available, get_variant, load_reranker
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
 from runlocalai_bench.results.tables import write_part
 from runlocalai_bench.retrieval.candidates import (
-    calibration_query_ids, calibration_sample, candidate_pairs, rerank_top, scores_by_key,
+    calibration_query_ids, calibration_sample, candidate_pairs, scores_by_key,
 )
-from runlocalai_bench.retrieval.first_stage import retrieve
-
+from runlocalai_bench.retrieval.first_stage import first_stage as make_first_stage
+from runlocalai_bench.run.progress import ProgressWriter
 
 CALIBRATION_QUERIES = 16  # queries outside the evaluated set whose candidates static quantization calibrates on
+CALIBRATION_PAIRS = 64  # pairs static int8 quantization calibrates on
+SCORING_CHUNK = 1024  # pairs scored between checkpoints: an interrupted execution resumes from the last chunk
 
 
-def load_run_collection(params: Params) -> tuple[Collection, list[str]]:
-    collection = params.dataset.load(params.split)
+def load_run_collection(params: Params, spec: DatasetSpec) -> tuple[Collection, list[str]]:
+    collection = spec.load(params.split)
     return collection, collection.sample_queries(params.queries.n, params.queries.seed)
 
 
 @dataclass
-class FirstStageOutcome:
+class StageOutcome:
+    """What a notebook shows: the quality rows it wrote and its record."""
+
     quality: pd.DataFrame
     meta: dict
+    status: str = "ok"  # "ok" | "skipped"
+    reason: str | None = None
+    throughput: pd.DataFrame = field(default_factory=pd.DataFrame)
+    depth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def means(self) -> pd.DataFrame:
-        return self.quality.groupby("measure", sort=False)["value"].agg(["mean", "count"]).reset_index()
+        """Mean of each measure per dataset (a query with nothing relevant retrieved counts as 0)."""
+        if self.quality.empty:
+            return pd.DataFrame(columns=["dataset", "measure", "mean", "count"])
+        return (self.quality.groupby(["dataset", "measure"], sort=False)["value"].agg(["mean", "count"])
+                .reset_index())
 
 
-def first_stage(bundle_dir: str | Path) -> FirstStageOutcome:
-    """Retrieve every sampled query's candidates, write the run file and the first stage's quality rows.
+# ------------------------------------------------------------------------------------------ first stage
 
-    Also retrieves for a few queries the run does not evaluate (``runs/calibration.trec``): static int8
+
+def first_stage(bundle_dir: str | Path) -> StageOutcome:
+    """Retrieve every sampled query's candidates in every dataset; write run files and quality rows.
+
+    Also retrieves for a few queries the run does not evaluate (``runs/<dataset>/calibration.trec``): static int8
     quantization calibrates on those, never on the evaluated queries.
     """
     bundle = Bundle(Path(bundle_dir))
     params = bundle.params()
-    started = time.perf_counter()
-    collection, query_ids = load_run_collection(params)
-    calibration_ids = calibration_query_ids(collection, query_ids, CALIBRATION_QUERIES, params.seed)
-    load_s = time.perf_counter() - started
-    result = retrieve(collection, query_ids + calibration_ids, params.first_stage, params.cache_path)
-    ranking = {q: result.ranking[q] for q in query_ids}
-    write_trec(bundle.first_stage_run(), ranking, tag=result.system)
-    write_scores(bundle.runs_dir / "first_stage.scores.parquet", ranking)
-    write_trec(bundle.calibration_run(), {q: result.ranking[q] for q in calibration_ids}, tag=result.system)
-
-    values = evaluate(ranking, collection.qrels, query_ids,
-                      measure_names(params.first_stage.depth, params.reranker.depth))
-    quality = quality_rows(
-        values, run_id=params.run_id or "", dataset=params.dataset.label, split=params.split,
-        system=result.system, first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
-    )
-    write_part(bundle.root, "quality", "first_stage", quality)
-    model = result.model.as_dict() if result.model else None
-    meta = {
-        "stage": "first_stage", "system": result.system, "label": params.first_stage.label, "dataset": {
-            "spec": str(params.dataset), "label": params.dataset.label, "source": collection.source,
-            "split": params.split, "corpus_sha256": collection.content_hash, "n_docs": len(collection.docs),
+    progress = ProgressWriter(bundle.root, "first_stage", stage="first_stage")
+    stage = make_first_stage(params.first_stage, params.cache_path)
+    frames, datasets, model = [], [], None
+    for spec in params.datasets:
+        started = time.perf_counter()
+        collection, query_ids = load_run_collection(params, spec)
+        calibration_ids = calibration_query_ids(collection, query_ids, CALIBRATION_QUERIES, params.seed)
+        load_s = time.perf_counter() - started
+        progress.update("retrieving", 0, len(query_ids), spec.label, unit="queries", force=True)
+        result = stage.retrieve(collection, query_ids + calibration_ids, spec,
+                                progress.callback("encoding documents", spec.label, unit="documents"))
+        ranking = {q: result.ranking.get(q, []) for q in query_ids}
+        write_trec(bundle.first_stage_run(spec.slug), ranking, tag=result.system)
+        write_scores(bundle.dataset_runs(spec.slug) / "first_stage.scores.parquet", ranking)
+        write_trec(bundle.calibration_run(spec.slug), {q: result.ranking.get(q, []) for q in calibration_ids},
+                   tag=result.system)
+        values = evaluate(ranking, collection.qrels, query_ids,
+                          measure_names(params.first_stage.depth, params.reranker.depth))
+        frames.append(quality_rows(
+            values, run_id=params.run_id or "", dataset=spec.label, split=params.split, system=result.system,
+            first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
+            language=collection.query_language))
+        model = result.model.as_dict() if result.model else model
+        datasets.append({
+            "spec": str(spec), "label": spec.label, "source": collection.source, "split": params.split,
+            "language": collection.language, "corpus_sha256": collection.content_hash, "n_docs": len(collection.docs),
             "n_judged_queries": len(collection.judged_query_ids), "n_queries": len(query_ids),
-        },
-        "model": model, "model_label": model_label(params.first_stage.model, model) if model else "bm25s (Lucene BM25)",
-        "depth": params.first_stage.depth, "search": result.search, "embedding_cache_hit": result.cache_hit,
-        "calibration_queries": {"n": len(calibration_ids), "source": "queries outside the evaluated sample "
-                                "(unjudged, other splits or not sampled), for static int8 calibration only"},
-        "seconds": {"load_collection_s": load_s, **result.seconds},
+            "n_calibration_queries": len(calibration_ids), "search": result.search,
+            "embedding_cache_hit": result.cache_hit, "seconds": {"load_collection_s": load_s, **result.seconds}})
+        progress.update("retrieving", len(query_ids), len(query_ids), spec.label, unit="queries", force=True)
+    quality = pd.concat(frames, ignore_index=True)
+    write_part(bundle.root, "quality", "first_stage", quality)
+    meta = {
+        "stage": "first_stage", "system": params.first_stage.kind, "label": params.first_stage.label,
+        "depth": params.first_stage.depth, "model": model,
+        "model_label": model_label(params.first_stage.model, model) if model else params.first_stage.label,
+        "datasets": datasets,
+        "calibration_queries": "queries outside the evaluated sample (unjudged, other splits or not sampled), "
+                               f"up to {CALIBRATION_QUERIES} per dataset, for static int8 calibration only",
     }
     write_json(bundle.stages_dir / "first_stage.json", meta)
-    return FirstStageOutcome(quality, meta)
-
-
-def first_stage_ranking(bundle: Bundle, run_file: Path | None = None) -> dict[str, list[tuple[str, float]]]:
-    """The first stage's candidates per query, exactly as written to the bundle's run file."""
-    return read_trec(run_file or bundle.first_stage_run())
+    return StageOutcome(quality, meta)
 
 
 # --------------------------------------------------------------------------------------------- rerank
-
-CALIBRATION_PAIRS = 64  # pairs static int8 quantization calibrates on
-
-
-@dataclass
-class RerankOutcome:
-    status: str  # "ok" | "skipped"
-    reason: str | None
-    meta: dict
-    quality: pd.DataFrame
-    throughput: pd.DataFrame
-
-    def means(self) -> pd.DataFrame:
-        if self.quality.empty:
-            return pd.DataFrame(columns=["measure", "mean", "count"])
-        return self.quality.groupby("measure", sort=False)["value"].agg(["mean", "count"]).reset_index()
 
 
 def reranker_checkpoint(params: Params, cache_dir: Path) -> tuple[Path, ModelRef, str, dict | None]:
@@ -126,83 +136,134 @@ def reranker_checkpoint(params: Params, cache_dir: Path) -> tuple[Path, ModelRef
     return folder, ref, str(folder), twin_note(folder)
 
 
-def calibration_pairs(bundle: Bundle, collection: Collection, depth: int, seed: int) -> list[Pair]:
-    """Pairs for static quantization from the calibration queries' candidates (never the evaluated queries)."""
-    path = bundle.calibration_run()
-    if not path.is_file():
-        return []
-    candidates = {q: docs[:depth] for q, docs in read_trec(path).items()}
-    _, pairs = candidate_pairs(collection, candidates, sorted(candidates))
-    return calibration_sample(pairs, CALIBRATION_PAIRS, seed)
+def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Collection]) -> list[Pair]:
+    """Pairs for static quantization from every dataset's calibration queries (never the evaluated queries)."""
+    pairs: list[Pair] = []
+    for spec in params.datasets:
+        path = bundle.calibration_run(spec.slug)
+        if path.is_file():
+            candidates = {q: docs[: params.reranker.depth] for q, docs in read_trec(path).items()}
+            pairs += candidate_pairs(collections[spec.label], candidates, sorted(candidates))[1]
+    return calibration_sample(pairs, CALIBRATION_PAIRS, params.seed)
 
 
-def rerank(bundle_dir: str | Path, variant_name: str, requested_device: str) -> RerankOutcome:
-    """Rerank the first stage's candidates with one (variant, device); evaluate; time; record memory."""
+def score_with_checkpoints(reranker: Reranker, pairs: list[Pair], params: Params, partial: Path,
+                           progress: ProgressWriter, dataset: str) -> np.ndarray:
+    """Scores of ``pairs``, computed ``SCORING_CHUNK`` pairs at a time; every finished chunk is saved to
+    ``partial`` first, so an execution that is interrupted and run again (``--resume``) scores only the rest.
+    Chunks are fixed slices of the input, so the batches (and the scores) are the same either way."""
+    scores = np.full(len(pairs), np.nan, dtype=np.float32)
+    done: set[int] = set()
+    if partial.is_file():
+        saved = pd.read_parquet(partial)
+        if len(saved) and saved["index"].max() < len(pairs):
+            scores[saved["index"].to_numpy()] = saved["score"].to_numpy()
+            done = set(saved["chunk"].unique().tolist())
+    reranker_settings = (params.reranker.batch_size, params.reranker.max_length, params.reranker.length_sorted)
+    for chunk, start in enumerate(range(0, len(pairs), SCORING_CHUNK)):
+        stop = min(start + SCORING_CHUNK, len(pairs))
+        if chunk in done:
+            continue
+        result = reranker.score(pairs[start:stop], *reranker_settings,
+                                progress=progress.callback("scoring", dataset, offset=start, total=len(pairs)))
+        scores[start:stop] = result.values
+        finished = np.flatnonzero(~np.isnan(scores))
+        staging = partial.with_name(partial.name + ".tmp")
+        pd.DataFrame({"index": finished, "chunk": finished // SCORING_CHUNK, "score": scores[finished]}).to_parquet(
+            staging, index=False)
+        staging.replace(partial)
+    progress.update("scoring", len(pairs), len(pairs), dataset, force=True)
+    return scores
+
+
+def rerank(bundle_dir: str | Path, variant_name: str, requested_device: str) -> StageOutcome:
+    """Rerank every dataset's candidates with one (variant, device); evaluate; time; record memory."""
     bundle = Bundle(Path(bundle_dir))
     params = bundle.params()
     variant = get_variant(variant_name)
     device = resolve_device(requested_device)
     label = rerank_execution(variant_name, requested_device)
+    progress = ProgressWriter(bundle.root, label, stage="rerank", variant=variant_name, device=requested_device)
     cache_dir = params.cache_path
     meta: dict = {"stage": "rerank", "variant": variant_name, "requested_device": requested_device, "device": device,
-                  "weights": params.reranker.weights}
+                  "weights": params.reranker.weights, "datasets": {}}
     empty = pd.DataFrame()
 
-    def skipped(exc: VariantUnavailable) -> RerankOutcome:
+    def skipped(exc: VariantUnavailable) -> StageOutcome:
         meta.update(status="skipped", reason=str(exc))
         write_json(bundle.stages_dir / f"{label}.json", meta)
-        return RerankOutcome("skipped", str(exc), meta, empty, empty)
+        return StageOutcome(empty, meta, "skipped", str(exc))
 
     try:
         check_available(variant, device)
     except VariantUnavailable as exc:
         return skipped(exc)
 
-    collection, query_ids = load_run_collection(params)
-    first = first_stage_ranking(bundle)
-    depth = params.reranker.depth
-    keys, pairs = candidate_pairs(collection, {q: docs[:depth] for q, docs in first.items()}, query_ids)
+    collections: dict[str, Collection] = {}
+    evaluated: dict[str, list[str]] = {}
+    for spec in params.datasets:
+        collections[spec.label], evaluated[spec.label] = load_run_collection(params, spec)
     folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir)
     user_file = params.reranker.gguf_files.get(variant_name)
+    progress.update("loading", 0, 1, unit="models", force=True)
     try:
         reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
-                                 calibration_pairs(bundle, collection, depth, params.seed),
-                                 Path(user_file) if user_file else None)
+                                 calibration_pairs(bundle, params, collections), Path(user_file) if user_file else None)
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
-
-    reranker_label = model_label(params.reranker.model, ref.as_dict(), note)
-    meta.update(model=ref.as_dict(), model_label=reranker_label, checkpoint=note, tokenizer=tokenizer_source,
-                weight_files=[p.name for p in reranker.weight_files], executed_precision=reranker.executed_precision,
-                backend_details=reranker.details, load_s=reranker.load_s, file_bytes=reranker.file_bytes,
-                weight_bytes=reranker.weight_bytes, n_pairs=len(pairs), rerank_depth=depth,
-                load_peak_rss_mb=peak_rss_mb(),
+    meta.update(model=ref.as_dict(), model_label=model_label(params.reranker.model, ref.as_dict(), note), checkpoint=note,
+                tokenizer=tokenizer_source, weight_files=[p.name for p in reranker.weight_files],
+                executed_precision=reranker.executed_precision, backend_details=reranker.details,
+                load_s=reranker.load_s, file_bytes=reranker.file_bytes, weight_bytes=reranker.weight_bytes,
+                rerank_depth=params.reranker.depth, load_peak_rss_mb=peak_rss_mb(),
                 # From here on the peak covers the loaded model at work, not a one-time export in this kernel.
                 peak_rss_window_reset=reset_peak_rss())
 
-    quality = empty
-    if params.reranker.weights == "trained":
-        scores = reranker.score(pairs, params.reranker.batch_size, params.reranker.max_length,
-                                params.reranker.length_sorted)
-        meta["scoring_peak_rss_mb"] = peak_rss_mb()
-        ranking = rerank_top(first, scores_by_key(keys, scores.values), depth, query_ids)
-        write_trec(bundle.runs_dir / f"{label}.trec", ranking, tag=f"{variant_name}@{device}")
-        pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": scores.values}).to_parquet(
-            bundle.runs_dir / f"{label}.scores.parquet", index=False)
-        values = evaluate(ranking, collection.qrels, query_ids, measure_names(params.first_stage.depth, depth))
-        quality = quality_rows(values, run_id=params.run_id or "", dataset=params.dataset.label,
-                               split=params.split, system="rerank", first_stage=params.first_stage.label,
-                               first_stage_depth=params.first_stage.depth, rerank_depth=depth,
-                               reranker=params.reranker.model, variant=variant_name, device=device)
+    depth, quality_frames, depth_frames, work = params.reranker.depth, [], [], []
+    for spec in params.datasets:
+        collection, query_ids = collections[spec.label], evaluated[spec.label]
+        first = read_trec(bundle.first_stage_run(spec.slug))
+        keys, pairs = candidate_pairs(collection, {q: docs[:depth] for q, docs in first.items()}, query_ids)
+        grouped: dict[str, list[Pair]] = {}
+        for (query_id, _), pair in zip(keys, pairs):
+            grouped.setdefault(query_id, []).append(pair)
+        work.append(DatasetWork(spec.label, pairs, list(grouped.values())))
+        meta["datasets"][spec.label] = {"n_queries": len(query_ids), "n_pairs": len(pairs)}
+        if params.reranker.weights != "trained":
+            continue
+        scores_path = bundle.rerank_scores(spec.slug, label)
+        values = score_with_checkpoints(reranker, pairs, params, scores_path.with_suffix(".partial.parquet"),
+                                        progress, spec.label)
+        by_key = scores_by_key(keys, values)
+        ranking = rerank_top(first, by_key, depth, query_ids)
+        write_trec(bundle.rerank_run(spec.slug, label), ranking, tag=f"{variant_name}@{device}")
+        pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": values}).to_parquet(
+            scores_path, index=False)
+        scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
+        measured = evaluate(ranking, collection.qrels, query_ids, measure_names(params.first_stage.depth, depth))
+        quality_frames.append(quality_rows(
+            measured, run_id=params.run_id or "", dataset=spec.label, split=params.split, system="rerank",
+            first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
+            reranker=params.reranker.model, variant=variant_name, device=device, language=collection.query_language))
+        depth_frames.append(depth_rows(first, by_key, params.depth_curve, collection.qrels, query_ids).assign(
+            run_id=params.run_id or "", dataset=spec.label, reranker=params.reranker.model, variant=variant_name,
+            device=device))
+    meta["scoring_peak_rss_mb"] = peak_rss_mb()
+    quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
+    depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else empty
+    if quality_frames:
         write_part(bundle.root, "quality", label, quality)
+        write_part(bundle.root, "depth_quality", label, depth_table)
         meta["quality"] = "measured"
     else:
         meta["quality"] = "not measured: random weights (shape twin); its scores carry no relevance"
 
     throughput = empty
     if params.throughput.enabled:
-        throughput = measure_throughput(reranker, pairs, params, variant_name, device, cache_dir)
+        throughput = measure_throughput(reranker, work, params, variant_name, device, cache_dir,
+                                        progress.callback("timing", unit="jobs"))
         write_part(bundle.root, "throughput", label, throughput)
+    reranker.close()
     meta.update(status="ok", reason=None)
     write_json(bundle.stages_dir / f"{label}.json", meta)
-    return RerankOutcome("ok", None, meta, quality, throughput)
+    return StageOutcome(quality, meta, throughput=throughput, depth=depth_table)

@@ -1,6 +1,7 @@
 """TREC run files: our rank order survives a write and a read."""
 
-from runlocalai_bench.data.trec import order, read_trec, write_trec
+from runlocalai_bench.data.rankings import order
+from runlocalai_bench.data.trec import read_trec, write_trec
 
 
 def test_trec_round_trip(tmp_path):
@@ -24,3 +25,24 @@ def test_trec_eval_evaluates_the_order_we_wrote_even_with_tied_scores(tmp_path):
         run.setdefault(query_id, {})[doc_id] = float(score)
     evaluator = pytrec_eval.RelevanceEvaluator({"q": {"a": 1}}, {"recip_rank"})
     assert evaluator.evaluate(run)["q"]["recip_rank"] == 1.0
+
+
+def test_run_files_from_elsewhere_are_checked_against_the_dataset(tmp_path):
+    import pytest
+
+    from runlocalai_bench.data.specs import load_collection
+    from runlocalai_bench.data.trec import RunFileError
+
+    collection = load_collection("fixture:tiny")
+    path = tmp_path / "bge-m3.trec"
+    path.write_text("q01 Q0 d02 1 9.5 m3\nq01 Q0 d04 2 9.1 m3\nq01 Q0 d99 3 8.0 m3\n")
+    with pytest.raises(RunFileError, match=r"bge-m3.trec:3: document 'd99' is not in the corpus"):
+        read_trec(path, queries=collection.queries, docs=collection.docs, by="score")
+    path.write_text("q01 Q0 d02 1 9.5 m3\nx77 Q0 d04 1 9.1 m3\n")
+    with pytest.raises(RunFileError, match=r"bge-m3.trec:2: query 'x77' is not in the dataset"):
+        read_trec(path, queries=collection.queries, docs=collection.docs)
+    path.write_text("q01 Q0 d02 1 9.5 m3\nq01 Q0 d02 2 9.1 m3\n")
+    with pytest.raises(RunFileError, match=r"bge-m3.trec:2: document 'd02' already ranked for query 'q01' \(line 1\)"):
+        read_trec(path)
+    path.write_text("q01 Q0 d04 1 1.0 m3\nq01 Q0 d02 2 3.0 m3\n")  # ranks disagree with scores: scores decide
+    assert [d for d, _ in read_trec(path, by="score")["q01"]] == ["d02", "d04"]

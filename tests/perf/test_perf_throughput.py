@@ -6,11 +6,12 @@ import pytest
 from runlocalai_bench.models.resolve import resolve
 from runlocalai_bench.params import validate_params
 from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss
-from runlocalai_bench.perf.throughput import measure_throughput
+from runlocalai_bench.perf.throughput import DatasetWork, measure_throughput
 from runlocalai_bench.rerankers.registry import get_variant, load_reranker
 from runlocalai_bench.results.tables import COLUMNS
 
 PAIRS = [("what is the capital", "a long document about capitals " * (i + 1)) for i in range(20)]
+WORK = [DatasetWork("d", PAIRS, [PAIRS[:5], PAIRS[5:12], PAIRS[12:]])]
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,12 @@ def setup(session_cache):
 @pytest.mark.slow
 def test_throughput_rows_on_a_tiny_model(setup):
     params, reranker = setup
-    table = measure_throughput(reranker, PAIRS, params, "torch-fp32", "cpu")
+    table = measure_throughput(reranker, WORK, params, "torch-fp32", "cpu")
     assert list(table.columns[:len(COLUMNS["throughput"])]) == COLUMNS["throughput"]
-    assert table["workload"].tolist() == ["candidates", "fixed", "fixed"]
+    assert table["workload"].tolist() == ["candidates", "query", "fixed", "fixed"]
+    assert table["dataset"].tolist()[:2] == ["d", "d"] and table["dataset"].iloc[2:].isna().all()
+    query = table[table["workload"] == "query"].iloc[0]  # latency of one request per query, over 3 queries
+    assert query["n_queries"] == 3 and query["n_pairs"] == 20 and query["latency_p50_ms"] > 0
     candidates = table.iloc[0]
     assert candidates["n_pairs"] == 12 and 0 < candidates["mean_tokens"] <= 64 and candidates["padding_fraction"] < 1
     assert candidates["mean_sq_tokens"] >= candidates["mean_tokens"] ** 2
@@ -39,7 +43,8 @@ def test_throughput_rows_on_a_tiny_model(setup):
     assert (table["peak_rss_mb"] > 0).all() and (table["model_bytes"] > 0).all() and table["peak_vram_mb"].isna().all()
     assert (table["mfu"] > 0).all() and (table["mfu"] <= 1).all()
     assert table["peak_source"].str.startswith("theoretical: ").all() and (table["matmul_tflops"] > 0).all()
-    assert table["flops_per_pair"].iloc[2] > table["flops_per_pair"].iloc[1]
+    assert table["flops_per_pair"].iloc[3] > table["flops_per_pair"].iloc[2]
+    assert (table["attention_flops_share"].iloc[3] > table["attention_flops_share"].iloc[2])
 
 
 @pytest.mark.slow
@@ -52,6 +57,6 @@ def test_each_job_reports_its_own_memory_peak(setup):
     spike = np.ones(600 * 2**20 // 8)  # 600 MB touched, then freed
     spiked = peak_rss_mb()
     del spike
-    table = measure_throughput(reranker, PAIRS, params, "torch-fp32", "cpu")
+    table = measure_throughput(reranker, WORK, params, "torch-fp32", "cpu")
     assert (table["peak_rss_mb"] < spiked - 300).all(), (spiked, table["peak_rss_mb"].tolist())
     assert (table["peak_rss_window"] == "job").all()

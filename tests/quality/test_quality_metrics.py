@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from runlocalai_bench.data.trec import order
+from runlocalai_bench.data.rankings import order
 from runlocalai_bench.quality.metrics import evaluate
 
 

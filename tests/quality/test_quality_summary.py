@@ -10,7 +10,8 @@ from runlocalai_bench.params import FirstStageParams
 from runlocalai_bench.quality.metrics import evaluate, quality_rows
 from runlocalai_bench.quality.summary import MACRO, summarize
 from runlocalai_bench.retrieval.bm25 import bm25_retrieve
-from runlocalai_bench.retrieval.candidates import candidate_pairs, rerank_top, scores_by_key
+from runlocalai_bench.data.rankings import rerank_top
+from runlocalai_bench.retrieval.candidates import candidate_pairs, scores_by_key
 
 MEASURES = ["nDCG@10", "RR@10", "R@20"]
 

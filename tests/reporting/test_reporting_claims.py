@@ -108,3 +108,18 @@ def test_gpu_classes_by_name():
     assert [gpu_class(n) for n in ("NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 4090", "NVIDIA RTX A4000",
                                    "NVIDIA L4", "Tesla T4", "Apple MPS", "Mystery")] == [
         "datacenter", "consumer", "workstation", "datacenter", "datacenter", "consumer", "unknown"]
+
+
+def test_most_tasks_is_judged_on_the_tally_of_datasets():
+    claim = lift_claim(reranker="BAAI/bge-reranker-v2-m3").model_copy(update={"most": True})
+    rows = pd.concat([summary_row(dataset=name, lift_rel=lift, lift_rel_ci_low=lift - 0.01, lift_rel_ci_high=lift + 0.01)
+                      for name, lift in (("a", 0.10), ("b", 0.12), ("c", -0.05), ("d", 0.11))]
+                     + [summary_row(dataset="macro-average", datasets="a, b, c, d", lift_rel=0.07,
+                                    lift_rel_ci_low=0.05, lift_rel_ci_high=0.075)])
+    verdicts = judge(claim, {"summary": rows}, {"r": "trained"}, {})
+    by_claim = {v["claim"]: v for v in verdicts}
+    tally = by_claim["lift (most datasets)"]
+    assert tally["verdict"] == HOLDS and tally["measured"] == "holds on 3 of 4 datasets"
+    assert "contradicted on c" in tally["evidence"]
+    macro = next(v for v in verdicts if "macro-average over a, b, c, d" in v["evidence"])
+    assert macro["verdict"] == CONTRADICTED  # 7% [5, 7.5] lies below 8-15%

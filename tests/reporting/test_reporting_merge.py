@@ -50,7 +50,7 @@ def test_a_pooled_report_describes_every_run(smoke_bundle, tmp_path, session_cac
     assert len(lines) == 2
     smoke_line = next(line for line in lines if "smoke-a" in line)
     twin_line = next(line for line in lines if "twin-bm25" in line)
-    assert "13 queries" in smoke_line and "dense" in smoke_line and "top 10" in smoke_line and "tiny random test model" in smoke_line
-    assert "8 queries" in twin_line and "bm25 top 16" in twin_line and "top 8" in twin_line
+    assert "fixture:tiny (13 queries), fixture:multilingual (12 queries)" in smoke_line and "dense" in smoke_line and "top 10" in smoke_line and "tiny random test model" in smoke_line
+    assert "(8 queries)" in twin_line and "bm25 top 16" in twin_line and "top 8" in twin_line
     svg = (merged / "figures" / "throughput_by_variant.svg").read_text()
     assert "smoke-a" in svg and "twin-bm25" in svg

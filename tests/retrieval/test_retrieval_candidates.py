@@ -6,7 +6,8 @@ from runlocalai_bench.data.specs import load_collection
 from runlocalai_bench.params import FirstStageParams
 from runlocalai_bench.quality.metrics import evaluate
 from runlocalai_bench.retrieval.bm25 import bm25_retrieve
-from runlocalai_bench.retrieval.candidates import calibration_query_ids, candidate_pairs, rerank_top, scores_by_key
+from runlocalai_bench.data.rankings import rerank_top
+from runlocalai_bench.retrieval.candidates import calibration_query_ids, candidate_pairs, scores_by_key
 
 
 def test_reranking_a_shallow_head_keeps_the_first_stages_tail():

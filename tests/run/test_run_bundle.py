@@ -21,32 +21,32 @@ TREC_MEASURES = {"ndcg_cut_10": "nDCG@10", "recip_rank": "RR@10"}
 def test_pytrec_eval_on_the_run_files_reproduces_the_tables(smoke_bundle):
     """Every run file, evaluated by pytrec_eval (trec_eval's tie rules), gives the per-query values of
     tables/quality: the files hold the order the suite evaluated."""
-    collection = load_collection("fixture:tiny")
     quality = pd.read_parquet(smoke_bundle / "tables" / "quality.parquet")
-    runs = sorted((smoke_bundle / "runs").glob("*.trec"))
     checked = 0
-    for path in runs:
-        if path.stem == "calibration":
-            continue
-        run: dict[str, dict[str, float]] = {}
-        for line in path.read_text().splitlines():
-            query_id, _, doc_id, _, score, _ = line.split()
-            run.setdefault(query_id, {})[doc_id] = float(score)
-        qrels = {q: collection.qrels[q] for q in run}
-        values = pytrec_eval.RelevanceEvaluator(qrels, set(TREC_MEASURES)).evaluate(run)
-        if path.stem == "first_stage":
-            rows = quality[quality["system"] != "rerank"]
-        else:
-            variant, device = path.stem.split("--")[1:]
-            rows = quality[(quality["variant"] == variant) & (quality["device"] == device)]
-        for trec_name, measure in TREC_MEASURES.items():
-            table = rows[rows["measure"] == measure].set_index("query_id")["value"]
-            for query_id, measured in values.items():
-                if measure == "RR@10" and measured[trec_name] < 0.1:
-                    continue  # trec_eval's recip_rank has no cutoff; RR@10 is 0 past rank 10
-                assert table[query_id] == pytest.approx(measured[trec_name], abs=1e-6), (path.name, measure, query_id)
-                checked += 1
-    assert checked > 40
+    for label in ("fixture:tiny", "fixture:multilingual"):
+        collection = load_collection(label)
+        for path in sorted((smoke_bundle / "runs" / label.replace(":", "-")).glob("*.trec")):
+            if path.stem == "calibration":
+                continue
+            run: dict[str, dict[str, float]] = {}
+            for line in path.read_text().splitlines():
+                query_id, _, doc_id, _, score, _ = line.split()
+                run.setdefault(query_id, {})[doc_id] = float(score)
+            values = pytrec_eval.RelevanceEvaluator({q: collection.qrels[q] for q in run}, set(TREC_MEASURES)).evaluate(run)
+            rows = quality[quality["dataset"] == label]
+            if path.stem == "first_stage":
+                rows = rows[rows["system"] != "rerank"]
+            else:
+                variant, device = path.stem.split("--")[1:]
+                rows = rows[(rows["variant"] == variant) & (rows["device"] == device)]
+            for trec_name, measure in TREC_MEASURES.items():
+                table = rows[rows["measure"] == measure].set_index("query_id")["value"]
+                for query_id, measured in values.items():
+                    if measure == "RR@10" and measured[trec_name] < 0.1:
+                        continue  # trec_eval's recip_rank has no cutoff; RR@10 is 0 past rank 10
+                    assert table[query_id] == pytest.approx(measured[trec_name], abs=1e-6), (path.name, measure, query_id)
+                    checked += 1
+    assert checked > 80
 
 
 def forbidden_prefixes(cache) -> list[str]:
@@ -67,6 +67,22 @@ def test_a_bundle_holds_no_absolute_path_of_its_machine(smoke_bundle, session_ca
 
 @pytest.mark.slow
 def test_calibration_queries_are_apart_from_the_evaluated_ones(smoke_bundle):
-    evaluated = set(read_trec(smoke_bundle / "runs" / "first_stage.trec"))
-    calibration = set(read_trec(smoke_bundle / "runs" / "calibration.trec"))
-    assert calibration and not calibration & evaluated
+    for slug in ("fixture-tiny", "fixture-multilingual"):
+        evaluated = set(read_trec(smoke_bundle / "runs" / slug / "first_stage.trec"))
+        calibration = set(read_trec(smoke_bundle / "runs" / slug / "calibration.trec")) if slug == "fixture-tiny" else set()
+        assert not calibration & evaluated
+    assert read_trec(smoke_bundle / "runs" / "fixture-tiny" / "calibration.trec")  # q12 is unjudged
+
+
+@pytest.mark.slow
+def test_the_depth_curve_grows_in_cost_and_ends_at_the_full_rerank(smoke_bundle):
+    depth = pd.read_parquet(smoke_bundle / "tables" / "depth.parquet")
+    summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
+    assert set(depth["depth"]) == {2, 5, 10} and {"fixture:tiny", "fixture:multilingual", "macro-average"} <= set(depth["dataset"])
+    for (dataset, variant), curve in depth.groupby(["dataset", "variant"]):
+        curve = curve.sort_values("depth")
+        assert curve["pairs_per_query"].is_monotonic_increasing and curve["ms_per_query"].is_monotonic_increasing
+        full = summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)
+                       & (summary["measure"] == "nDCG@10")].iloc[0]
+        at_depth = curve[curve["depth"] == 10].iloc[0]
+        assert at_depth["mean"] == pytest.approx(full["mean"]) and at_depth["lift_abs"] == pytest.approx(full["lift_abs"])

@@ -114,7 +114,7 @@ def test_online_then_offline_on_the_same_caches(mirror, tmp_path):
     online = run_default(tmp_path / "online", environment(tmp_path, server.endpoint, offline=False))
     assert online.returncode == 0, online.stderr[-3000:]
     first = json.loads((tmp_path / "online" / "stages" / "first_stage.json").read_text())
-    assert first["dataset"]["source"] == "ir_datasets:beir/scifact/test"
+    assert first["datasets"][0]["source"] == "ir_datasets:beir/scifact/test"
     online_revisions = revisions(tmp_path / "online")
     assert online_revisions[EMBEDDER] == shas[EMBEDDER]
     reranked = {k: v for k, v in online_revisions.items() if k.startswith(RERANKER)}

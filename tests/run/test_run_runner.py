@@ -25,12 +25,17 @@ def test_first_stage_smoke_bundle(tmp_path, session_cache):
     assert params["run_id"] == "smoke-first" and params["stages"] == ["first_stage"]
     env = json.loads((out / "environment.json").read_text())
     assert {"cpu", "packages", "code", "date_utc"} <= set(env) and env["packages"]["torch"]
-    assert (out / "runs" / "first_stage.trec").read_text().startswith("q01 Q0 ")
+    assert (out / "runs" / "fixture-tiny" / "first_stage.trec").read_text().startswith("q01 Q0 ")
+    assert (out / "runs" / "fixture-multilingual" / "first_stage.trec").read_text().startswith("mq01 Q0 ")
     quality = pd.read_parquet(out / "tables" / "quality.parquet")
     assert list(quality.columns[:11]) == ["run_id", "dataset", "split", "system", "first_stage", "reranker",
                                           "variant", "device", "query_id", "measure", "value"]
     assert set(quality["measure"]) == {"nDCG@10", "RR@10", "R@20", "R@10"}  # recall at both depths, named truthfully
-    assert quality.groupby("measure").size().eq(13).all()  # 13 judged queries, none dropped
+    assert quality.groupby(["dataset", "measure"]).size().to_dict() == {  # judged queries, none dropped
+        (d, m): n for d, n in (("fixture:tiny", 13), ("fixture:multilingual", 12))
+        for m in ("nDCG@10", "RR@10", "R@20", "R@10")}
+    languages = quality[quality["dataset"] == "fixture:multilingual"].groupby("language")["query_id"].nunique()
+    assert languages.to_dict() == {"ar": 3, "es": 3, "ru": 3, "zh": 3}
     assert pd.read_csv(out / "tables" / "quality.csv").shape == quality.shape
     executed = json.loads((out / "notebooks" / "01_first_stage.ipynb").read_text())
     assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
@@ -103,11 +108,12 @@ def test_random_weights_give_throughput_but_never_quality(tmp_path, session_cach
                    "--set", f"cache_dir={session_cache}", "--set", "run_id=twin-test") == 0
     quality = pd.read_parquet(out / "tables" / "quality.parquet")
     assert set(quality["system"]) == {"dense"}
-    assert not (out / "runs" / "rerank--torch-fp32--cpu.trec").exists()
+    assert not list((out / "runs").rglob("rerank--torch-fp32--cpu.trec"))
     meta = json.loads((out / "stages" / "rerank--torch-fp32--cpu.json").read_text())
     assert meta["quality"].startswith("not measured: random weights") and meta["checkpoint"]["kind"] == "shape twin"
     throughput = pd.read_parquet(out / "tables" / "throughput.parquet")
-    assert (throughput["weights"] == "random").all() and len(throughput) == 2
+    assert (throughput["weights"] == "random").all()
+    assert throughput.groupby("workload").size().to_dict() == {"candidates": 2, "query": 2, "fixed": 1}
     assert "Random weights (shape twin)" in (out / "report.md").read_text()
 
 
@@ -138,3 +144,33 @@ def test_a_failed_executions_rows_never_reach_the_summary(tmp_path, session_cach
     summary = pd.read_parquet(out / "tables" / "summary.parquet")
     quality = pd.read_parquet(out / "tables" / "quality.parquet")
     assert set(summary["system"]) == {"dense"} and set(quality["system"]) == {"dense"}
+
+
+@pytest.mark.slow
+def test_a_run_file_first_stage_reproduces_the_first_stage_that_wrote_it(tmp_path, session_cache):
+    """A first stage computed elsewhere (bge-m3 on a GPU, say) comes in as a TREC run file per dataset."""
+    dense = tmp_path / "dense"
+    assert run_cli("--out", str(dense), "--set", "stages=[first_stage]", "--set", f"cache_dir={session_cache}",
+                   "--set", "run_id=dense") == 0
+    files = {label: dense / "runs" / label.replace(":", "-") / "first_stage.trec"
+             for label in ("fixture:tiny", "fixture:multilingual")}
+    reused = tmp_path / "reused"
+    assert run_cli("--out", str(reused), "--set", "stages=[first_stage]", "--set", f"cache_dir={session_cache}",
+                   "--set", "run_id=reused", "--set", "first_stage.kind=run",
+                   "--set", "first_stage.run={" + ", ".join(f"'{k}': {v}" for k, v in files.items()) + "}") == 0
+    before, after = (pd.read_parquet(b / "tables" / "quality.parquet") for b in (dense, reused))
+    keys = ["dataset", "query_id", "measure"]
+    merged = before.merge(after, on=keys, suffixes=("_dense", "_run"))
+    assert len(merged) == len(before) and (merged["value_dense"] == merged["value_run"]).all()
+    assert set(after["first_stage"]) == {"run:first_stage.trec"}
+
+
+def test_a_run_file_of_another_dataset_fails_with_file_and_line(tmp_path, capsys):
+    wrong = tmp_path / "other.trec"
+    wrong.write_text("q01 Q0 d02 1 2.0 x\nq01 Q0 doc-from-elsewhere 2 1.0 x\n")
+    out = tmp_path / "bundle"
+    assert run_cli("--out", str(out), "--set", "dataset=fixture:tiny", "--set", "first_stage.kind=run",
+                   "--set", f"first_stage.run={wrong}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other.trec:2: document 'doc-from-elsewhere' is not in the corpus" in err[0]
+    assert not out.exists()

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runlocalai_bench.environment import usable_cores
-from runlocalai_bench.rerankers.base import Features, Pair, Reranker, Scores
+from runlocalai_bench.rerankers.base import Features, Pair, Progress, Reranker, Scores
 
 log = logging.getLogger(__name__)
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp: sequences one context can hold
@@ -333,7 +333,8 @@ class LlamaCppReranker(Reranker):
         Python loop over every token: it belongs to tokenization, not to the model's time)."""
         return self.decode_prepared(features["llama_batch"])
 
-    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True) -> Scores:
+    def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True,
+              progress: Progress | None = None) -> Scores:
         """End to end: text in, scores out, ``batch_size`` pairs per ``llama_decode`` call."""
         self.reserve(min(batch_size, MAX_SEQUENCES), max_length)
         encoded = self.encode(pairs, max_length)
@@ -348,6 +349,8 @@ class LlamaCppReranker(Reranker):
             scores[index] = self.decode([encoded.ids[i] for i in index])
             seconds.append(time.perf_counter() - began)
             sizes.append(len(index))
+            if progress:
+                progress(start + len(index), len(pairs))
         total = int(lengths.sum())
         return Scores(scores, seconds, sizes, total, total)  # packed unpadded: padded = real tokens
 
