@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OLAH_VERSION ?= 0.5.4
 OLAH_STAMP := $(VENV)/olah/.installed-olah-$(OLAH_VERSION)
 
-.PHONY: install bench smoke test rehearse clean
+.PHONY: install bench smoke test rehearse lab clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ test: install $(OLAH_STAMP)  ## offline tests (the online rehearsal talks to a l
 
 rehearse: install $(OLAH_STAMP)  ## only the online rehearsal: default.yaml against a local hub mirror
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m rehearsal $(PYTEST_ARGS)
+
+lab: install  ## JupyterLab on notebooks/ with this environment's kernel registered as "runlocalai-bench"
+	$(BIN)/python -m ipykernel install --sys-prefix --name runlocalai-bench --display-name "runlocalai-bench (.venv)"
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,7 +1,8 @@
-"""``runlocalai-bench``: run, variants, merge, env, gguf-converter.
+"""``runlocalai-bench``: run, plan, finalize, variants, merge, env, gguf-converter.
 
 Exit codes: 0 success; 1 a run completed but some execution failed (the bundle says which); 2 bad input
-or a run that could not complete (one line on stderr says why; no complete-looking bundle is left).
+or a run that could not complete (one line on stderr says why; no complete-looking bundle is left); 130 a run
+interrupted with Ctrl-C (its finished executions are kept for ``--resume``).
 
 Each subcommand imports what it needs inside its function: ``--help`` and ``variants`` stay instant instead
 of loading papermill, pandas and the report stack on every call. This is the one module allowed to import
@@ -15,22 +16,40 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from runlocalai_bench.run.runner import run
 
-    outcome = run(args.params, args.out, args.set or [], log_output=args.verbose)
-    for execution in outcome.executions:
-        what = " ".join(x for x in (execution["stage"], execution["variant"], execution["device"]) if x)
-        line = f"  {execution['status']:8s} {what} ({execution['seconds']:.0f} s)"
-        print(line + (f": {execution['reason']}" if execution["reason"] else ""))
+    try:
+        outcome = run(args.params, args.out, args.set or [], log_output=args.verbose, resume=args.resume,
+                      force=args.force, plan=not args.no_plan, from_bundle=args.from_bundle, engine=args.engine)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     print(f"bundle: {outcome.bundle}")
     if outcome.failed:
         print(f"runlocalai-bench: {len(outcome.failed)} execution(s) failed; see {outcome.bundle}/tables/runs.csv",
               file=sys.stderr)
         return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from runlocalai_bench.params import load_params
+    from runlocalai_bench.run.plan import describe, make_plan
+    from runlocalai_bench.run.prepare import absolutize
+
+    params = absolutize(load_params(args.params, args.set or []))
+    for line in describe(make_plan(params, Path(args.from_bundle) if args.from_bundle else None), params):
+        print(line)
+    return EXIT_OK
+
+
+def _cmd_finalize(args: argparse.Namespace) -> int:
+    from runlocalai_bench.run.finalize import finalize
+
+    print(f"finalized: {finalize(args.bundle)}")
     return EXIT_OK
 
 
@@ -91,7 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="bundle folder (default results/<run_id>)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a parameter (dotted key); repeatable")
     run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the interrupted or failed run at --out (or results/<run_id>): finished executions "
+                          "are reused, the rest run again")
+    run.add_argument("--force", action="store_true", help="with --resume: resume even if parameters or commit differ")
+    run.add_argument("--no-plan", action="store_true", help="skip the cost prediction printed before the run")
+    run.add_argument("--from", dest="from_bundle", metavar="BUNDLE", help="predict from this earlier bundle's rates")
+    run.add_argument("--engine", default="papermill", choices=["papermill", "subprocess"],
+                     help="papermill: each execution is a notebook in its own kernel (default); subprocess: the same "
+                          "stages in plain Python processes, for machines without Jupyter")
     run.set_defaults(func=_cmd_run)
+
+    plan = sub.add_parser("plan", help="predict a run's cost (time, disk, memory) per dataset, variant and device")
+    plan.add_argument("params")
+    plan.add_argument("--set", action="append", metavar="KEY=VALUE")
+    plan.add_argument("--from", dest="from_bundle", metavar="BUNDLE",
+                      help="use an earlier bundle's measured rates instead of (where it has them) a probe here")
+    plan.set_defaults(func=_cmd_plan)
+
+    finalize = sub.add_parser("finalize", help="pool a bundle's tables and rebuild its report after a notebook was "
+                              "rerun by hand")
+    finalize.add_argument("bundle")
+    finalize.set_defaults(func=_cmd_finalize)
 
     variants = sub.add_parser("variants", help="list reranker variants and the devices each supports")
     variants.add_argument("--json", action="store_true")

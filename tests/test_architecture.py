@@ -34,6 +34,8 @@ LAYERS: list[tuple[str, ...]] = [
 LAZY_THIRD_PARTY = {
     "torch", "transformers", "sentence_transformers", "optimum", "onnx", "onnxruntime", "openvino", "nncf",
     "torchao", "llama_cpp", "gguf", "pynvml", "huggingface_hub", "ir_datasets", "faiss", "sentencepiece",
+    "papermill",  # only the notebook engine needs Jupyter: the subprocess engine runs where it is not installed
+    "ipykernel",  # only a kernel process imports the kernel
 }
 LAZY_PACKAGE_IMPORTS_ALLOWED = {f"{PACKAGE}.cli"}  # subcommands import what they need, to keep --help instant
 

@@ -37,6 +37,7 @@ class Variant:
     devices: tuple[str, ...]
     requires: tuple[str, ...]  # importable modules; missing ones turn the variant into a recorded skip
     description: str
+    calibrated: bool = False  # static quantization: its converted file depends on the run's calibration pairs
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m.split(".")[0]) is None]
@@ -68,6 +69,16 @@ class Backend:
     check_device: Callable[[Variant, str], None] = lambda variant, device: None
     # The suffix of files ``reranker.gguf_files``-style parameters may hand this backend instead of a conversion.
     user_file_suffix: str | None = None
+    # Glob patterns, relative to the export root, of the converted files a variant's loader builds (none for
+    # backends that load the checkpoint as it is): lets a plan tell a cached export from one still to build.
+    artifacts: Callable[[Variant], tuple[str, ...]] = lambda variant: ()
+
+    def exports_built(self, variant: Variant, exports: Path) -> bool | None:
+        """Whether ``variant``'s converted files exist under ``exports`` (None when it needs none)."""
+        patterns = self.artifacts(variant)
+        if not patterns:
+            return None
+        return all(any(exports.glob(pattern)) for pattern in patterns)
 
 
 @dataclass

@@ -14,7 +14,9 @@ from runlocalai_bench.paths import scrub
 def write_json(path: Path, data: dict) -> None:
     """Write ``data`` as JSON, with local absolute paths rewritten (see :func:`paths.scrub`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(scrub(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n", encoding="utf-8")
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(scrub(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n", encoding="utf-8")
+    staging.replace(path)  # atomic: a killed execution leaves the old record or the new one, never half of one
 
 
 def rerank_execution(variant: str, device: str) -> str:

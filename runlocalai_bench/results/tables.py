@@ -70,9 +70,13 @@ def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_part(bundle: Path, table: str, part: str, frame: pd.DataFrame) -> Path:
+    """Write one execution's rows of ``table`` atomically (temp file + rename): an execution killed halfway
+    never leaves a truncated part for a resumed run to pool."""
     path = Path(bundle) / "tables" / "parts" / f"{table}--{part}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    conform(table, frame).to_parquet(path, index=False)
+    staging = path.with_name(path.name + ".tmp")
+    conform(table, frame).to_parquet(staging, index=False)
+    staging.replace(path)
     return path
 
 

@@ -34,8 +34,9 @@ def load_encoder(ref: ModelRef, params: FirstStageParams, device: str):
     try:
         model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     except (OSError, ValueError) as exc:  # missing files; a config transformers does not recognise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(f"cannot load first-stage model {ref.spec!r} from its files "
-                                 f"({str(exc).splitlines()[0]})") from None
+                                 f"({first[:200] + '…' if len(first) > 200 else first})") from None
     model.max_seq_length = params.max_length
     return model
 

@@ -1,15 +1,23 @@
-"""Pool the per-execution parts of a bundle into its tables, and compute the statistics across executions."""
+"""Pool the per-execution parts of a bundle into its tables, and compute the statistics across executions; the
+executions a run plans, and the record of those that ended."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
 
-from runlocalai_bench.params import Params
+from runlocalai_bench.params import Params, ParamsError
 from runlocalai_bench.perf.peaks import common_peaks
 from runlocalai_bench.quality.depth import summarize_depth
 from runlocalai_bench.quality.drift import drift_table
 from runlocalai_bench.quality.summary import summarize
-from runlocalai_bench.results.bundle import Bundle
+from runlocalai_bench.reporting.report import build_report
+from runlocalai_bench.results.bundle import Bundle, rerank_execution
+from runlocalai_bench.run.engines import NOTEBOOKS
+from runlocalai_bench.run.scratch import scratch_bundle
 from runlocalai_bench.results.tables import COLUMNS, read_parts, write_table
 
 
@@ -46,3 +54,79 @@ def bundle_drift(bundle: Bundle, params: Params, ok: set[str]) -> pd.DataFrame:
         frames.append(drift_table(scores, params.run_id or "", spec.label, params.reranker.model))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS["drift"])
+
+
+EXECUTIONS_LOG = "executions.jsonl"
+
+
+@dataclass(frozen=True)
+class Execution:
+    name: str  # first_stage | rerank--<variant>--<device> | report
+    stage: str
+    variant: str | None = None
+    device: str | None = None
+
+    @property
+    def title(self) -> str:
+        return " ".join(x for x in (self.stage.replace("_", " "), self.variant, self.device) if x)
+
+    @property
+    def notebook(self) -> str:
+        if self.variant:
+            return f"02_rerank--{self.variant}--{(self.device or '').replace(':', '')}.ipynb"
+        return NOTEBOOKS[self.stage]
+
+
+def executions_of(params: Params) -> list[Execution]:
+    planned = [Execution("first_stage", "first_stage")] if "first_stage" in params.stages else []
+    if "rerank" in params.stages:
+        planned += [Execution(rerank_execution(v, d), "rerank", v, d)
+                    for v in params.reranker.variants for d in params.reranker.devices]
+    return planned
+
+
+def recorded_executions(bundle: Path) -> list[dict]:
+    path = Path(bundle) / EXECUTIONS_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def runs_table(executions: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(executions)
+    if "reused" not in frame:
+        frame["reused"] = False
+    frame["reused"] = frame["reused"].fillna(False).astype(bool)
+    return frame
+
+
+def finalize(bundle_dir: str | Path) -> Path:
+    """Pool a bundle's parts into its tables again and rebuild its report: after a notebook was rerun by hand
+    (in JupyterLab, or ``python -m runlocalai_bench.run.execute``). An execution counts as it ended last: its
+    stage record says ok or skipped; one without a record failed."""
+    bundle = Bundle(Path(bundle_dir))
+    if not bundle.params_path.is_file():
+        raise ParamsError(f"{bundle.root}: no params.yaml (not a runlocalai-bench bundle)")
+    params = bundle.params()
+    recorded = {r["execution"]: r for r in recorded_executions(bundle.root)}
+    executions = []
+    for execution in executions_of(params):
+        meta = bundle.stage_meta(execution.name)
+        status = meta.get("status", "ok" if meta else "failed")
+        base = recorded.get(execution.name, {"run_id": params.run_id, "stage": execution.stage,
+                                             "variant": execution.variant, "device": execution.device,
+                                             "seconds": None, "notebook": f"notebooks/{execution.notebook}",
+                                             "execution": execution.name, "reused": False})
+        executions.append({**base, "status": status, "reason": meta.get("reason") if meta else base.get("reason")})
+    finalize_tables(bundle, params, executions)
+    write_table(bundle.root, "runs", runs_table(executions))
+    build_report(bundle.root)
+    return bundle.root
+
+
+def report(bundle_dir: str | Path | None = None, claims: str | Path | None = None) -> dict:
+    """What the report notebook does: build the report of ``bundle_dir`` (its tables pooled by the runner), or
+    with ``None`` (the notebook run by hand) pool the scratch bundle's tables first."""
+    if bundle_dir is None:
+        bundle_dir = finalize(scratch_bundle())
+    return build_report(bundle_dir, claims)

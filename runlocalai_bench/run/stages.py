@@ -37,6 +37,7 @@ from runlocalai_bench.retrieval.candidates import (
 )
 from runlocalai_bench.retrieval.first_stage import first_stage as make_first_stage
 from runlocalai_bench.run.progress import ProgressWriter
+from runlocalai_bench.run.scratch import has_first_stage, scratch_bundle
 
 CALIBRATION_QUERIES = 16  # queries outside the evaluated set whose candidates static quantization calibrates on
 CALIBRATION_PAIRS = 64  # pairs static int8 quantization calibrates on
@@ -70,13 +71,14 @@ class StageOutcome:
 # ------------------------------------------------------------------------------------------ first stage
 
 
-def first_stage(bundle_dir: str | Path) -> StageOutcome:
+def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
     """Retrieve every sampled query's candidates in every dataset; write run files and quality rows.
+    ``bundle_dir=None`` (a notebook run by hand) works in the scratch bundle of the smoke parameters.
 
     Also retrieves for a few queries the run does not evaluate (``runs/<dataset>/calibration.trec``): static int8
     quantization calibrates on those, never on the evaluated queries.
     """
-    bundle = Bundle(Path(bundle_dir))
+    bundle = Bundle(Path(bundle_dir) if bundle_dir is not None else scratch_bundle())
     params = bundle.params()
     progress = ProgressWriter(bundle.root, "first_stage", stage="first_stage")
     stage = make_first_stage(params.first_stage, params.cache_path)
@@ -176,8 +178,14 @@ def score_with_checkpoints(reranker: Reranker, pairs: list[Pair], params: Params
     return scores
 
 
-def rerank(bundle_dir: str | Path, variant_name: str, requested_device: str) -> StageOutcome:
-    """Rerank every dataset's candidates with one (variant, device); evaluate; time; record memory."""
+def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: str) -> StageOutcome:
+    """Rerank every dataset's candidates with one (variant, device); evaluate; time; record memory.
+    ``bundle_dir=None`` (a notebook run by hand) works in the scratch bundle of the smoke parameters, running
+    its first stage first if it has none."""
+    if bundle_dir is None:
+        bundle_dir = scratch_bundle()
+        if not has_first_stage(bundle_dir):
+            first_stage(bundle_dir)
     bundle = Bundle(Path(bundle_dir))
     params = bundle.params()
     variant = get_variant(variant_name)

@@ -11,8 +11,9 @@ from runlocalai_bench.cli import main
 from support import REPO
 
 
-def run_cli(*args: str) -> int:
-    return main(["run", str(REPO / "params" / "smoke.yaml"), *args])
+def run_cli(*args: str, plan: bool = False) -> int:
+    """The smoke parameters through the CLI (without the cost prediction unless asked: it probes models)."""
+    return main(["run", str(REPO / "params" / "smoke.yaml"), *args, *([] if plan else ["--no-plan"])])
 
 
 @pytest.mark.slow

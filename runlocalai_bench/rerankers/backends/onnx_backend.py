@@ -73,4 +73,9 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
                                 details={**details, "provider": provider}, cross_encoder=ce)
 
 
-BACKEND = Backend(name="onnx", extra="onnx", variants=VARIANTS, load=load, check_device=check_device)
+def artifacts(variant: Variant) -> tuple[str, ...]:
+    return ("onnx-fp32",) + (("onnx-int8-*",) if variant.precision == "int8" else ())
+
+
+BACKEND = Backend(name="onnx", extra="onnx", variants=VARIANTS, load=load, check_device=check_device,
+                  artifacts=artifacts)

@@ -20,7 +20,7 @@ VARIANTS = (
     Variant("openvino-bf16", "openvino", "bf16", ("cpu",), REQUIRES,
             "OpenVINO IR, inference precision pinned to bf16 (OpenVINO's own default on AMX CPUs)"),
     Variant("openvino-int8", "openvino", "int8", ("cpu",), REQUIRES + ("nncf",),
-            "OpenVINO IR, static int8 (nncf) calibrated on pairs of queries the run does not evaluate"),
+            "OpenVINO IR, static int8 (nncf) calibrated on pairs of queries the run does not evaluate", calibrated=True),
 )
 
 
@@ -81,4 +81,9 @@ def _nncf_quantize(folder: Path, max_length: int, pairs: Sequence[Pair]) -> None
     ov.save_model(quantized, str(folder / "openvino" / "openvino_model_qint8_static.xml"))
 
 
-BACKEND = Backend(name="openvino", extra="openvino", variants=VARIANTS, load=load)
+def artifacts(variant: Variant) -> tuple[str, ...]:
+    # int8 is calibrated on each run's own calibration pairs: a cached file fits only the run that made it.
+    return ("openvino-fp32",) + (("openvino-int8-cal*",) if variant.precision == "int8" else ())
+
+
+BACKEND = Backend(name="openvino", extra="openvino", variants=VARIANTS, load=load, artifacts=artifacts)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runlocalai_bench.rerankers.backends.gguf.convert import gguf_file, llama_cpp_version, tensor_types
+from runlocalai_bench.rerankers.backends.gguf.convert import FILE_TYPES, gguf_file, llama_cpp_version, tensor_types
 from runlocalai_bench.rerankers.backends.gguf.llamacpp import LlamaCppReranker
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant, VariantUnavailable
 
@@ -74,5 +74,9 @@ def load(request: LoadRequest) -> LlamaCppReranker:
     return reranker
 
 
+def artifacts(variant: Variant) -> tuple[str, ...]:
+    return (f"gguf/llama.cpp-*/model-{FILE_TYPES[variant.precision][0]}.gguf",)
+
+
 BACKEND = Backend(name="gguf", extra="gguf", variants=VARIANTS, load=load, check_device=check_device,
-                  user_file_suffix=".gguf")
+                  user_file_suffix=".gguf", artifacts=artifacts)

@@ -1,0 +1,438 @@
+"""What a run will cost before anything heavy runs: per (dataset, variant, device) the queries, pairs and
+tokens, the exports to build, the predicted time of each stage, the disk for caches and exports, the peak
+memory, and the total.
+
+Rates come from one of two places, and every row says which:
+
+- a short **probe** on this machine: a few batches of the reranker (the real model when it is local, else its
+  shape twin: the same architecture runs at the same speed) in each torch variant and in each variant whose
+  export is already cached; variants whose export would be built by the run are predicted at the torch-fp32
+  rate of the same device and marked so;
+- the measured rates of an **earlier bundle** (``--from BUNDLE``): its end-to-end pairs/s per variant and
+  device, and its load times (which include building exports).
+
+A rate measured at one pair length is carried to another by the FLOP model (FLOPs per pair grow with T and
+T^2), and the first stage's encoding rate follows from the reranker's achieved FLOP rate when the encoder shares
+its architecture (bge-m3 and bge-reranker-v2-m3 are both XLM-R large). Nothing is downloaded: collections
+that are not local are sized from ir_datasets' metadata and assumed to average ``ASSUMED_TOKENS`` tokens a pair.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
+from runlocalai_bench.devices import resolve_device
+from runlocalai_bench.models.hub import cached_commit
+from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
+from runlocalai_bench.models.resolve import local_folder, resolve
+from runlocalai_bench.models.twins import KNOWN_CONFIGS, shape_twin
+from runlocalai_bench.params import Params
+from runlocalai_bench.perf.flops import flops_per_pair, memory_estimate_mb, model_shape, weight_bytes
+from runlocalai_bench.perf.throughput import DatasetWork, throughput_jobs
+from runlocalai_bench.retrieval.dense import EMBEDDING_DTYPE, load_encoder
+from runlocalai_bench.retrieval.embedding_cache import EmbeddingCache, cache_key
+from runlocalai_bench.rerankers.base import VariantUnavailable
+from runlocalai_bench.rerankers.exports import export_root
+from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, backend_of, check_available, get_variant, load_reranker
+from runlocalai_bench.results.bundle import Bundle, rerank_execution
+from runlocalai_bench.results.tables import read_table
+from runlocalai_bench.run.kernel import output_to
+
+ASSUMED_TOKENS = 256  # tokens per pair when no local text can be sampled
+SAMPLE_QUERIES = 32
+PROBE_PAIRS = 16
+LONG_RUN_S = 3 * 3600
+
+
+@dataclass
+class DatasetSize:
+    label: str
+    n_queries: int
+    n_docs: int
+    pairs: int
+    mean_tokens: float
+    mean_sq_tokens: float
+    doc_tokens: float
+    source: str  # where the sizes and token counts come from
+    content_hash: str = ""  # of a local corpus (keys its cached embeddings)
+    sample: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class Rate:
+    pairs_per_s: float
+    mean_tokens: float
+    mean_sq_tokens: float
+    source: str
+    load_s: float | None = None
+
+    def at(self, shape: dict[str, int], mean_tokens: float, mean_sq_tokens: float) -> float:
+        """This rate carried to pairs of another length by the FLOP model."""
+        return self.pairs_per_s * flops_per_pair(shape, self.mean_tokens, self.mean_sq_tokens) / flops_per_pair(
+            shape, mean_tokens, mean_sq_tokens)
+
+
+@dataclass
+class Plan:
+    rows: pd.DataFrame  # one per (dataset, variant, device), plus the first stage's per dataset
+    executions: dict[str, float]  # execution name -> predicted seconds
+    disk_bytes: float
+    notes: list[str]
+
+    @property
+    def total_s(self) -> float:
+        return float(sum(self.executions.values()))
+
+
+# ------------------------------------------------------------------------------------------------ sizes
+
+
+def _sample_pairs(spec: DatasetSpec, params: Params) -> tuple[Any, list[tuple[str, str]]]:
+    """A local collection and a seeded sample of (query, document) pairs from it (documents drawn at random:
+    the first stage has not run, and candidate lengths follow the corpus's)."""
+    collection = spec.load(params.split)
+    query_ids = collection.sample_queries(params.queries.n, params.queries.seed)
+    rng = np.random.default_rng(params.seed)
+    docs = sorted(collection.docs)
+    picked = rng.choice(len(query_ids), size=min(SAMPLE_QUERIES, len(query_ids)), replace=False)
+    pairs = [(collection.queries[query_ids[i]], collection.docs[docs[rng.integers(len(docs))]].contents) for i in picked]
+    return collection, pairs
+
+
+def dataset_size(spec: DatasetSpec, params: Params, tokenizer: Any) -> DatasetSize:
+    depth = params.reranker.depth
+    local = spec.kind is not DatasetKind.IR_DATASETS
+    if not local:
+        import ir_datasets  # metadata only: nothing is downloaded
+
+        dataset = ir_datasets.load(spec.text)
+        n_queries, n_docs = dataset.queries_count() or 0, dataset.docs_count() or 0
+        if params.queries.n:
+            n_queries = min(n_queries, params.queries.n)
+        return DatasetSize(spec.label, n_queries, n_docs, n_queries * depth, ASSUMED_TOKENS, ASSUMED_TOKENS ** 2,
+                           ASSUMED_TOKENS, f"ir_datasets metadata; {ASSUMED_TOKENS} tokens a pair assumed (no local text)")
+    collection, sample = _sample_pairs(spec, params)
+    n_queries = len(collection.sample_queries(params.queries.n, params.queries.seed))
+    encoded = tokenizer([q for q, _ in sample], [d for _, d in sample], truncation="longest_first",
+                        max_length=params.reranker.max_length)
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.float64)
+    docs = tokenizer([d for _, d in sample], truncation=True, max_length=params.first_stage.max_length)
+    doc_tokens = float(np.mean([len(ids) for ids in docs["input_ids"]]))
+    return DatasetSize(spec.label, n_queries, len(collection.docs), n_queries * min(depth, len(collection.docs)),
+                       float(lengths.mean()), float((lengths ** 2).mean()), doc_tokens,
+                       f"{len(sample)} sampled pairs tokenized", collection.content_hash, sample)
+
+
+# ------------------------------------------------------------------------------------------------ rates
+
+
+def _reranker_folder(params: Params) -> tuple[Path, Any, str]:
+    """A local checkpoint with the reranker's architecture: the model itself when local, else its shape twin."""
+    cache = params.cache_path
+    try:
+        ref = resolve(params.reranker.model, params.reranker.revision, cache, require=params.reranker.weights == "trained")
+        if params.reranker.weights == "trained" and (not is_hub_id(params.reranker.model) or _cached(ref)):
+            return local_folder(ref), ref, "the model"
+    except ModelNotFoundError:
+        ref = resolve(params.reranker.model, None, cache, require=False)
+    folder, _ = shape_twin(ref, cache, params.seed)
+    return folder, resolve(str(folder), None, cache), "its shape twin"
+
+
+def _cached(ref) -> bool:
+    return ref.revision is not None and cached_commit(ref.location, ref.requested_revision) == ref.revision
+
+
+def _export_built(variant: str, ref, params: Params) -> bool | None:
+    """Whether ``variant``'s converted files already exist (None: it needs none)."""
+    spec = get_variant(variant)
+    return backend_of(spec).exports_built(spec, export_root(ref, params.cache_path))
+
+
+def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, str]] = frozenset(),
+                reference_only: bool = False) -> tuple[dict[tuple[str, str], Rate], dict[str, int], str, dict]:
+    """Pairs/s per (variant, device) measured on a few batches here (all but ``skip``; with ``reference_only``
+    just torch-fp32 per device), the model's shape, what was probed, and why a variant could not be probed."""
+    folder, ref, what = _reranker_folder(params)
+    sample = [p for size in sizes for p in size.sample][:PROBE_PAIRS] or [("what is a reranker", "a model " * 120)] * 8
+    rates: dict[tuple[str, str], Rate] = {}
+    problems: dict[tuple[str, str], str] = {}
+    shape: dict[str, int] = {}
+    for device in params.reranker.devices:
+        resolved = resolve_device(device)
+        variants = params.reranker.variants if not reference_only else [REFERENCE_VARIANT]
+        for variant in variants:
+            spec = get_variant(variant)
+            if (variant, device) in skip:
+                continue
+            try:
+                check_available(spec, resolved)
+            except VariantUnavailable:
+                continue
+            if spec.calibrated or _export_built(variant, ref, params) is False:
+                continue  # its export would be built by the run (calibrated ones always are): not worth minutes
+            try:
+                reranker = load_reranker(spec, resolved, folder, ref, params.cache_path, params.reranker.max_length)
+                shape = shape or model_shape(reranker.config)
+                batch = params.reranker.batch_size
+                reranker.score(sample[:batch], batch, params.reranker.max_length)  # warm-up
+                started = time.perf_counter()
+                reranker.score(sample, batch, params.reranker.max_length)
+                seconds = time.perf_counter() - started
+                lengths = reranker.token_lengths(sample, params.reranker.max_length).astype(np.float64)
+                rates[(variant, device)] = Rate(len(sample) / seconds, float(lengths.mean()), float((lengths ** 2).mean()),
+                                                f"probe here ({what}, {len(sample)} pairs)", reranker.load_s)
+                reranker.close()
+            except Exception as exc:  # noqa: BLE001 - a variant that cannot be probed is predicted otherwise
+                problems[(variant, device)] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    if not shape:
+        from transformers import AutoConfig  # only when nothing could be probed
+
+        shape = model_shape(AutoConfig.from_pretrained(folder, local_files_only=True))
+    return rates, shape, what, problems
+
+
+def probe_encoder(params: Params, sizes: list[DatasetSize]) -> Rate | None:
+    """Documents/s of the dense first stage's encoder when it is local (a folder, a package, or cached)."""
+    if params.first_stage.kind != "dense":
+        return None
+    try:
+        ref = resolve(params.first_stage.model, params.first_stage.revision, params.cache_path)
+        if is_hub_id(params.first_stage.model) and not _cached(ref):
+            return None
+        model = load_encoder(ref, params.first_stage, resolve_device(params.first_stage.device))
+    except (ModelNotFoundError, OSError, ValueError):
+        return None
+    docs = [d for size in sizes for _, d in size.sample][:PROBE_PAIRS] or ["a document " * 100]
+    model.encode_document(docs[:4], batch_size=params.first_stage.batch_size)  # warm-up
+    started = time.perf_counter()
+    model.encode_document(docs, batch_size=params.first_stage.batch_size)
+    seconds = time.perf_counter() - started
+    lengths = np.array([len(ids) for ids in model.tokenizer(docs, truncation=True,
+                                                             max_length=params.first_stage.max_length)["input_ids"]],
+                       dtype=np.float64)
+    return Rate(len(docs) / seconds, float(lengths.mean()), float((lengths ** 2).mean()),
+                f"encoder probe here ({len(docs)} documents)")
+
+
+def kernel_overhead_s() -> float:
+    """Seconds a fresh process takes to import what an execution needs: paid once per execution."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import runlocalai_bench.run.stages, ipykernel, torch, sentence_transformers"],
+                   capture_output=True)
+    return time.perf_counter() - started
+
+
+def bundle_rates(path: Path) -> dict[tuple[str, str], Rate]:
+    """Measured end-to-end rates (and load times) of an earlier bundle, per (variant, requested device)."""
+    bundle = Bundle(Path(path))
+    throughput = read_table(bundle.root, "throughput")
+    rows = throughput[throughput["workload"] == "candidates"] if not throughput.empty else throughput
+    rates: dict[tuple[str, str], Rate] = {}
+    metas = bundle.all_stage_meta()
+    for (variant, device), group in rows.groupby(["variant", "device"]):
+        mean_sq = group["mean_sq_tokens"].mean() if "mean_sq_tokens" in group else group["mean_tokens"].mean() ** 2
+        load = next((m.get("load_s") for m in metas.values() if m.get("variant") == variant and m.get("device") == device), None)
+        rate = Rate(float(group["pairs_per_s"].median()), float(group["mean_tokens"].mean()), float(mean_sq),
+                    f"bundle {bundle.root.name}", load)
+        rates[(variant, device)] = rate
+        requested = next((m.get("requested_device") for m in metas.values()
+                          if m.get("variant") == variant and m.get("device") == device), None)
+        if requested:
+            rates[(variant, requested)] = rate
+    return rates
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+def _tokenizer(params: Params):
+    from transformers import AutoTokenizer  # tokenizing the sample needs it
+
+    folder, _, _ = _reranker_folder(params)
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
+def _rounds_s(settings: Any, round_s: float) -> float:
+    return settings.warmup_rounds * round_s + max(settings.min_rounds * round_s, settings.min_seconds)
+
+
+def _encoder_shape(params: Params) -> dict[str, int] | None:
+    """The dense encoder's shape from its config: the local model's, else a known one (bge-m3's)."""
+    if params.first_stage.kind != "dense":
+        return None
+    from transformers import AutoConfig  # reading a config
+
+    try:
+        ref = resolve(params.first_stage.model, params.first_stage.revision, params.cache_path)
+        if not is_hub_id(params.first_stage.model) or _cached(ref):
+            return model_shape(AutoConfig.from_pretrained(str(local_folder(ref)), local_files_only=True))
+    except (ModelNotFoundError, OSError, ValueError):
+        pass
+    config = KNOWN_CONFIGS.get(params.first_stage.model)
+    if config is None:
+        return None
+    return model_shape(AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items() if k != "model_type"}))
+
+
+def _embeddings_cached(params: Params, size: DatasetSize) -> bool:
+    if not size.content_hash:
+        return False
+    try:
+        ref = resolve(params.first_stage.model, params.first_stage.revision, params.cache_path)
+    except ModelNotFoundError:
+        return False
+    key = cache_key(model=ref.spec, weights=ref.fingerprint, corpus=size.content_hash,
+                    max_length=params.first_stage.max_length, dtype=EMBEDDING_DTYPE, normalized=True, side="document")
+    return EmbeddingCache(params.cache_path).get(key) is not None
+
+
+def make_plan(params: Params, from_bundle: Path | None = None, reference_only: bool = False,
+              log_file: Path | None = None) -> Plan:
+    """Predict the run ``params`` describe. ``reference_only`` probes torch-fp32 alone (what ``run`` does before
+    it starts, to stay quick); the ``plan`` command probes every variant it can load without an export. What
+    the probed libraries print goes to ``log_file`` (or nowhere), not between the plan's lines."""
+    with output_to(log_file):
+        tokenizer = _tokenizer(params)
+        sizes = [dataset_size(spec, params, tokenizer) for spec in params.datasets]
+        measured = bundle_rates(from_bundle) if from_bundle else {}
+        probed, shape, what, problems = probe_rates(params, sizes, set(measured), reference_only)
+        overhead = kernel_overhead_s()
+        encoder_shape = _encoder_shape(params)
+        encoder = probe_encoder(params, sizes)
+    notes = [f"rates: {'bundle ' + Path(from_bundle).name + ' where it measured the variant, else ' if from_bundle else ''}"
+             f"a probe here ({what}); variants not probed are predicted at torch-fp32's rate of the same device",
+             f"each execution also pays about {overhead:.0f} s to start its kernel and import its libraries (measured here)"]
+    notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
+    rows, executions, disk = [], {}, 0.0
+    reference = probed.get((REFERENCE_VARIANT, params.reranker.devices[0])) or next(iter(probed.values()), None)
+
+    # first stage
+    first_seconds = overhead
+    for size in sizes:
+        seconds, source = 0.0, f"{params.first_stage.kind}: candidates read, seconds"
+        if params.first_stage.kind == "bm25":
+            source = "bm25s indexing: seconds"
+        elif params.first_stage.kind == "dense":
+            if _embeddings_cached(params, size):
+                source = "document embeddings cached: queries only"
+            else:
+                disk += size.n_docs * (encoder_shape["hidden"] if encoder_shape else 1024) * 4
+                if encoder is not None and encoder_shape:
+                    seconds = size.n_docs / encoder.at(encoder_shape, size.doc_tokens, size.doc_tokens ** 2)
+                    source = encoder.source
+                elif encoder_shape and reference:
+                    flop_rate = reference.pairs_per_s * flops_per_pair(shape, reference.mean_tokens, reference.mean_sq_tokens)
+                    seconds = size.n_docs * flops_per_pair(encoder_shape, size.doc_tokens) / flop_rate
+                    source = f"encoder not local: its FLOPs at the reranker's FLOP rate ({reference.source})"
+                else:
+                    seconds, source = None, "encoder not local and of unknown shape: time unknown"
+        first_seconds += seconds or 0.0
+        rows.append({"stage": "first_stage", "dataset": size.label, "variant": None, "device": None,
+                     "queries": size.n_queries, "docs": size.n_docs, "pairs": None, "mean_tokens": size.doc_tokens,
+                     "exports": "", "predicted_s": seconds, "peak_memory_mb": None, "rate_pairs_per_s": None,
+                     "source": f"{size.source}; {source}"})
+    executions["first_stage"] = first_seconds
+
+    # rerank executions
+    ref = _reranker_folder(params)[1]
+    work = [DatasetWork(s.label, [("", "")] * s.pairs, [[("", "")] * params.reranker.depth] * s.n_queries) for s in sizes]
+    for variant in params.reranker.variants:
+        spec = get_variant(variant)
+        for device in params.reranker.devices:
+            name = rerank_execution(variant, device)
+            try:
+                check_available(spec, resolve_device(device))
+            except VariantUnavailable as exc:
+                rows.append({"stage": "skipped", "dataset": None, "variant": variant, "device": device, "queries": None,
+                             "docs": None, "pairs": None, "mean_tokens": None, "exports": "", "predicted_s": 0.0,
+                             "peak_memory_mb": None, "rate_pairs_per_s": None, "source": f"skipped: {exc}"})
+                executions[name] = overhead
+                continue
+            rate = measured.get((variant, device)) or probed.get((variant, device))
+            assumed = rate is None
+            if assumed:
+                rate = measured.get((REFERENCE_VARIANT, device)) or probed.get((REFERENCE_VARIANT, device)) or reference
+            built = _export_built(variant, ref, params)
+            exports = "" if built is None else ("export cached" if built else f"builds its {spec.precision} export")
+            total = overhead + ((rate.load_s or 0.0) if rate else 0.0)
+            for size, job in zip(sizes, work):
+                if rate is None:
+                    continue
+                per_pair = 1.0 / rate.at(shape, size.mean_tokens, size.mean_sq_tokens)
+                score_s = size.pairs * per_pair if params.reranker.weights == "trained" else 0.0
+                timing_s = 0.0
+                if params.throughput.enabled:
+                    for workload, _, _, _ in throughput_jobs(params, [job]):
+                        if workload == "candidates":
+                            timing_s += _rounds_s(params.throughput,
+                                                  min(params.throughput.max_pairs or size.pairs, size.pairs) * per_pair)
+                        elif workload == "query":
+                            queries = min(params.throughput.max_queries or size.n_queries, size.n_queries)
+                            timing_s += _rounds_s(params.throughput, queries * params.reranker.depth * per_pair)
+                total += score_s + timing_s
+                rows.append({"stage": "rerank", "dataset": size.label, "variant": variant, "device": device,
+                             "queries": size.n_queries, "docs": size.n_docs, "pairs": size.pairs,
+                             "mean_tokens": size.mean_tokens, "exports": exports, "predicted_s": score_s + timing_s,
+                             "peak_memory_mb": memory_estimate_mb(shape, spec.precision, params.reranker.batch_size,
+                                                                  params.reranker.max_length),
+                             "rate_pairs_per_s": rate.at(shape, size.mean_tokens, size.mean_sq_tokens),
+                             "source": ("predicted at torch-fp32's rate: " if assumed else "") + rate.source})
+            if params.throughput.enabled and "fixed" in params.throughput.workloads and rate is not None:
+                for batch in params.throughput.batch_sizes:
+                    for length in params.throughput.max_lengths:
+                        total += _rounds_s(params.throughput, batch / rate.at(shape, length, length ** 2))
+            executions[name] = total
+            if built is False:
+                disk += weight_bytes(shape, spec.precision)
+    if "report" in params.stages:
+        executions["report"] = overhead
+    return Plan(pd.DataFrame(rows), executions, disk, notes)
+
+
+def human_seconds(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def human_bytes(value: float) -> str:
+    return f"{value / 1e9:.1f} GB" if value >= 1e9 else f"{value / 1e6:.0f} MB"
+
+
+def describe(plan: Plan, params: Params) -> list[str]:
+    """The plan as lines: one per execution (dataset, variant, device), then the totals and any warning."""
+    lines = []
+    for _, row in plan.rows.iterrows():
+        if row["stage"] == "first_stage":
+            lines.append(f"first stage  {row['dataset']}: {row['queries']} queries, {int(row['docs']):,} documents "
+                         f"({row['mean_tokens']:.0f} tokens each) ~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
+        elif row["stage"] == "skipped":
+            lines.append(f"rerank       {row['variant']} · {row['device']}: {row['source']}")
+        else:
+            memory = f"{row['peak_memory_mb'] / 1024:.1f} GB" if row["peak_memory_mb"] >= 1024 else f"{row['peak_memory_mb']:.0f} MB"
+            export = f", {row['exports']}" if row["exports"] else ""
+            lines.append(f"rerank       {row['dataset']} · {row['variant']} · {row['device']}: {row['queries']} queries, "
+                         f"{int(row['pairs']):,} pairs, {row['mean_tokens']:.0f} tokens, {row['rate_pairs_per_s']:.3g} pairs/s "
+                         f"~ {human_seconds(row['predicted_s'])}, peak ~{memory}{export}  [{row['source']}]")
+    lines.append(f"total        ~ {human_seconds(plan.total_s)} ({len(plan.executions)} executions), "
+                 f"{human_bytes(plan.disk_bytes)} of new caches and exports")
+    lines += [f"note         {n}" for n in plan.notes]
+    if plan.total_s > LONG_RUN_S:
+        lines.append(f"warning      this run is predicted to take {human_seconds(plan.total_s)}; to fit in hours: "
+                     f"--set queries.n=50, --set reranker.depth=20, fewer variants, or params/cpu.yaml on a CPU")
+    return lines
