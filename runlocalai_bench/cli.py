@@ -1,4 +1,4 @@
-"""``runlocalai-bench``: run, plan, finalize, variants, merge, env, gguf-converter.
+"""``runlocalai-bench``: run, plan, finalize, show, cite, variants, merge, env, gguf-converter.
 
 Exit codes: 0 success; 1 a run completed but some execution failed (the bundle says which); 2 bad input
 or a run that could not complete (one line on stderr says why; no complete-looking bundle is left); 130 a run
@@ -50,6 +50,30 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
     from runlocalai_bench.run.finalize import finalize
 
     print(f"finalized: {finalize(args.bundle)}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from runlocalai_bench.reporting.report import table_text
+
+    print(table_text(Path(args.bundle), args.table, args.all))
+    return EXIT_OK
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from runlocalai_bench.reporting.provenance import run_descriptions
+    from runlocalai_bench.reporting.report import cite_text
+    from runlocalai_bench.results.bundle import Bundle
+    from runlocalai_bench.results.digest import tables_digest
+
+    bundle = Bundle(Path(args.bundle))
+    digest = tables_digest(bundle.root)
+    print(cite_text(run_descriptions(bundle), digest))
+    report = bundle.root / "report.html"
+    if report.is_file() and digest not in report.read_text(encoding="utf-8"):
+        print(f"runlocalai-bench: {report} cites another digest: its tables changed after the report was built "
+              "(`runlocalai-bench finalize` rebuilds it)", file=sys.stderr)
+        return EXIT_PARTIAL
     return EXIT_OK
 
 
@@ -132,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
                               "rerun by hand")
     finalize.add_argument("bundle")
     finalize.set_defaults(func=_cmd_finalize)
+
+    show = sub.add_parser("show", help="print a bundle's table in human units (default: the headline)")
+    show.add_argument("bundle")
+    show.add_argument("table", nargs="?", default="headline")
+    show.add_argument("--all", action="store_true", help="headline: every dataset's rows; other tables: every column")
+    show.set_defaults(func=_cmd_show)
+
+    cite = sub.add_parser("cite", help="print the block to cite a bundle by (runs, hardware, commit, tables digest) "
+                          "and check its report cites the same digest")
+    cite.add_argument("bundle")
+    cite.set_defaults(func=_cmd_cite)
 
     variants = sub.add_parser("variants", help="list reranker variants and the devices each supports")
     variants.add_argument("--json", action="store_true")

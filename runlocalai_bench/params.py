@@ -113,6 +113,11 @@ class RerankerParams(_Strict):
     depth_curve: list[int] = Field(default_factory=lambda: [10, 20, 50, 100],
                                    description="reranked depths evaluated from the one scoring pass (capped at depth)")
     length_sorted: bool = True
+    baselines: list[str] = Field(
+        default_factory=list,
+        description="other rerankers (hub ids, local folders, twin:NAME) scored on exactly the same candidates in "
+                    "each device's reference variant (torch-fp32 on CPU, torch-fp16 on CUDA), with the same "
+                    "weights setting as the main reranker; compared pairwise in tables/comparisons")
     gguf_files: dict[VariantName, str] = Field(
         default_factory=dict,
         description="gguf variant -> an existing .gguf file of this reranker to use instead of converting it")
@@ -128,12 +133,18 @@ class RerankerParams(_Strict):
                 raise ValueError(f"{variant}: {path!r} is not a {suffix} file")
         return files
 
-    @field_validator("variants", "devices")
+    @field_validator("variants", "devices", "baselines")
     @classmethod
     def _unique(cls, values: list[str]) -> list[str]:
         if len(set(values)) != len(values):
             raise ValueError(f"entries repeat: {values}")
         return values
+
+    @model_validator(mode="after")
+    def _baselines_differ(self) -> "RerankerParams":
+        if self.model in self.baselines:
+            raise ValueError(f"baselines: {self.model!r} is the reranker itself; list other rerankers")
+        return self
 
 
 class ThroughputParams(_Strict):

@@ -37,6 +37,22 @@ KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
         "position_embedding_type": "absolute", "num_labels": 1, "id2label": {"0": "LABEL_0"},
         "label2id": {"LABEL_0": 0}, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
     },
+    # The older rerankers the page compares it with (shape fields of their config.json on the hub; a run with
+    # the real weights records the real config in tables/model, so a mismatch would show there).
+    "BAAI/bge-reranker-large": {
+        "architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta",
+        "vocab_size": 250002, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+        "intermediate_size": 4096, "hidden_act": "gelu", "max_position_embeddings": 514, "type_vocab_size": 1,
+        "layer_norm_eps": 1e-05, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "position_embedding_type": "absolute", "num_labels": 1, "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0},
+    },
+    "cross-encoder/ms-marco-MiniLM-L-12-v2": {
+        "architectures": ["BertForSequenceClassification"], "model_type": "bert", "vocab_size": 30522,
+        "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 1536,
+        "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+        "pad_token_id": 0, "num_labels": 1, "id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0},
+    },
     # The first stage the page names: the same XLM-R large encoder without a classification head (the shape
     # fields of BAAI/bge-m3's config.json; used by `plan` to predict its encoding cost before it is downloaded).
     "BAAI/bge-m3": {

@@ -42,8 +42,10 @@ class DatasetWork:
     queries: Sequence[Sequence[Pair]]  # the same pairs grouped by query
 
 
-def throughput_jobs(params: Params, datasets: Sequence[DatasetWork]) -> list[tuple[str, str | None, int, int]]:
-    """(workload, dataset, batch size, max length) of every job, in the order they run."""
+def throughput_jobs(params: Params, datasets: Sequence[DatasetWork],
+                    fixed: bool = True) -> list[tuple[str, str | None, int, int]]:
+    """(workload, dataset, batch size, max length) of every job, in the order they run. ``fixed=False`` (a
+    comparison reranker) leaves out the model-only shapes: those characterise the reranker under test."""
     settings, reranker = params.throughput, params.reranker
     jobs: list[tuple[str, str | None, int, int]] = []
     for work in datasets:
@@ -51,14 +53,16 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork]) -> list[tup
             jobs.append(("candidates", work.label, reranker.batch_size, reranker.max_length))
         if "query" in settings.workloads and work.pairs:
             jobs.append(("query", work.label, reranker.batch_size, reranker.max_length))
-    if "fixed" in settings.workloads:
+    if "fixed" in settings.workloads and fixed:
         jobs += [("fixed", None, b, t) for b in settings.batch_sizes for t in settings.max_lengths]
     return jobs
 
 
 def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], params: Params, variant: str, device: str,
-                       cache_dir: Path | None = None, on_job: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Throughput rows for every job: candidates and query workloads per dataset, fixed shapes once."""
+                       cache_dir: Path | None = None, on_job: Callable[[int, int], None] | None = None,
+                       baseline: str | None = None) -> pd.DataFrame:
+    """Throughput rows for every job: candidates and query workloads per dataset, fixed shapes once (not for
+    a comparison reranker, ``baseline``, whose rows carry its own model name)."""
     settings = params.throughput
     by_label = {work.label: work for work in datasets}
     shape = model_shape(reranker.config)
@@ -67,7 +71,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
     name = gpu_name(device)
     peak, peak_source = theoretical_peak(device, precision, matmul, name)
     sees_torch = TORCH_ALLOCATOR in reranker.memory_counters()
-    jobs = throughput_jobs(params, datasets)
+    jobs = throughput_jobs(params, datasets, fixed=baseline is None)
     rows = []
     for number, (workload, dataset, batch_size, max_length) in enumerate(jobs):
         window_reset = reset_peak_rss()
@@ -89,7 +93,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         torch_memory = torch_peak_mb(device) if sees_torch else {"peak_vram_torch_mb": None,
                                                                   "peak_vram_torch_reserved_mb": None}
         row.update(
-            run_id=params.run_id, reranker=params.reranker.model, variant=variant, device=device, dataset=dataset,
+            run_id=params.run_id, reranker=baseline or params.reranker.model, variant=variant, device=device, dataset=dataset,
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), peak_rss_window="job" if window_reset else "process",
             peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,

@@ -15,8 +15,13 @@ GROUP = ["run_id", "system", "reranker", "variant", "device", "measure", "first_
          "rerank_depth"]
 
 
+# Systems that reorder the first stage's candidates (a reranker, or the oracle ordering by the judgments): their
+# rows get the paired lift over the first stage.
+RERANKING_SYSTEMS = ("rerank", "oracle")
+
+
 def _is_first_stage(frame: pd.DataFrame) -> pd.Series:
-    return frame["system"] != "rerank"
+    return ~frame["system"].isin(RERANKING_SYSTEMS)
 
 
 def _row(key: dict, values: pd.Series, base: pd.Series | None, samples: int, seed: int,
@@ -61,7 +66,7 @@ def summarize(quality: pd.DataFrame, samples: int, seed: int) -> pd.DataFrame:
         what = f"{key['system']} {key['variant']} {key['device']} {key['measure']}".strip()
         values = _indexed(group, what)
         base = None
-        if key["system"] == "rerank":
+        if key["system"] in RERANKING_SYSTEMS:
             base_rows = first[(first["run_id"] == key["run_id"]) & (first["measure"] == key["measure"])]
             base = _indexed(base_rows, f"first stage {key['measure']}")
             if not values.index.isin(base.index).all():

@@ -23,15 +23,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.quality.summary import MACRO
+from runlocalai_bench.units import duration_ms, percent, sig
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 NOT_TESTED, NOT_MEASURABLE, NO_MATCH = "not tested on this hardware", "not measurable with random weights", "no matching run"
 VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTED, NOT_MEASURABLE, NO_MATCH)
+# A verdict row: the claim, what was measured where, the verdict and its evidence; ``anchor`` names the table
+# row behind it ("summary-12": row 12 of tables/summary, an id in report.html).
+VERDICT_COLUMNS = ["claim", "group", "text", "measured", "hardware", "verdict", "evidence", "note", "anchor", "where",
+                   "would_change"]
 # Columns whose table carries a 95% CI, and how that CI was made (named in the evidence).
 CI_COLUMNS = {
     "lift_rel": ("lift_rel_ci_low", "lift_rel_ci_high", "paired bootstrap CI of the relative lift"),
     "lift_abs": ("lift_ci_low", "lift_ci_high", "paired bootstrap CI of the absolute lift"),
     "mean": ("ci_low", "ci_high", "bootstrap CI of the mean"),
+    "diff": ("diff_ci_low", "diff_ci_high", "paired bootstrap CI of the difference"),
+    "ndcg10": ("ndcg10_ci_low", "ndcg10_ci_high", "bootstrap CI of the mean"),
 }
 
 
@@ -47,15 +54,25 @@ class Range(BaseModel):
                                               f"<= {self.max:g}" if self.max is not None else "") if part)
 
 
-FilterValue = str | int | float | list[str | int | float] | Range
+FilterValue = bool | str | int | float | list[bool | str | int | float] | Range
+
+
+GROUPS = ("model facts", "quality", "speed", "memory", "quantization", "comparisons")
 
 
 class Claim(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     text: str
-    table: Literal["summary", "throughput"]
-    column: str  # e.g. lift_rel, pairs_per_s, model_bytes, peak_vram_mb
+    group: Literal["model facts", "quality", "speed", "memory", "quantization", "comparisons"] = Field(
+        description="the report's verdict section lists claims by group")
+    table: Literal["summary", "throughput", "comparisons", "model", "depth", "headline"]
+    column: str  # e.g. lift_rel, pairs_per_s, model_bytes, peak_vram_mb, params_total, diff
+    rule: Literal["range", "equals", "strict_upgrade"] = Field(
+        default="range", description="range: low <= value <= high (on the CI where the table has one); equals: "
+        "the column's text is `equals`; strict_upgrade: on tables/comparisons, the reranker is significantly "
+        "worse on no dataset and its macro-average difference over the baseline has a CI above 0")
+    equals: str | None = None
     low: float | None = None  # the claim holds when low <= value <= high (either bound may be open)
     high: float | None = None
     unit: str = ""
@@ -72,10 +89,22 @@ class Claim(BaseModel):
     note: str = Field(default="", description="how the claim is read, shown with its verdict")
 
     @model_validator(mode="after")
-    def _range(self) -> "Claim":
-        if self.low is None and self.high is None:
+    def _rule(self) -> "Claim":
+        if self.rule == "range" and self.low is None and self.high is None:
             raise ValueError(f"claim {self.id!r}: give low, high or both")
+        if self.rule == "equals" and self.equals is None:
+            raise ValueError(f"claim {self.id!r}: rule equals needs `equals: <text>`")
+        if self.rule == "strict_upgrade" and (self.table != "comparisons" or not {"reranker", "baseline"} <= set(self.filters)):
+            raise ValueError(f"claim {self.id!r}: rule strict_upgrade reads table comparisons and needs filters "
+                             "reranker and baseline")
         return self
+
+
+class Unmeasurable(BaseModel):
+    """A statement of the page that no benchmark of this suite can check, kept in the report with why."""
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    reason: str
 
 
 class ClaimsFile(BaseModel):
@@ -84,6 +113,7 @@ class ClaimsFile(BaseModel):
     source: str
     retrieved: str
     claims: list[Claim]
+    unmeasurable: list[Unmeasurable] = Field(default_factory=list)
 
 
 def load_claims(path: str | Path) -> ClaimsFile:
@@ -160,13 +190,16 @@ def _hardware_reason(claim: Claim, device: str, profile: dict[str, Any]) -> str 
 
 def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
     """(verdict, measured text, CI note) for one evidence row."""
+    if claim.rule == "equals":
+        text = str(row[claim.column])
+        return (HOLDS if text.strip().lower() == claim.equals.strip().lower() else CONTRADICTED), text, ""
     value = float(row[claim.column]) * claim.scale
     inside = (claim.low is None or value >= claim.low) and (claim.high is None or value <= claim.high)
-    measured = f"{value:.3g}{claim.unit}"
+    measured = f"{sig(value)}{claim.unit}"
     ci = CI_COLUMNS.get(claim.column)
     if ci and all(c in row and pd.notna(row[c]) for c in ci[:2]):
         low, high = float(row[ci[0]]) * claim.scale, float(row[ci[1]]) * claim.scale
-        measured += f" (95% CI {low:.3g} to {high:.3g})"
+        measured += f" (95% CI {sig(low)}{claim.unit} to {sig(high)}{claim.unit})"
         n = row.get("n_queries")
         note = f"{ci[2]}{f' over {int(n)} queries' if pd.notna(n) else ''}"
         below = claim.low is not None and high < claim.low
@@ -175,7 +208,7 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
         verdict = CONTRADICTED if below or above else HOLDS if within else INCONCLUSIVE
         return verdict, measured, note
     if claim.column == "pairs_per_s" and pd.notna(row.get("pairs_per_s_iqr")):
-        measured += f" (IQR {float(row['pairs_per_s_iqr']) * claim.scale:.3g})"
+        measured += f" (IQR {sig(float(row['pairs_per_s_iqr']) * claim.scale)})"
     return (HOLDS if inside else CONTRADICTED), measured, ""
 
 
@@ -190,6 +223,45 @@ def _where(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
+def describe_row(row: pd.Series, hardware: str | None = None) -> str:
+    """Where a verdict's evidence comes from, as a reader would say it: "the macro-average of 9 datasets after
+    dense BAAI/bge-m3 top 100, torch-fp32 on <CPU>, run X"."""
+    parts = []
+    dataset = row.get("dataset")
+    if dataset == MACRO:
+        n = len(str(row.get("datasets") or "").split(", ")) if isinstance(row.get("datasets"), str) else None
+        parts.append(f"the macro-average of {n} datasets" if n else "the macro-average over datasets")
+    elif isinstance(dataset, str) and dataset:
+        parts.append(dataset)
+    first, depth = row.get("first_stage"), row.get("first_stage_depth")
+    if isinstance(first, str) and first and pd.notna(depth):
+        parts.append(f"after {first} top {int(depth)}")
+    variant, device = row.get("variant"), row.get("device")
+    if isinstance(variant, str) and variant:
+        parts.append(f"{variant} on {hardware or device}")
+    if isinstance(row.get("workload"), str) and row.get("workload"):
+        batch, latency = row.get("batch_size"), row.get("latency_p50_ms")
+        parts.append(f"{row['workload']} workload" + (f", batch {int(batch)}" if pd.notna(batch) else "")
+                     + (f", {duration_ms(latency)} per call (p50)" if latency is not None and pd.notna(latency) else ""))
+    if isinstance(row.get("baseline"), str) and row.get("baseline"):
+        parts.append(f"against {row['baseline']} {row.get('baseline_variant') or ''}".rstrip())
+    ratio = row.get("file_ratio")
+    if ratio is not None and pd.notna(ratio):
+        parts.append(f"file {percent(ratio, digits=2)} of torch-fp32's")
+    parts.append(f"run {row['run_id']}")
+    return ", ".join(parts)
+
+
+def sentence(verdict: pd.Series | dict) -> str:
+    """A verdict as one sentence an editor can quote: "Holds: 12.3% (95% CI 8.1% to 16.4%) on the
+    macro-average of 9 datasets after BAAI/bge-m3 top 100, run X." """
+    label = str(verdict["verdict"])
+    label = label[0].upper() + label[1:]
+    if verdict.get("measured") is None or (isinstance(verdict.get("measured"), float) and pd.isna(verdict["measured"])):
+        return f"{label}: {verdict['evidence']}."
+    return f"{label}: {verdict['measured']} on {verdict['where']}."
+
+
 def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str],
           profiles: dict[str, dict[str, Any]]) -> list[dict]:
     """Verdict rows for one claim: one per evidence row, or one saying why there is none.
@@ -197,8 +269,16 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
     ``weights`` maps run_id to "trained"/"random"; ``profiles`` maps "run_id|device" to the device's profile
     (:func:`environment.device_profile`: label, GPU class, cores).
     """
-    base = {"claim": claim.id, "text": claim.text, "note": claim.note}
+    base = {"claim": claim.id, "text": claim.text, "note": claim.note, "anchor": None, "where": None,
+            "group": claim.group}
     table = tables.get(claim.table, pd.DataFrame())
+    if claim.rule == "strict_upgrade":
+        random_runs = sorted(r for r, w in weights.items() if w == "random")
+        if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
+            return [{**base, "measured": None, "hardware": None, "verdict": NOT_MEASURABLE,
+                     "evidence": f"run(s) {', '.join(random_runs)} used random weights (shape twins): their "
+                                 "scores carry no relevance"}]
+        return _strict_upgrade(claim, base, table, profiles)
     rows, why_none = matching_rows(claim, table)
     if rows.empty:
         random_runs = sorted(r for r, w in weights.items() if w == "random")
@@ -219,7 +299,8 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
         elif claim.needs_trained_weights and weights.get(row["run_id"]) == "random":
             verdict, evidence = NOT_MEASURABLE, f"{evidence}; random weights"
         out.append({**base, "measured": measured, "hardware": profile.get("label", device), "verdict": verdict,
-                    "evidence": evidence, "_row": row})
+                    "evidence": evidence, "anchor": f"{claim.table}-{row.name}",
+                    "where": describe_row(row, profile.get("label")), "_row": row})
     if claim.most and "dataset" in rows.columns:
         out += _tallies(claim, base, out)
     return [{k: v for k, v in r.items() if k != "_row"} for r in out]
@@ -244,11 +325,107 @@ def _tallies(claim: Claim, base: dict, judged: list[dict]) -> list[dict]:
                     + "; ".join(f"{v} on {', '.join(d)}" for v, d in counts.items() if d)
                     + f"; 'most' read as more than half ({n // 2 + 1} of {n})")
         out.append({**base, "claim": f"{claim.id} (most datasets)", "measured": measured,
-                    "hardware": verdicts_[0]["hardware"], "verdict": verdict, "evidence": evidence, "_row": {}})
+                    "hardware": verdicts_[0]["hardware"], "verdict": verdict, "evidence": evidence,
+                    "where": f"the per-dataset verdicts of {variant} on {device}, run {run_id}",
+                    "anchor": verdicts_[0]["anchor"], "_row": {}})
     return out
+
+
+def _oriented(claim: Claim, table: pd.DataFrame) -> tuple[pd.DataFrame, bool, str | None]:
+    """Comparison rows of the claim's reranker against its baseline: as measured, or, when the run compared
+    them the other way round, with the difference negated (A over B is -(B over A) on the same queries)."""
+    if table.empty:
+        return table, False, "tables/comparisons is empty (the run compared no rerankers)"
+    wanted = claim.filters
+    others = {k: v for k, v in wanted.items() if k not in ("reranker", "baseline")}
+    swapped_claim = claim.model_copy(update={"filters": {**others, "reranker": wanted["baseline"],
+                                                         "baseline": wanted["reranker"]}})
+    rows, why = matching_rows(claim.model_copy(update={"column": "diff"}), table)
+    if not rows.empty:
+        return rows, False, None
+    swapped, _ = matching_rows(swapped_claim.model_copy(update={"column": "diff"}), table)
+    if not swapped.empty:
+        flipped = swapped.copy()
+        flipped["diff"], flipped["diff_ci_low"], flipped["diff_ci_high"] = (
+            -swapped["diff"], -swapped["diff_ci_high"], -swapped["diff_ci_low"])
+        flipped["reranker"], flipped["baseline"] = swapped["baseline"], swapped["reranker"]
+        return flipped, True, None
+    return rows, False, why
+
+
+def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dict[str, dict[str, Any]]) -> list[dict]:
+    """"A is a strict upgrade over B": on the same candidates, A is significantly worse (difference CI below 0)
+    on no dataset, and its macro-average difference (the one dataset's, with one) has a CI above 0."""
+    rows, swapped, why_none = _oriented(claim, table)
+    if rows.empty:
+        return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH, "evidence": why_none}]
+    out = []
+    for (run_id, device, variant), group in rows.groupby(["run_id", "device", "variant"], dropna=False):
+        datasets = group[group["dataset"] != MACRO]
+        overall = group[group["dataset"] == MACRO]
+        overall = overall.iloc[0] if len(overall) else (datasets.iloc[0] if len(datasets) == 1 else None)
+        worse = sorted(datasets[datasets["diff_ci_high"] < 0]["dataset"])
+        profile = profiles.get(f"{run_id}|{device}", {"label": device})
+        if overall is None:
+            out.append({**base, "measured": None, "hardware": profile.get("label"), "verdict": NO_MATCH,
+                        "evidence": f"tables/comparisons: run {run_id} has no macro-average row for {device}"})
+            continue
+        low, high = float(overall["diff_ci_low"]), float(overall["diff_ci_high"])
+        verdict = (CONTRADICTED if worse or high < 0 else HOLDS if low > 0 else INCONCLUSIVE)
+        level = "the macro-average" if overall["dataset"] == MACRO else overall["dataset"]
+        measured = (f"{float(overall['diff']):+.3f} nDCG@10 (95% CI {low:+.3f} to {high:+.3f}) on {level}; "
+                    f"significantly worse on {len(worse)} of {len(datasets)} dataset{'s' if len(datasets) != 1 else ''}"
+                    + (f" ({', '.join(worse)})" if worse else ""))
+        evidence = (f"tables/comparisons: run {run_id}, {variant} on {device}, {claim.filters['reranker']} minus "
+                    f"{claim.filters['baseline']} per query on the same candidates"
+                    + ("; the run compared them the other way round: difference negated" if swapped else "")
+                    + "; strict upgrade = no dataset significantly worse and the overall CI above 0")
+        reason = _hardware_reason(claim, str(device), profile)
+        out.append({**base, "measured": measured, "hardware": profile.get("label", device),
+                    "verdict": NOT_TESTED if reason else verdict, "evidence": evidence + (f"; {reason}" if reason else ""),
+                    "anchor": f"comparisons-{overall.name}",
+                    "where": f"{claim.filters['reranker']} against {claim.filters['baseline']}, {variant} on "
+                             f"{profile.get('label', device)}, run {run_id}"})
+    return out
+
+
+def what_would_change(claim: Claim, verdict: dict) -> str:
+    """What measurement would change a verdict: the run it needs, or what the evidence would have to show."""
+    label = verdict["verdict"]
+    if label == NOT_TESTED:
+        needs = []
+        if claim.gpu_class != "any":
+            needs.append(f"a {claim.gpu_class} GPU")
+        elif claim.device_kind == "cuda":
+            needs.append("a CUDA GPU")
+        if claim.min_cpu_cores:
+            needs.append(f"a CPU with at least {claim.min_cpu_cores} cores")
+        return f"a run on {' or '.join(needs) or 'the hardware the claim names'}"
+    if label == NOT_MEASURABLE:
+        return "a run with the trained weights (params/default.yaml downloads them)"
+    if label == NO_MATCH:
+        if claim.device_kind == "cuda":
+            return "a run on a CUDA GPU (bench/device_check.sh prepares one)"
+        return f"a run that measures it: {verdict['evidence']}"
+    if claim.rule == "strict_upgrade":
+        return {HOLDS: "a dataset where it is significantly worse, or an overall CI reaching 0",
+                CONTRADICTED: "no dataset significantly worse and an overall CI above 0",
+                INCONCLUSIVE: "more queries or datasets, narrowing the overall CI to one side of 0"}[label]
+    if claim.rule == "equals":
+        return "a different checkpoint" if label == HOLDS else f"a checkpoint whose {claim.column} is {claim.equals}"
+    bounds = " and ".join(b for b in (f"{claim.low:g}{claim.unit}" if claim.low is not None else "",
+                                      f"{claim.high:g}{claim.unit}" if claim.high is not None else "") if b)
+    if label == INCONCLUSIVE:
+        return f"more queries or datasets, narrowing the CI to one side of {bounds}"
+    if label == HOLDS:
+        return f"a measurement (on other hardware, datasets or settings the claim covers) outside {bounds}"
+    return f"a measurement inside the claimed range ({bounds})"
 
 
 def verdicts(claims: ClaimsFile, tables: dict[str, pd.DataFrame], weights: dict[str, str],
              profiles: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    rows = [row for claim in claims.claims for row in judge(claim, tables, weights, profiles)]
-    return pd.DataFrame(rows, columns=["claim", "text", "measured", "hardware", "verdict", "evidence", "note"])
+    rows = []
+    for claim in claims.claims:
+        for row in judge(claim, tables, weights, profiles):
+            rows.append({**row, "would_change": what_would_change(claim, row)})
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)

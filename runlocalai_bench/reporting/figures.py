@@ -28,6 +28,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from runlocalai_bench.quality.stats import bootstrap_mean  # noqa: E402
 from runlocalai_bench.quality.summary import MACRO  # noqa: E402
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS  # noqa: E402
+from runlocalai_bench.units import duration_ms, sig  # noqa: E402
 
 STYLE = Path(__file__).with_name("house.mplstyle")
 BACKEND_COLOURS = {"torch": "#4c72b0", "onnx": "#dd8452", "openvino": "#55a868", "gguf": "#c44e52"}
@@ -91,11 +92,35 @@ def _new(width: float = 7.5, height: float = 4.2, left: float = 0.3, right: floa
     return fig, ax
 
 
-def _plain_log_axis(axis) -> None:
-    """A log scale labelled 1, 2, 5, 10, 20, 50 ... instead of 4x10^1."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+def _plain_log_axis(axis, low: float | None = None, high: float | None = None) -> None:
+    """A log scale labelled 1, 2, 5, 10, 20, 50 ... (every integer step when the data span less than a
+    decade) instead of 4x10^1, with thousands separators and no exponents."""
+    narrow = low is not None and high is not None and low > 0 and high / low < 10
+    axis.set_major_locator(LogLocator(base=10, subs=tuple(range(1, 10)) if narrow else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: sig(value) if value else "0"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def _place_labels(ax, xs, ys, labels: list[str], fontsize: float = 7) -> None:
+    """Label each point right of it, moving a label down or up (then to the left) when it would cover one
+    already placed: points close in speed and quality otherwise print their names on top of each other."""
+    fig = ax.figure
+    fig.canvas.draw()
+    scale = fig.dpi / 72.0
+    placed: list[tuple[float, float, float, float]] = []
+    offsets = [(5, 4), (5, -11), (5, 15), (5, -22), (5, 26), (5, -33)]
+    for x, y, text in sorted(zip(xs, ys, labels), key=lambda item: -item[1]):
+        px, py = ax.transData.transform((x, y))
+        width, height = len(text) * fontsize * 0.56 * scale, fontsize * 1.25 * scale
+        chosen = None
+        for dx, dy in offsets + [(-5 - len(text) * fontsize * 0.56, 4)]:
+            box = (px + dx * scale, py + dy * scale, px + dx * scale + width, py + dy * scale + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                chosen = (dx, dy, box)
+                break
+        dx, dy, box = chosen or (5, 4, (px, py, px + width, py + height))
+        placed.append(box)
+        ax.annotate(text, (x, y), fontsize=fontsize, xytext=(dx, dy), textcoords="offset points")
 
 
 def _sorted_bars(ax, labels: list[str], values: np.ndarray, colours: list[str], fmt: Callable[[float], str],
@@ -120,6 +145,31 @@ def _sorted_bars(ax, labels: list[str], values: np.ndarray, colours: list[str], 
     ax.margins(x=0.2)
 
 
+def _first_stage(frame: pd.DataFrame) -> pd.Series:
+    """Rows of the first stage alone (not a reranker, not the oracle ordering)."""
+    return ~frame["system"].isin(["rerank", "oracle"])
+
+
+def _short_model(spec: str) -> str:
+    """'cross-encoder/ms-marco-MiniLM-L-12-v2' -> 'ms-marco-MiniLM-L-12-v2' for a point label."""
+    return str(spec).split("/")[-1]
+
+
+def main_reranker_rows(tables: dict[str, pd.DataFrame], main: set[str] | None) -> dict[str, pd.DataFrame]:
+    """The tables without comparison rerankers' rows (``main``: the rerankers under test), for the figures
+    about variants of one reranker; first-stage and oracle rows stay."""
+    if not main:
+        return tables
+    kept = {}
+    for name, frame in tables.items():
+        if "reranker" in frame.columns and "system" in frame.columns:
+            frame = frame[(frame["system"] != "rerank") | frame["reranker"].isin(main)]
+        elif "reranker" in frame.columns:
+            frame = frame[frame["reranker"].isin(main) | frame["reranker"].isna()]
+        kept[name] = frame
+    return kept
+
+
 def _headline_quality(summary: pd.DataFrame) -> pd.DataFrame:
     """nDCG@10 rows of each run at the level the run is judged: its macro-average when it has several
     datasets, its one dataset otherwise."""
@@ -132,7 +182,7 @@ def _headline_quality(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _mean_rates(throughput: pd.DataFrame, workload: str = "candidates") -> pd.DataFrame:
     rows = throughput[throughput["workload"] == workload]
-    return rows.groupby(["run_id", "variant", "device"], as_index=False).agg(
+    return rows.groupby(["run_id", "reranker", "variant", "device"], as_index=False).agg(
         pairs_per_s=("pairs_per_s", "mean"), low=("pairs_per_s", "min"), high=("pairs_per_s", "max"))
 
 
@@ -159,7 +209,7 @@ def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Pa
         reason = ("no reranked quality: the runs used random weights (shape twin), whose scores carry no relevance"
                   if not speed.empty else "no reranked quality and no candidates throughput in these tables")
         return not_drawn("quality_vs_speed", title, reason)
-    points = reranked.merge(speed, on=["run_id", "variant", "device"]).rename(columns={"mean": "quality"})
+    points = reranked.merge(speed, on=["run_id", "reranker", "variant", "device"]).rename(columns={"mean": "quality"})
     if points.empty:
         return not_drawn("quality_vs_speed", title, "no variant has both quality and candidates throughput rows")
     several = points["run_id"].nunique() > 1
@@ -169,14 +219,18 @@ def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Pa
         colour, marker = variant_style(p["variant"])
         ax.errorbar(p["pairs_per_s"], p["quality"], yerr=[[p["quality"] - p["ci_low"]], [p["ci_high"] - p["quality"]]],
                     fmt=marker, color=colour, ms=7, capsize=2, elinewidth=0.8)
-        ax.annotate(_label(p, several), (p["pairs_per_s"], p["quality"]), fontsize=7, xytext=(5, 4),
-                    textcoords="offset points")
-    base = quality[(quality["system"] != "rerank") & quality["run_id"].isin(points["run_id"])]
+    base = quality[_first_stage(quality) & quality["run_id"].isin(points["run_id"])]
     for _, b in base.iterrows():
         ax.axhspan(b["ci_low"], b["ci_high"], color="#bbbbbb", alpha=0.35, lw=0)
         ax.axhline(b["mean"], color=FIRST_STAGE_COLOUR, ls="--", lw=1)
         ax.annotate(f"first stage alone ({b['first_stage']}): {b['mean']:.3f}", (0.01, b["mean"]),
                     xycoords=("axes fraction", "data"), fontsize=7, xytext=(0, 3), textcoords="offset points")
+    ceiling = quality[(quality["system"] == "oracle") & quality["run_id"].isin(points["run_id"])]
+    for _, c in ceiling.iterrows():
+        ax.axhline(c["mean"], color="#2a9d8f", ls=":", lw=1.2)
+        ax.annotate(f"ceiling: the judgments' own order of the top {c['rerank_depth']:.0f}: {c['mean']:.3f}",
+                    (0.01, c["mean"]), xycoords=("axes fraction", "data"), fontsize=7, xytext=(0, -9),
+                    textcoords="offset points", color="#2a9d8f")
     front = pareto_front(points)
     if len(front) > 1:
         ax.plot(front["pairs_per_s"], front["quality"], color="#222222", lw=1, zorder=0,
@@ -186,9 +240,13 @@ def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Pa
         ax.scatter(only["pairs_per_s"], only["quality"], s=220, facecolors="none", edgecolors="#222222",
                    label=f"Pareto front: {only['variant']} · {only['device']}\nalone (fastest and best)")
     ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
     low, high = points["pairs_per_s"].min(), points["pairs_per_s"].max()
+    _plain_log_axis(ax.xaxis, low, high)
     ax.set_xlim(low / 1.25, high * 1.6)  # room for the labels right of the points
+    main = points["reranker"].mode().iloc[0] if points["reranker"].nunique() > 1 else None
+    _place_labels(ax, points["pairs_per_s"].tolist(), points["quality"].tolist(),
+                  [(_short_model(p["reranker"]) + " · " if main and p["reranker"] != main else "") + _label(p, several)
+                   for _, p in points.iterrows()])
     ax.set_xlabel("pairs/s, end to end on the run's candidates (log scale; mean over datasets)")
     level = "macro-average over datasets" if (quality["dataset"] == MACRO).any() else quality["dataset"].iloc[0]
     ax.set_ylabel(f"nDCG@10 ({level}), 95% CI")
@@ -202,7 +260,8 @@ def quality_vs_speed(summary: pd.DataFrame, throughput: pd.DataFrame, folder: Pa
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
     caption = ("Quality against speed per variant and device: nDCG@10 with its 95% bootstrap CI against end-to-end "
                "pairs/s; colour = backend, marker = precision; dashed line = the first stage alone (grey band = its "
-               "CI). The black line joins the variants no other beats on both axes.")
+               "CI); dotted line = the ceiling (the candidates in the order of their relevance judgments). The black "
+               "line joins the variants no other beats on both axes; comparison rerankers are named on their point.")
     return _save(fig, folder, Figure("quality_vs_speed", title, caption), footer)
 
 
@@ -269,7 +328,7 @@ def lift_by_language(quality: pd.DataFrame, folder: Path, footer: str, samples: 
 
 def _first_stage_means(summary: pd.DataFrame) -> pd.DataFrame:
     """The first stage's nDCG@10 per run and dataset: each reranked row is compared with its own run's."""
-    rows = summary[(summary["measure"] == "nDCG@10") & (summary["system"] != "rerank")]
+    rows = summary[(summary["measure"] == "nDCG@10") & _first_stage(summary)]
     return rows[["run_id", "dataset", "mean", "ci_low", "ci_high"]].rename(
         columns={"mean": "base", "ci_low": "base_low", "ci_high": "base_high"})
 
@@ -306,7 +365,7 @@ def per_query_lift(quality: pd.DataFrame, measure: str = "nDCG@10") -> pd.DataFr
     and dataset* (query ids repeat across pooled runs; aligning on the id alone would mix runs)."""
     rows = quality[quality["measure"] == measure]
     keys = ["run_id", "dataset", "query_id"]
-    base = rows[rows["system"] != "rerank"][keys + ["value"]].rename(columns={"value": "base"})
+    base = rows[_first_stage(rows)][keys + ["value"]].rename(columns={"value": "base"})
     reranked = rows[rows["system"] == "rerank"].merge(base, on=keys, how="inner", validate="many_to_one")
     return reranked.assign(lift=reranked["value"] - reranked["base"])
 
@@ -380,7 +439,7 @@ def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -
     several = rows["run_id"].nunique() > 1
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
     _sorted_bars(ax, [_label(r, several) for _, r in rows.iterrows()], rows["pairs_per_s"].to_numpy(),
-                 [variant_style(v)[0] for v in rows["variant"]], lambda v: f"{v:.3g}")
+                 [variant_style(v)[0] for v in rows["variant"]], sig)
     _backend_legend(ax, rows["variant"])
     batch = ", ".join(str(b) for b in sorted(throughput[throughput["workload"] == "candidates"]["batch_size"].unique()))
     ax.set_xlabel(f"pairs/s end to end on the run's candidates (median of rounds, mean over datasets; batch {batch})")
@@ -399,7 +458,7 @@ def latency_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> F
     several = rows["run_id"].nunique() > 1
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
     _sorted_bars(ax, [_label(r, several) for _, r in rows.iterrows()], rows["p50"].to_numpy(),
-                 [variant_style(v)[0] for v in rows["variant"]], lambda v: f"{v:.3g} ms",
+                 [variant_style(v)[0] for v in rows["variant"]], duration_ms,
                  rows["p50"].to_numpy(), rows["p99"].to_numpy())
     _backend_legend(ax, rows["variant"])
     ax.set_xlabel(f"ms per query, {rows['k'].mean():.0f} candidates each (bar = p50, whisker = p99)")
@@ -432,12 +491,10 @@ def throughput_by_length(throughput: pd.DataFrame, folder: Path, footer: str) ->
         share.set_ylabel("attention share of the FLOPs, %", color="#555555")
         share.spines["right"].set_visible(True)
         share.grid(False)
-    for axis in (ax.xaxis,):
-        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis)
+    _plain_log_axis(ax.yaxis, float(rows["pairs_per_s"].min()), float(rows["pairs_per_s"].max()))
     ax.set_zorder(share.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.set_xlabel("tokens per pair (model only, fixed shape)")
@@ -492,13 +549,16 @@ def mfu_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figur
 
 
 def all_figures(tables: dict[str, pd.DataFrame], folder: Path, footer: str, memory_line_mb: float | None,
-                claimed_lift: tuple[float, float] | None = None) -> list[Figure]:
-    """Every figure, drawn or with the reason it could not be, in the order the report shows them."""
+                claimed_lift: tuple[float, float] | None = None, main: set[str] | None = None) -> list[Figure]:
+    """Every figure, drawn or with the reason it could not be, in the order the report shows them. ``main``
+    names the rerankers under test: comparison rerankers appear in quality_vs_speed only."""
     plt.style.use(str(STYLE))
     plt.rcParams["svg.hashsalt"] = "runlocalai-bench"
+    everything = tables
+    tables = main_reranker_rows(tables, main)
     summary, throughput, quality = tables["summary"], tables["throughput"], tables["quality"]
     return [
-        quality_vs_speed(summary, throughput, folder, footer),
+        quality_vs_speed(everything["summary"], everything["throughput"], folder, footer),
         lift_by_dataset(summary, folder, footer, claimed_lift),
         depth_curve(tables["depth"], folder, footer),
         ndcg_by_variant(summary, folder, footer),

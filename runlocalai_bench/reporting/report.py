@@ -1,22 +1,31 @@
-"""The bundle's report: figures, tables, skips and the claims verdict as Markdown and standalone HTML."""
+"""The bundle's report, in the order an editor reads it: the headline table and the paragraph that sums it up,
+the verdict on each published claim as a sentence linked to the row behind it, a block to cite, the figures,
+then what was run and the detailed tables. Written as report.md and as one self-contained report.html.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import mistune
 import pandas as pd
 
 from runlocalai_bench.environment import device_profile
 from runlocalai_bench.params import read_params
 from runlocalai_bench.paths import scrub
-from runlocalai_bench.reporting.claims import load_claims, verdicts
-from runlocalai_bench.reporting.figures import all_figures
-from runlocalai_bench.reporting.provenance import combined_footer, run_descriptions
+from runlocalai_bench.reporting.claims import GROUPS, load_claims, sentence, verdicts
+from runlocalai_bench.reporting.figures import Figure, all_figures
+from runlocalai_bench.reporting.headline import clean_hardware, headline_table, summary_sentences
+from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, Heading, Items, Note, Table, Text,
+                                             render_html, render_markdown)
+from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
+from runlocalai_bench.quality.summary import MACRO
+from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT
 from runlocalai_bench.results.bundle import Bundle
-from runlocalai_bench.results.tables import TABLES, read_table
+from runlocalai_bench.results.digest import tables_digest
+from runlocalai_bench.results.tables import COLUMNS, TABLES, BundleError, read_table, write_table
+from runlocalai_bench.units import MISSING, duration_ms, duration_s, interval, mib_to_bytes, percent, rate, sig, size
 
 
 def load_tables(root: Path) -> dict[str, pd.DataFrame]:
@@ -39,6 +48,13 @@ def reranking_runs(bundle: Bundle) -> dict[str, str]:
     return {p.run_id or "": p.reranker.weights for p in params if "rerank" in p.stages}
 
 
+def main_rerankers(bundle: Bundle) -> dict[str, str]:
+    """run_id -> the reranker under test of every pooled run (the others in its tables are comparisons)."""
+    pooled = bundle.root / "params"
+    params = [read_params(p) for p in sorted(pooled.glob("*.yaml"))] if pooled.is_dir() else [bundle.params()]
+    return {p.run_id or "": p.reranker.model for p in params}
+
+
 def device_profiles(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
     """"run_id|device" -> the device's profile (label, GPU class, cores) for every row of the tables."""
     profiles = {}
@@ -46,27 +62,186 @@ def device_profiles(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFr
         for _, row in tables[name].iterrows():
             device = row.get("device") if isinstance(row.get("device"), str) else "cpu"
             profiles[f"{row['run_id']}|{device}"] = device_profile(envs.get(row["run_id"], {}), device)
+    for run_id, env in envs.items():  # devices of executions that left no rows (skipped ones)
+        for device in ("cpu", "cuda", "mps"):
+            profiles.setdefault(f"{run_id}|{device}", device_profile(env, device))
     return profiles
 
 
-def _markdown_table(frame: pd.DataFrame, columns: list[str], floats: str = "{:.4g}") -> str:
-    if frame.empty:
-        return "_none_\n"
+# ------------------------------------------------------------------------------------------ display
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return ""
+    return str(value)
+
+
+def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> pd.DataFrame:
+    """The headline rows in human units: one string per cell, units in the header or the cell. The reranker's
+    name is in the System cell only when rows have several."""
+    with_reranker = rows.loc[(rows["system"] == "rerank") & ~rows["comparison"].astype(bool), "reranker"].nunique() > 1
+    out = []
+    for _, r in rows.iterrows():
+        first = r["system"] == "first stage"
+        oracle = r["system"] == "oracle"
+        notes = []
+        if oracle:
+            notes.append("ceiling: the candidates in their judged order")
+        if r["comparison"]:
+            notes.append("comparison reranker")
+        if first:
+            notes.append(f"{r['first_stage']} top {r['first_stage_depth']:.0f}" if pd.notna(r["first_stage_depth"])
+                         else _text(r["first_stage"]))
+        if r["variant"] == REFERENCE_VARIANT and not r["comparison"]:
+            notes.append("reference")
+        if r["weights"] == "random" and not first:
+            notes.append("random weights: speed and memory only")
+        if r["status"] != "ok":
+            notes.append(f"{r['status']}: {_text(r['reason'])}")
+        line = {}
+        if with_run:
+            line["Run"] = r["run_id"]
+        if with_dataset:
+            line["Dataset"] = r["dataset"]
+        line.update({
+            "System": "first stage alone" if first else (
+                f"oracle top {r['rerank_depth']:.0f}" if oracle and pd.notna(r["rerank_depth"]) else "oracle" if oracle
+                else f"{r['reranker']} · {r['variant']}" if with_reranker or r["comparison"] else r["variant"]),
+            "Device": clean_hardware(_text(r["hardware"])) or _text(r["device"]),
+            "nDCG@10 [95% CI]": (f"{r['ndcg10']:.3f} {interval(r['ndcg10_ci_low'], r['ndcg10_ci_high'])}"
+                                 if pd.notna(r["ndcg10"]) else MISSING),
+            "Lift over first stage [95% CI]": (
+                f"{percent(r['lift_rel'], signed=True)} "
+                f"{interval(r['lift_rel_ci_low'], r['lift_rel_ci_high'], lambda v: percent(v, signed=True))}"
+                if pd.notna(r["lift_rel"]) else MISSING),
+            "Kendall τ / top-10 vs fp32": (f"{r['kendall_tau']:.3f} / {r['top10_overlap']:.2f}"
+                                           if pd.notna(r["kendall_tau"]) else MISSING),
+            "Pairs/s": rate(r["pairs_per_s"]),
+            "Latency p50 / p99": (f"{duration_ms(r['latency_p50_ms'])} / {duration_ms(r['latency_p99_ms'])}"
+                                  if pd.notna(r["latency_p50_ms"]) else MISSING),
+            "Peak memory": (f"{size(r['peak_memory_bytes'])} ({r['memory_kind']})"
+                            if pd.notna(r["peak_memory_bytes"]) else MISSING),
+            "File": size(r["file_bytes"]),
+            "MFU": percent(r["mfu"], digits=2),
+            "Precision": _text(r["executed_precision"]) or MISSING,
+            "Notes": "; ".join(notes),
+        })
+        out.append(line)
+    frame = pd.DataFrame(out)
+    # The device column says it once (in the line above the table) when every measured row shares it.
+    if "Device" in frame and len(frame) > 1 and frame["Device"].replace("", pd.NA).nunique() <= 1:
+        frame = frame.drop(columns="Device")
+    if "Notes" in frame and (frame["Notes"] == "").all():
+        frame = frame.drop(columns="Notes")
+    return frame
+
+
+HEADLINE_NUMERIC = {"nDCG@10 [95% CI]", "Lift over first stage [95% CI]", "Kendall τ / top-10 vs fp32", "Pairs/s",
+                    "Latency p50 / p99", "Peak memory", "File", "MFU"}
+
+# Detailed tables: how each column reads (anything else: 4 significant digits, strings as they are).
+FORMATS: dict[str, Callable[[Any], str]] = {
+    **{c: duration_ms for c in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ms_per_query")},
+    **{c: (lambda v: size(mib_to_bytes(v))) for c in ("peak_rss_mb", "peak_vram_mb", "estimate_mb")},
+    **{c: size for c in ("model_bytes", "file_bytes")},
+    "mfu": lambda v: percent(v, digits=2), "load_s": duration_s, "seconds": duration_s,
+    **{c: (lambda v: f"{v / 1e6:,.1f} M") for c in ("params_total", "params_embedding", "params_non_embedding")},
+    "file_ratio": lambda v: percent(v, digits=2),
+    **{c: (lambda v: percent(v, signed=True)) for c in ("lift_rel", "lift_rel_ci_low", "lift_rel_ci_high")},
+}
+
+
+def detail_display(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     frame = frame[[c for c in columns if c in frame.columns]]
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    for _, row in frame.iterrows():
-        cells = []
-        for value in row:
-            if isinstance(value, float):
-                cells.append("" if pd.isna(value) else floats.format(value))
-            else:
-                cells.append("" if value is None else str(value).replace("|", "\\|"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    shown = {}
+    for column in frame.columns:
+        fmt = FORMATS.get(column)
+        shown[column] = [
+            (MISSING if pd.isna(v) else fmt(v)) if fmt and not isinstance(v, str)
+            else (sig(v, 4) if isinstance(v, float) and not pd.isna(v) else ("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)))
+            for v in frame[column]]
+    return pd.DataFrame(shown, columns=list(frame.columns))
+
+
+def _numeric_columns(frame: pd.DataFrame) -> set[str]:
+    return {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c not in ("run_id",)}
+
+
+def table_text(bundle: Path, table: str, every: bool = False) -> str:
+    """A bundle's table as text for a terminal (``runlocalai-bench show``): the headline at each run's headline
+    level (``every``: every dataset's rows too), or another table's contract columns (``every``: all)."""
+    if table not in TABLES:
+        raise BundleError(f"no table {table!r}; a bundle has: {', '.join(TABLES)}")
+    if not (Path(bundle) / "tables" / f"{table}.parquet").is_file():
+        raise BundleError(f"{bundle}: no tables/{table}.parquet (not a finished bundle, or one from an older version: "
+                          "`runlocalai-bench finalize BUNDLE` rebuilds its tables)")
+    frame = read_table(Path(bundle), table)
+    if table == "headline":
+        rows = frame if every else frame[frame["level"].astype(bool)]
+        several = rows["run_id"].nunique() > 1
+        shown = headline_display(rows, with_dataset=every or several, with_run=several)
+    else:
+        columns = COLUMNS[table] + ([c for c in frame.columns if c not in COLUMNS[table]] if every else [])
+        shown = detail_display(frame, columns)
+    if shown.empty:
+        return f"tables/{table} has no rows"
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 60):
+        return shown.to_string(index=False)
+
+
+# ----------------------------------------------------------------------------------------- sections
+
+def cite_text(descriptions: list[RunDescription], digest: str) -> str:
+    """The block an editor pastes: what was measured, by which runs, on what, with which code, and the digest
+    that pins the exact tables (``runlocalai-bench cite BUNDLE`` recomputes it)."""
+    runs = ", ".join(d.run_id for d in descriptions)
+    rerankers = sorted({d.reranker for d in descriptions if d.reranker})
+    hardware = sorted({h for d in descriptions for h in d.hardware})
+    dates = sorted({d.date for d in descriptions if d.date})
+    commits = sorted({d.commit for d in descriptions if d.commit})
+    subject = f"Reranker benchmark of {', '.join(rerankers)}" if rerankers else "First-stage retrieval benchmark"
+    return (f"{subject}. runlocalai-bench run{'s' if len(descriptions) > 1 else ''} {runs}, measured "
+            f"{' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else 'on an unrecorded date'} on "
+            f"{'; '.join(hardware)}; code commit {', '.join(commits)}. Tables digest {digest} "
+            "(SHA-256 over tables/*.csv).")
+
+
+def verdict_items(table: pd.DataFrame) -> list[tuple[str, str | None, str | None]]:
+    """One item per verdict: the statement, the verdict as a sentence, how it was read, what would change it;
+    linked to the table row behind it."""
+    items = []
+    for index, v in table.iterrows():
+        text = f"**{v['text']}** — {sentence(v)}"
+        note = _text(v["note"])
+        if note:
+            text += f" _({note[0].upper() + note[1:]}.)_"
+        if _text(v.get("would_change")):
+            text += f" Would change with: {v['would_change']}."
+        items.append((text, f"verdict-{index}", _text(v["anchor"]) or None))
+    return items
+
+
+def claims_blocks(verdict_table: pd.DataFrame, unmeasurable: list[tuple[str, str]]) -> list[Block]:
+    """The verdicts grouped as the claims file groups them (model facts, quality, speed, memory, quantization,
+    comparisons), a tally per verdict, then the statements no benchmark can check, with why."""
+    blocks: list[Block] = []
+    counts = verdict_table["verdict"].value_counts()
+    blocks.append(Text("Verdicts: " + ", ".join(f"{n} {label}" for label, n in counts.items()) + "."))
+    for group in GROUPS:
+        rows = verdict_table[verdict_table["group"] == group]
+        if rows.empty:
+            continue
+        blocks += [Heading(group[0].upper() + group[1:], 3, anchor=f"claims-{group.replace(' ', '-')}"),
+                   Items(verdict_items(rows))]
+    if unmeasurable:
+        blocks += [Heading("Not measurable by this suite", 3, anchor="claims-unmeasurable"),
+                   Items([(f"**{text}** — {reason}.", None, None) for text, reason in unmeasurable])]
+    return blocks
 
 
 def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) -> dict[str, Any]:
-    """Write figures, report.md and report.html into the bundle; return what was written."""
+    """Write tables/headline, the figures, report.md and report.html into the bundle; return what was
+    written (figure ids, the verdicts, the headline, the digest)."""
     bundle = Bundle(Path(bundle_dir))
     params = bundle.params()
     tables = load_tables(bundle.root)
@@ -74,78 +249,176 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     env = envs.get(params.run_id or "", next(iter(envs.values())))
     descriptions = run_descriptions(bundle)
     weights = reranking_runs(bundle)
+    profiles = device_profiles(envs, tables)
+    main = main_rerankers(bundle)
+    headline = headline_table(tables, {d.run_id: d.datasets for d in descriptions}, profiles, weights, main)
+    write_table(bundle.root, "headline", headline)
+    tables["headline"] = read_table(bundle.root, "headline")
     footer = combined_footer(descriptions)
     memory_line = env.get("cpu", {}).get("memory_gb")
     if any(str(d).startswith("cuda") for d in tables["throughput"].get("device", [])) and env.get("gpus"):
         memory_line = env["gpus"][0]["memory_gb"]
     claims_path = claims_path or params.claims
-    verdict_table, claimed_lift = pd.DataFrame(), None
+    verdict_table, claimed_lift, unmeasurable = pd.DataFrame(), None, []
     if claims_path:
         claims = load_claims(claims_path)
-        verdict_table = verdicts(claims, tables, weights, device_profiles(envs, tables))
+        unmeasurable = [(u.text, u.reason) for u in claims.unmeasurable]
+        verdict_table = verdicts(claims, tables, weights, profiles)
         lift = next((c for c in claims.claims if c.table == "summary" and c.column == "lift_rel"), None)
         if lift and lift.low is not None and lift.high is not None:
             claimed_lift = (lift.low, lift.high)
-    figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None, claimed_lift)
+    figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None, claimed_lift,
+                          set(main.values()))
+    digest = tables_digest(bundle.root)
+    blocks = report_blocks(bundle, params.run_id or "", descriptions, weights, tables, verdict_table, figures,
+                           digest, Path(claims_path).name if claims_path else None, unmeasurable)
+    title = f"runlocalai-bench report: {params.run_id}"
+    (bundle.root / "report.md").write_text(scrub(render_markdown(blocks)), encoding="utf-8")
+    toc = [("headline", "Headline"), ("claims", "Claims"), ("cite", "Cite"), ("figures", "Figures"),
+           ("what-was-run", "What was run"), ("details", "Detailed tables")]
+    (bundle.root / "report.html").write_text(scrub(render_html(blocks, title, toc)), encoding="utf-8")
+    return {"figures": [f.id for f in figures if f.drawn], "verdicts": verdict_table, "headline": headline,
+            "digest": digest, "sections": html_sections(blocks)}
 
-    md = [f"# runlocalai-bench report: {params.run_id}\n",
-          "## What was run\n",
-          *[f"- {d.line()}" for d in descriptions],
-          ""]
+
+def html_sections(blocks: list[Block]) -> dict[str, str]:
+    """The page's top-level sections (by their heading's anchor) as HTML fragments with the page's style, for
+    the report notebook to show inline: a researcher reads the report in JupyterLab without opening a file."""
+    sections: dict[str, list[Block]] = {}
+    current = "top"
+    for block in blocks:
+        if isinstance(block, Heading) and block.level == 2 and block.anchor:
+            current = block.anchor
+        sections.setdefault(current, []).append(block)
+    return {name: scrub(f"<div class='runlocalai-report'><style>{SCOPED_STYLE}</style>"
+                        + "".join(b.html() for b in section) + "</div>") for name, section in sections.items()}
+
+
+def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription], weights: dict[str, str],
+                  tables: dict[str, pd.DataFrame], verdict_table: pd.DataFrame, figures: list[Figure], digest: str,
+                  claims_name: str | None, unmeasurable: list[tuple[str, str]] = ()) -> list[Block]:
+    headline = tables["headline"]
+    several_runs = headline["run_id"].nunique() > 1
+    level = headline[headline["level"].astype(bool)]
+    per_dataset = headline[~headline["level"].astype(bool)]
+    blocks: list[Block] = [Heading(f"runlocalai-bench report: {run_id}", 1)]
+    what = "; ".join(f"{', '.join(d.datasets)}, first stage {d.first_stage}"
+                     + (f", reranker {d.reranker} on the top {d.rerank_depth}" if d.reranker else "")
+                     for d in descriptions)
+    blocks.append(Text(f"What was measured: {what}. Details and provenance below.", "lede"))
+    blocks.append(Heading("Headline", anchor="headline"))
+    summary = summary_sentences(headline)
+    if summary:
+        blocks.append(Text(" ".join(summary), "lede"))
+    level_name = ("each run's macro-average over its datasets" if (level["dataset"] == MACRO).any()
+                  else "the run's dataset")
+    shown = headline_display(level, with_dataset=several_runs, with_run=several_runs)
+    rerankers = sorted({str(r) for r in level.loc[(level["system"] == "rerank") & ~level["comparison"].astype(bool),
+                                                  "reranker"].dropna()})
+    hardware = sorted({clean_hardware(h) for h in level["hardware"].dropna() if h})
+    context = (f"Reranker {', '.join(rerankers)}" if rerankers else "") + (
+        f" on {'; '.join(hardware)}" if "Device" not in shown.columns and hardware else "")
+    if context:
+        blocks.append(Text(f"{context}; one row per system at {level_name}."))
+    blocks.append(Table(shown, row_ids=[f"headline-{i}" for i in level.index], anchor="headline-table",
+                        numeric=HEADLINE_NUMERIC))
+    blocks.append(Text(f"Best quality first (then fastest). nDCG@10 with its "
+                       "95% bootstrap CI; lift = paired relative lift over the first stage on the same queries; "
+                       "Kendall τ and top-10 overlap = agreement of the variant's ranking with torch-fp32's on the "
+                       "same pairs; pairs/s end to end on the run's candidates (tokenization included); latency = "
+                       "one query's candidates as one request; peak memory during the job; file = the weights on "
+                       "disk (1 GB = 10⁹ bytes); MFU = achieved over the hardware's theoretical peak for the "
+                       "precision. Raw values: tables/headline.csv.", "small"))
     if any(w == "random" for w in weights.values()):
-        md.append("> **Random weights (shape twin):** runs "
-                  f"{', '.join(r for r, w in weights.items() if w == 'random')} used the real architecture with random "
-                  "weights; their speed and memory are the real model's, and no quality numbers are reported for "
-                  "them, because a random-weight model's scores carry no relevance.\n")
+        blocks.append(Note("**Random weights (shape twin):** runs "
+                           f"{', '.join(r for r, w in weights.items() if w == 'random')} used the real architecture "
+                           "with random weights; their speed and memory are the real model's, and no quality numbers "
+                           "are reported for them, because a random-weight model's scores carry no relevance."))
     if any(d.reranker and "tiny random test model" in d.reranker for d in descriptions):
-        md.append("> **Test model:** a reranker here is a tiny random-initialised test checkpoint; its quality "
-                  "numbers only exercise the pipeline and say nothing about any real model.\n")
-    runs = tables["runs"]
-    problems = runs[runs["status"] != "ok"] if not runs.empty else runs
-    md.append("## Executions\n")
-    md.append(_markdown_table(runs, ["run_id", "stage", "variant", "device", "status", "reason", "seconds"]))
-    if not problems.empty:
-        md.append("Skipped or failed executions are listed with their reason above; they have no rows in the tables.\n")
-    if not verdict_table.empty:
-        md += ["## Claims verdict\n", f"Claims from `{Path(claims_path).name}`; every verdict names the measurement behind it.\n",
-               _markdown_table(verdict_table, ["claim", "text", "measured", "hardware", "verdict", "evidence", "note"])]
-    summary = tables["summary"]
-    md += ["## Quality (nDCG@10, RR@10, recall)\n",
-           "Mean over queries with 95% bootstrap CI; lift = paired mean difference over the first stage on the same "
-           "queries (CI by paired bootstrap, p by paired sign-flip randomization test). The reranked run keeps the "
-           "first stage's candidates below the reranked depth in their order, so recall at the first stage's depth "
-           "is the same for every system.\n",
-           _markdown_table(summary, ["run_id", "dataset", "first_stage", "first_stage_depth", "rerank_depth", "system",
-                                     "variant", "device", "measure", "n_queries", "mean", "ci_low", "ci_high",
-                                     "lift_abs", "lift_rel", "lift_ci_low", "lift_ci_high", "p_value", "wins", "ties",
-                                     "losses"]),
-           "## Quantization drift against torch-fp32\n",
-           _markdown_table(tables["drift"], ["variant", "device", "reference", "n_pairs", "max_abs_diff", "mean_abs_diff",
-                                             "top10_overlap", "kendall_tau"]),
-           "## Throughput, latency, memory, roofline\n",
-           "`peak_tflops` is the hardware's theoretical peak for the precision's fastest path (`peak_source` says how "
-           "it was computed: a GPU's datasheet, or cores x clock x operations per cycle from the CPU's flags); "
-           "`matmul_tflops` is the best layer-shaped matmul measured here. `estimate_mb` is weights + one batch's "
-           "activations; `peak_rss_mb` is the peak resident set during each job (pages an mmapped file never "
-           "touched are not resident); `peak_vram_mb` is the process's peak GPU memory as NVML (nvidia-smi) reports "
-           "it.\n",
-           _markdown_table(tables["throughput"], ["run_id", "variant", "device", "workload", "batch_size", "max_length", "mean_tokens",
-                                                  "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms",
-                                                  "peak_rss_mb", "peak_vram_mb", "estimate_mb", "model_bytes",
-                                                  "achieved_tflops", "peak_tflops", "mfu", "executed_precision"]),
-           "## Figures\n"]
+        blocks.append(Note("**Test model:** a reranker here is a tiny random-initialised test checkpoint; its quality "
+                           "numbers only exercise the pipeline and say nothing about any real model."))
+    blocks.append(Heading("Claims", anchor="claims"))
+    if verdict_table.empty:
+        blocks.append(Text("No claims file was given for this run."))
+    else:
+        blocks.append(Text(f"Each published statement from `{claims_name}` with its verdict: holds / contradicted "
+                           "(the value, or its 95% CI, is inside / outside the claimed range), inconclusive (the CI "
+                           "straddles a bound), not tested on this hardware, not measurable with random weights, or "
+                           "no matching run (the evidence says which filter found nothing). Each links to the table "
+                           "row behind it."))
+        blocks += claims_blocks(verdict_table, unmeasurable)
+    blocks.append(Heading("Cite this", anchor="cite"))
+    blocks.append(Text(f"```text\n{cite_text(descriptions, digest)}\n```", "cite"))
+    blocks.append(Heading("Figures", anchor="figures"))
     for figure in figures:
-        if figure.drawn:
-            md.append(f"### {figure.title}\n\n![{figure.caption}](figures/{figure.id}.svg)\n\n_{figure.caption}_\n")
-        else:
-            md.append(f"### {figure.title}\n\n_Not drawn: {figure.reason}._\n")
-    text = scrub("\n".join(md))
-    (bundle.root / "report.md").write_text(text, encoding="utf-8")
-    html = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>runlocalai-bench report "
-            f"{params.run_id}</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;"
-            "padding:0 1em;color:#222}}table{{border-collapse:collapse;font-size:12px;margin:1em 0}}"
-            "td,th{{border:1px solid #ccc;padding:3px 6px}}th{{background:#f3f3f3}}img{{max-width:100%}}"
-            "blockquote{{background:#fff8e1;border-left:4px solid #f0b400;margin:1em 0;padding:.5em 1em}}"
-            f"</style></head><body>{mistune.html(text)}</body></html>")
-    (bundle.root / "report.html").write_text(html, encoding="utf-8")
-    return {"figures": [f.id for f in figures if f.drawn], "verdicts": verdict_table}
+        svg = bundle.figures_dir / f"{figure.id}.svg"
+        blocks.append(FigureBlock(figure.id, figure.title, figure.caption, svg if figure.drawn else None, figure.reason))
+    blocks.append(Heading("What was run", anchor="what-was-run"))
+    blocks.append(Text("\n".join(f"- {d.line()}" for d in descriptions)))
+    runs = tables["runs"]
+    blocks.append(Heading("Executions", 3))
+    blocks.append(Table(detail_display(runs, ["run_id", "stage", "variant", "device", "status", "reason", "seconds",
+                                              "reused"]), numeric={"seconds"}))
+    blocks.append(Heading("Detailed tables", anchor="details"))
+    if not per_dataset.empty:
+        blocks.append(Heading("Headline per dataset", 3))
+        blocks.append(Table(headline_display(per_dataset, with_dataset=True, with_run=several_runs),
+                            row_ids=[f"headline-{i}" for i in per_dataset.index], numeric=HEADLINE_NUMERIC))
+    summary_columns = ["run_id", "dataset", "first_stage", "first_stage_depth", "rerank_depth", "system", "reranker",
+                       "variant", "device", "measure", "n_queries", "mean", "ci_low", "ci_high", "lift_abs",
+                       "lift_rel", "lift_ci_low", "lift_ci_high", "p_value", "wins", "ties", "losses"]
+    shown = detail_display(tables["summary"], summary_columns)
+    blocks += [Heading("Quality (tables/summary)", 3),
+               Text("Mean over queries with 95% bootstrap CI; lift = paired mean difference over the first stage on "
+                    "the same queries (CI by paired bootstrap, p by paired sign-flip randomization test). The "
+                    "reranked run keeps the first stage's candidates below the reranked depth in their order, so "
+                    "recall at the first stage's depth is the same for every system."),
+               Table(shown, row_ids=[f"summary-{i}" for i in tables["summary"].index],
+                     numeric=_numeric_columns(tables["summary"][[c for c in summary_columns if c in tables["summary"]]]))]
+    drift_columns = ["run_id", "dataset", "variant", "device", "reference", "n_pairs", "max_abs_diff", "mean_abs_diff",
+                     "top10_overlap", "kendall_tau"]
+    blocks += [Heading("Agreement with torch-fp32 (tables/drift)", 3),
+               Table(detail_display(tables["drift"], drift_columns), row_ids=[f"drift-{i}" for i in tables["drift"].index],
+                     numeric=_numeric_columns(tables["drift"]))]
+    throughput_columns = ["run_id", "dataset", "variant", "device", "workload", "batch_size", "max_length",
+                          "mean_tokens", "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms",
+                          "peak_rss_mb", "peak_vram_mb", "model_bytes", "achieved_tflops", "peak_tflops", "mfu",
+                          "executed_precision"]
+    blocks += [Heading("Speed, memory, roofline (tables/throughput)", 3),
+               Text("`peak_tflops` is the hardware's theoretical peak for the precision's fastest path (the table's "
+                    "`peak_source` column says how it was computed: a GPU's datasheet, or cores × clock × operations "
+                    "per cycle from the CPU's flags). `peak_rss_mb` is the peak resident set during each job; "
+                    "`peak_vram_mb` the process's peak GPU memory as NVML (nvidia-smi) reports it."),
+               Table(detail_display(tables["throughput"], throughput_columns),
+                     row_ids=[f"throughput-{i}" for i in tables["throughput"].index],
+                     numeric=_numeric_columns(tables["throughput"]))]
+    if not tables["comparisons"].empty:
+        comparison_columns = ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline",
+                              "baseline_variant", "n_queries", "mean", "baseline_mean", "diff", "diff_ci_low",
+                              "diff_ci_high", "p_value", "wins", "ties", "losses", "file_ratio"]
+        blocks += [Heading("Paired comparisons (tables/comparisons)", 3),
+                   Text("nDCG@10 of the system minus its baseline on the same queries and candidates, with a paired "
+                        "bootstrap 95% CI and a sign-flip p: the reranker under test against each comparison "
+                        "reranker (baseline) and against the oracle ordering (ceiling), each variant against "
+                        "torch-fp32 (quantization; file_ratio = its file over torch-fp32's)."),
+                   Table(detail_display(tables["comparisons"], comparison_columns),
+                         row_ids=[f"comparisons-{i}" for i in tables["comparisons"].index],
+                         numeric=_numeric_columns(tables["comparisons"]))]
+    if not tables["model"].empty:
+        model_columns = ["run_id", "reranker", "variant", "device", "weights", "architecture", "encoder_shape",
+                         "layers", "hidden", "heads", "vocab", "max_positions", "context_tokens", "params_total",
+                         "params_non_embedding", "file_bytes", "source"]
+        blocks += [Heading("The checkpoints (tables/model)", 3),
+                   Text("Read from each checkpoint's config.json and its weight files' tensor shapes (a shape twin "
+                        "has the real model's config, so these are the real model's numbers); file = what the "
+                        "variant ran from."),
+                   Table(detail_display(tables["model"], model_columns),
+                         row_ids=[f"model-{i}" for i in tables["model"].index],
+                         numeric=_numeric_columns(tables["model"]))]
+    if not tables["depth"].empty:
+        depth_columns = ["run_id", "dataset", "variant", "device", "depth", "mean", "ci_low", "ci_high", "lift_abs",
+                         "lift_ci_low", "lift_ci_high", "pairs_per_query", "ms_per_query"]
+        blocks += [Heading("Rerank depth (tables/depth)", 3),
+                   Table(detail_display(tables["depth"], depth_columns), row_ids=[f"depth-{i}" for i in tables["depth"].index],
+                         numeric=_numeric_columns(tables["depth"]))]
+    return blocks

@@ -43,6 +43,14 @@ VARIANTS: dict[str, Variant] = {
     for v in BACKENDS[name].variants
 }
 REFERENCE_VARIANT = "torch-fp32"  # what drift and agreement are measured against
+# The variant comparison rerankers run in, per kind of device: how each is deployed there (half precision is
+# the norm on CUDA; on CPUs without fast half-precision units fp32 is both the norm and the faster one).
+DEVICE_REFERENCE = {"cuda": "torch-fp16"}
+
+
+def reference_variant(device: str) -> str:
+    """The variant comparison rerankers run in on ``device`` (torch-fp32 on CPU and MPS, torch-fp16 on CUDA)."""
+    return DEVICE_REFERENCE.get(device_kind(device), REFERENCE_VARIANT)
 
 
 def get_variant(name: str) -> Variant:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,16 @@ def write_json(path: Path, data: dict) -> None:
     staging.replace(path)  # atomic: a killed execution leaves the old record or the new one, never half of one
 
 
-def rerank_execution(variant: str, device: str) -> str:
-    """The name one (variant, device) execution's files carry: ``rerank--<variant>--<device>``."""
+def model_slug(spec: str) -> str:
+    """A model spec as a file-name part: 'cross-encoder/ms-marco-MiniLM-L-12-v2' -> 'cross-encoder--ms-marco-MiniLM-L-12-v2'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", spec.replace("/", "--")).strip("-")
+
+
+def rerank_execution(variant: str, device: str, baseline: str | None = None) -> str:
+    """The name one execution's files carry: ``rerank--<variant>--<device>`` for the reranker under test,
+    ``baseline--<model>--<variant>--<device>`` for a comparison reranker."""
+    if baseline:
+        return f"baseline--{model_slug(baseline)}--{variant}--{device.replace(':', '')}"
     return f"rerank--{variant}--{device.replace(':', '')}"
 
 

@@ -51,6 +51,29 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("depth", ("run_id", "dataset", "reranker", "variant", "device", "depth", "measure", "n_queries", "mean",
                     "ci_low", "ci_high", "lift_abs", "lift_ci_low", "lift_ci_high", "pairs_per_query", "ms_per_query"),
           "the rerank-depth curve: quality, paired lift over the first stage and cost per query at each depth"),
+    Table("comparisons", ("run_id", "dataset", "kind", "reranker", "variant", "device", "baseline",
+                          "baseline_variant", "measure", "n_queries", "mean", "baseline_mean", "diff", "diff_ci_low",
+                          "diff_ci_high", "p_value", "wins", "ties", "losses"),
+          "paired differences on the same queries and candidates (system minus baseline): the main reranker "
+          "against each comparison reranker (kind baseline) and against the oracle ordering (ceiling), and each "
+          "variant against torch-fp32 (quantization; file_ratio = its file over fp32's); per dataset and "
+          "macro-average"),
+    Table("model", ("run_id", "reranker", "variant", "device", "weights", "architecture", "model_type",
+                    "encoder_shape", "layers", "hidden", "heads", "intermediate", "vocab", "max_positions",
+                    "context_tokens", "params_total", "params_embedding", "params_non_embedding", "file_bytes",
+                    "source"),
+          "what each reranker checkpoint is (config.json and the weight files' tensor shapes; a shape twin has "
+          "the real model's), and the file each variant ran from"),
+    Table("headline", ("run_id", "dataset", "level", "system", "comparison", "reranker", "variant", "device",
+                       "hardware", "status",
+                       "weights", "ndcg10", "ndcg10_ci_low", "ndcg10_ci_high", "lift_abs", "lift_abs_ci_low",
+                       "lift_abs_ci_high", "lift_rel", "lift_rel_ci_low", "lift_rel_ci_high", "p_value", "kendall_tau",
+                       "top10_overlap", "pairs_per_s", "latency_p50_ms", "latency_p99_ms", "peak_memory_bytes",
+                       "memory_kind", "file_bytes", "mfu", "executed_precision", "first_stage", "first_stage_depth",
+                       "rerank_depth", "n_queries", "reason"),
+          "the numbers an editor quotes, one row per dataset (and macro-average; level = the run's headline level), "
+          "system (first stage, rerank, or the oracle ceiling), reranker (comparison = one of reranker.baselines), "
+          "variant and device, derived from the tables above; sorted by quality, then speed"),
 )}
 # The same columns as plain lists, for building frames.
 COLUMNS: dict[str, list[str]] = {name: list(table.columns) for name, table in TABLES.items()}

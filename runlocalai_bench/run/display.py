@@ -18,6 +18,7 @@ from typing import IO
 from tqdm import tqdm
 
 from runlocalai_bench.run.progress import ProgressReader, Snapshot
+from runlocalai_bench.units import sig
 
 POLL_S = 0.5
 PLAIN_EVERY_S = 60.0
@@ -134,7 +135,7 @@ class Display:
                 and not (fraction >= 1.0 and current.last_line_fraction < 1.0)):
             return
         current.last_line_fraction, current.last_line_t = fraction, now
-        rate = f", {snapshot.rate:.3g} {snapshot.unit}/s" if snapshot.rate else ""
+        rate = f", {sig(snapshot.rate)} {snapshot.unit}/s" if snapshot.rate else ""
         self.line(f"[runlocalai-bench] {self._describe(current, snapshot)}: {snapshot.done:,}/{snapshot.total:,} "
                   f"{snapshot.unit} ({fraction:.0%}){rate}, ETA {duration(eta)} (run ETA {duration(run_eta)})")
 

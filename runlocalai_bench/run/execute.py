@@ -1,4 +1,4 @@
-"""One stage in this process: ``python -m runlocalai_bench.run.execute STAGE BUNDLE [VARIANT DEVICE]``.
+"""One stage in this process: ``python -m runlocalai_bench.run.execute STAGE BUNDLE [VARIANT DEVICE [BASELINE]]``.
 
 What the ``subprocess`` engine runs for each execution, and a way to rerun a single execution by hand (then
 ``runlocalai-bench finalize BUNDLE`` pools the tables and rebuilds the report). The last line written on a
@@ -13,7 +13,8 @@ import traceback
 from runlocalai_bench.reporting.report import build_report
 from runlocalai_bench.run.stages import first_stage, rerank
 
-USAGE = "usage: python -m runlocalai_bench.run.execute {first_stage BUNDLE | rerank BUNDLE VARIANT DEVICE | report BUNDLE}"
+USAGE = ("usage: python -m runlocalai_bench.run.execute "
+         "{first_stage BUNDLE | rerank BUNDLE VARIANT DEVICE [BASELINE_MODEL] | report BUNDLE}")
 
 
 def main(argv: list[str]) -> int:
@@ -25,10 +26,10 @@ def main(argv: list[str]) -> int:
         if stage == "first_stage":
             first_stage(bundle)
         elif stage == "rerank":
-            if len(argv) != 4:
+            if len(argv) not in (4, 5):
                 print(USAGE, file=sys.stderr)
                 return 2
-            outcome = rerank(bundle, argv[2], argv[3])
+            outcome = rerank(bundle, argv[2], argv[3], argv[4] if len(argv) == 5 else None)
             print(f"{outcome.status}{': ' + outcome.reason if outcome.reason else ''}")
         else:
             build_report(bundle)

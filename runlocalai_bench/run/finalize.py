@@ -11,11 +11,13 @@ import pandas as pd
 
 from runlocalai_bench.params import Params, ParamsError
 from runlocalai_bench.perf.peaks import common_peaks
+from runlocalai_bench.quality.compare import comparisons
 from runlocalai_bench.quality.depth import summarize_depth
 from runlocalai_bench.quality.drift import drift_table
 from runlocalai_bench.quality.summary import summarize
 from runlocalai_bench.reporting.report import build_report
 from runlocalai_bench.results.bundle import Bundle, rerank_execution
+from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.run.engines import NOTEBOOKS
 from runlocalai_bench.run.scratch import scratch_bundle
 from runlocalai_bench.results.tables import COLUMNS, read_parts, write_table
@@ -38,13 +40,18 @@ def finalize_tables(bundle: Bundle, params: Params, executions: list[dict]) -> N
     write_table(bundle.root, "depth_quality", depth_quality)
     depth = summarize_depth(depth_quality, throughput, params.bootstrap_samples, params.seed)
     write_table(bundle.root, "depth", depth if not depth.empty else pd.DataFrame(columns=COLUMNS["depth"]))
+    model = read_parts(bundle.root, "model", ok)
+    write_table(bundle.root, "model", model)
+    sizes = {(r["run_id"], r["reranker"], r["variant"], r["device"]): r["file_bytes"] for _, r in model.iterrows()}
+    write_table(bundle.root, "comparisons", comparisons(quality, {params.run_id or "": params.reranker.model},
+                                                        params.bootstrap_samples, params.seed, sizes))
 
 
 def bundle_drift(bundle: Bundle, params: Params, ok: set[str]) -> pd.DataFrame:
     """Drift rows per dataset from the score files the successful rerank executions wrote (trained weights)."""
     frames = []
-    reranks = {name: meta for name, meta in bundle.all_stage_meta().items()
-               if meta.get("stage") == "rerank" and name in ok and meta.get("status") == "ok"}
+    reranks = {name: meta for name, meta in bundle.all_stage_meta().items()  # the reranker under test only
+               if meta.get("stage") == "rerank" and name in ok and meta.get("status") == "ok" and not meta.get("baseline")}
     for spec in params.datasets:
         scores = {}
         for name, meta in reranks.items():
@@ -61,28 +68,42 @@ EXECUTIONS_LOG = "executions.jsonl"
 
 @dataclass(frozen=True)
 class Execution:
-    name: str  # first_stage | rerank--<variant>--<device> | report
+    name: str  # first_stage | rerank--<variant>--<device> | baseline--<model>--<variant>--<device> | report
     stage: str
     variant: str | None = None
     device: str | None = None
+    baseline: str | None = None  # a comparison reranker's model spec; None for the reranker under test
 
     @property
     def title(self) -> str:
-        return " ".join(x for x in (self.stage.replace("_", " "), self.variant, self.device) if x)
+        parts = ("baseline " + self.baseline if self.baseline else self.stage.replace("_", " "), self.variant, self.device)
+        return " ".join(x for x in parts if x)
 
     @property
     def notebook(self) -> str:
         if self.variant:
-            return f"02_rerank--{self.variant}--{(self.device or '').replace(':', '')}.ipynb"
+            return f"02_rerank--{self.name.split('--', 1)[1]}.ipynb" if self.baseline else (
+                f"02_rerank--{self.variant}--{(self.device or '').replace(':', '')}.ipynb")
         return NOTEBOOKS[self.stage]
 
 
 def executions_of(params: Params) -> list[Execution]:
+    """Every execution a run plans: the first stage, each (variant, device) of the reranker under test, then
+    each comparison reranker on each device in that device's reference variant."""
     planned = [Execution("first_stage", "first_stage")] if "first_stage" in params.stages else []
     if "rerank" in params.stages:
         planned += [Execution(rerank_execution(v, d), "rerank", v, d)
                     for v in params.reranker.variants for d in params.reranker.devices]
+        planned += [Execution(rerank_execution(reference_variant(d), d, b), "rerank", reference_variant(d), d, b)
+                    for b in params.reranker.baselines for d in params.reranker.devices]
     return planned
+
+
+def execution_reranker(params: Params, execution: Execution) -> str | None:
+    """The model an execution reranks with (its comparison reranker, or the reranker under test)."""
+    if execution.stage != "rerank":
+        return None
+    return execution.baseline or params.reranker.model
 
 
 def recorded_executions(bundle: Path) -> list[dict]:
@@ -114,6 +135,7 @@ def finalize(bundle_dir: str | Path) -> Path:
         meta = bundle.stage_meta(execution.name)
         status = meta.get("status", "ok" if meta else "failed")
         base = recorded.get(execution.name, {"run_id": params.run_id, "stage": execution.stage,
+                                             "reranker": execution_reranker(params, execution),
                                              "variant": execution.variant, "device": execution.device,
                                              "seconds": None, "notebook": f"notebooks/{execution.notebook}",
                                              "execution": execution.name, "reused": False})

@@ -19,11 +19,13 @@ that are not local are sized from ir_datasets' metadata and assumed to average `
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,12 @@ from runlocalai_bench.perf.flops import flops_per_pair, memory_estimate_mb, mode
 from runlocalai_bench.perf.throughput import DatasetWork, throughput_jobs
 from runlocalai_bench.retrieval.dense import EMBEDDING_DTYPE, load_encoder
 from runlocalai_bench.retrieval.embedding_cache import EmbeddingCache, cache_key
+from runlocalai_bench.units import sig
 from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.exports import export_root
-from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, backend_of, check_available, get_variant, load_reranker
+from runlocalai_bench.rerankers.registry import (
+    REFERENCE_VARIANT, backend_of, check_available, get_variant, load_reranker, reference_variant,
+)
 from runlocalai_bench.results.bundle import Bundle, rerank_execution
 from runlocalai_bench.results.tables import read_table
 from runlocalai_bench.run.kernel import output_to
@@ -395,9 +400,55 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             executions[name] = total
             if built is False:
                 disk += weight_bytes(shape, spec.precision)
+    # comparison rerankers: the reference variant's FLOP rate on their own shape
+    for baseline in params.reranker.baselines:
+        config = _config_of(baseline, params)
+        other = model_shape(SimpleNamespace(**config)) if config else None
+        for device in params.reranker.devices:
+            variant = reference_variant(device)
+            name = rerank_execution(variant, device, baseline)
+            rate = measured.get((variant, device)) or probed.get((variant, device)) or reference
+            total = overhead
+            for size, job in zip(sizes, work):
+                seconds, per_pair = None, None
+                if rate is not None and other is not None:
+                    flop_rate = rate.at(shape, size.mean_tokens, size.mean_sq_tokens) * flops_per_pair(
+                        shape, size.mean_tokens, size.mean_sq_tokens)
+                    per_pair = flops_per_pair(other, size.mean_tokens, size.mean_sq_tokens) / flop_rate
+                    seconds = size.pairs * per_pair if params.reranker.weights == "trained" else 0.0
+                    if params.throughput.enabled:
+                        for workload, _, _, _ in throughput_jobs(params, [job], fixed=False):
+                            count = (min(params.throughput.max_pairs or size.pairs, size.pairs) if workload == "candidates"
+                                     else min(params.throughput.max_queries or size.n_queries, size.n_queries)
+                                     * params.reranker.depth)
+                            seconds += _rounds_s(params.throughput, count * per_pair)
+                    total += seconds
+                rows.append({"stage": "rerank", "dataset": size.label, "variant": variant, "device": device,
+                             "reranker": baseline, "queries": size.n_queries, "docs": size.n_docs, "pairs": size.pairs,
+                             "mean_tokens": size.mean_tokens, "exports": "", "predicted_s": seconds,
+                             "peak_memory_mb": memory_estimate_mb(other, get_variant(variant).precision,
+                                                                  params.reranker.batch_size, params.reranker.max_length)
+                             if other else None,
+                             "rate_pairs_per_s": 1.0 / per_pair if per_pair else None,
+                             "source": (f"{variant}'s FLOP rate here on {baseline}'s shape ({rate.source})"
+                                        if per_pair else f"shape of {baseline} unknown offline: time unknown")})
+            executions[name] = total
     if "report" in params.stages:
         executions["report"] = overhead
     return Plan(pd.DataFrame(rows), executions, disk, notes)
+
+
+def _config_of(spec: str, params: Params) -> dict[str, Any] | None:
+    """A comparison reranker's config without downloading it: its own (local folder, tiny twin, HF cache), else
+    the known configs of the rerankers this suite compares against."""
+    try:
+        ref = resolve(spec, None, params.cache_path, require=False)
+        folder = Path(ref.location) if Path(ref.location).is_dir() else (local_folder(ref) if _cached(ref) else None)
+    except (ModelNotFoundError, OSError, ValueError):
+        folder = None
+    if folder is not None and (Path(folder) / "config.json").is_file():
+        return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    return KNOWN_CONFIGS.get(spec)
 
 
 def human_seconds(seconds: float | None) -> str:
@@ -423,11 +474,16 @@ def describe(plan: Plan, params: Params) -> list[str]:
                          f"({row['mean_tokens']:.0f} tokens each) ~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
         elif row["stage"] == "skipped":
             lines.append(f"rerank       {row['variant']} · {row['device']}: {row['source']}")
+        elif isinstance(row.get("reranker"), str):
+            rate = f"{sig(row['rate_pairs_per_s'])} pairs/s" if pd.notna(row["rate_pairs_per_s"]) else "rate unknown"
+            lines.append(f"baseline     {row['dataset']} · {row['reranker']} · {row['variant']} · {row['device']}: "
+                         f"{row['queries']} queries, {int(row['pairs']):,} pairs, {rate} "
+                         f"~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
         else:
             memory = f"{row['peak_memory_mb'] / 1024:.1f} GB" if row["peak_memory_mb"] >= 1024 else f"{row['peak_memory_mb']:.0f} MB"
             export = f", {row['exports']}" if row["exports"] else ""
             lines.append(f"rerank       {row['dataset']} · {row['variant']} · {row['device']}: {row['queries']} queries, "
-                         f"{int(row['pairs']):,} pairs, {row['mean_tokens']:.0f} tokens, {row['rate_pairs_per_s']:.3g} pairs/s "
+                         f"{int(row['pairs']):,} pairs, {row['mean_tokens']:.0f} tokens, {sig(row['rate_pairs_per_s'])} pairs/s "
                          f"~ {human_seconds(row['predicted_s'])}, peak ~{memory}{export}  [{row['source']}]")
     lines.append(f"total        ~ {human_seconds(plan.total_s)} ({len(plan.executions)} executions), "
                  f"{human_bytes(plan.disk_bytes)} of new caches and exports")

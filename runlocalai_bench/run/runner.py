@@ -31,7 +31,7 @@ from runlocalai_bench.results.tables import SCHEMA_VERSION, write_table
 from runlocalai_bench.run.display import Display, Poller
 from runlocalai_bench.run.engines import ENGINES, ExecutionFailed, run_notebook, run_subprocess
 from runlocalai_bench.run.finalize import (
-    EXECUTIONS_LOG, Execution, executions_of, finalize_tables, recorded_executions, runs_table,
+    EXECUTIONS_LOG, Execution, execution_reranker, executions_of, finalize_tables, recorded_executions, runs_table,
 )
 from runlocalai_bench.run.kernel import private_kernel
 from runlocalai_bench.run.plan import describe, make_plan
@@ -248,11 +248,14 @@ def _execute(execution: Execution, params: Params, staging: Path, kernel: str, l
                 parameters: dict = {"bundle_dir": "."}
                 if execution.variant:
                     parameters.update(variant=execution.variant, device=execution.device)
+                if execution.baseline:
+                    parameters.update(baseline=execution.baseline)
                 if execution.stage == "report":
                     parameters.update(claims=None)
                 run_notebook(execution.stage, output, parameters, staging, kernel, log_output)
             else:
                 args = [execution.variant, execution.device] if execution.variant else []
+                args += [execution.baseline] if execution.baseline else []
                 run_subprocess(execution.stage, staging, [a for a in args if a], staging / KERNEL_LOG)
     except ExecutionFailed as exc:
         status, reason = "failed", str(exc)
@@ -262,7 +265,8 @@ def _execute(execution: Execution, params: Params, staging: Path, kernel: str, l
             status, reason = "skipped", meta.get("reason")
     seconds = round(time.perf_counter() - started, 3)
     display.end(status, seconds, reason)
-    return {"run_id": params.run_id, "stage": execution.stage, "variant": execution.variant,
+    return {"run_id": params.run_id, "stage": execution.stage, "reranker": execution_reranker(params, execution),
+            "variant": execution.variant,
             "device": execution.device, "status": status, "reason": reason, "seconds": seconds,
             "notebook": f"notebooks/{execution.notebook}" if engine == "papermill" else None,
             "execution": execution.name, "dataset": ", ".join(d.label for d in params.datasets), "reused": False}

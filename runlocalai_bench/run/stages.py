@@ -16,16 +16,18 @@ import numpy as np
 import pandas as pd
 
 from runlocalai_bench.data.collection import Collection
-from runlocalai_bench.data.rankings import rerank_top
+from runlocalai_bench.data.rankings import Ranking, rerank_top
 from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.data.trec import read_trec, write_scores, write_trec
 from runlocalai_bench.devices import resolve_device
+from runlocalai_bench.models.facts import model_facts
 from runlocalai_bench.models.refs import ModelRef, model_label
 from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss
 from runlocalai_bench.perf.throughput import DatasetWork, measure_throughput
+from runlocalai_bench.quality.compare import ORACLE
 from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
 from runlocalai_bench.rerankers.base import Pair, Reranker, VariantUnavailable
@@ -102,6 +104,14 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
             values, run_id=params.run_id or "", dataset=spec.label, split=params.split, system=result.system,
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
             language=collection.query_language))
+        if "rerank" in params.stages:  # the ceiling of reranking these candidates, for tables/comparisons
+            depth = params.reranker.depth
+            ideal = rerank_top(ranking, oracle_scores(ranking, collection.qrels, depth), depth, query_ids)
+            frames.append(quality_rows(
+                evaluate(ideal, collection.qrels, query_ids, measure_names(params.first_stage.depth, depth)),
+                run_id=params.run_id or "", dataset=spec.label, split=params.split, system=ORACLE,
+                first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
+                reranker=ORACLE, language=collection.query_language))
         model = result.model.as_dict() if result.model else model
         datasets.append({
             "spec": str(spec), "label": spec.label, "source": collection.source, "split": params.split,
@@ -127,10 +137,24 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
 # --------------------------------------------------------------------------------------------- rerank
 
 
-def reranker_checkpoint(params: Params, cache_dir: Path) -> tuple[Path, ModelRef, str, dict | None]:
-    """(folder to load, its ModelRef, tokenizer source, twin note) for the run's reranker."""
+def oracle_scores(ranking: Ranking, qrels: dict[str, dict[str, int]], depth: int) -> dict[tuple[str, str], float]:
+    """Scores that order each query's top ``depth`` candidates by their relevance grade (positive judgments;
+    unjudged counts as 0), ties in first-stage order: the best any reranker of these candidates can do."""
+    scores = {}
+    for query_id, docs in ranking.items():
+        judged = qrels.get(query_id, {})
+        for rank, (doc_id, _) in enumerate(docs[:depth]):
+            scores[(query_id, doc_id)] = max(judged.get(doc_id, 0), 0) - rank / (depth + 1)
+    return scores
+
+
+def reranker_checkpoint(params: Params, cache_dir: Path,
+                        baseline: str | None = None) -> tuple[Path, ModelRef, str, dict | None]:
+    """(folder to load, its ModelRef, tokenizer source, twin note) for the run's reranker, or for the
+    comparison reranker ``baseline`` (same weights setting; its hub revision is resolved like the main one's)."""
     random = params.reranker.weights == "random"
-    ref = resolve(params.reranker.model, params.reranker.revision, cache_dir, require=not random)
+    spec, revision = (baseline, None) if baseline else (params.reranker.model, params.reranker.revision)
+    ref = resolve(spec, revision, cache_dir, require=not random)
     if random:
         folder, tokenizer = shape_twin(ref, cache_dir, params.seed)
         return folder, resolve(str(folder), None, cache_dir), tokenizer, twin_note(folder)
@@ -178,10 +202,12 @@ def score_with_checkpoints(reranker: Reranker, pairs: list[Pair], params: Params
     return scores
 
 
-def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: str) -> StageOutcome:
-    """Rerank every dataset's candidates with one (variant, device); evaluate; time; record memory.
-    ``bundle_dir=None`` (a notebook run by hand) works in the scratch bundle of the smoke parameters, running
-    its first stage first if it has none."""
+def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: str,
+           baseline: str | None = None) -> StageOutcome:
+    """Rerank every dataset's candidates with one (variant, device); evaluate; time; record memory and the
+    checkpoint's facts. ``baseline``: a comparison reranker (one of ``reranker.baselines``) instead of the
+    reranker under test. ``bundle_dir=None`` (a notebook run by hand) works in the scratch bundle of the smoke
+    parameters, running its first stage first if it has none."""
     if bundle_dir is None:
         bundle_dir = scratch_bundle()
         if not has_first_stage(bundle_dir):
@@ -190,11 +216,14 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     params = bundle.params()
     variant = get_variant(variant_name)
     device = resolve_device(requested_device)
-    label = rerank_execution(variant_name, requested_device)
+    if baseline is not None and baseline not in params.reranker.baselines:
+        raise ValueError(f"{baseline!r} is not one of reranker.baselines ({', '.join(params.reranker.baselines) or 'none'})")
+    model_spec = baseline or params.reranker.model
+    label = rerank_execution(variant_name, requested_device, baseline)
     progress = ProgressWriter(bundle.root, label, stage="rerank", variant=variant_name, device=requested_device)
     cache_dir = params.cache_path
     meta: dict = {"stage": "rerank", "variant": variant_name, "requested_device": requested_device, "device": device,
-                  "weights": params.reranker.weights, "datasets": {}}
+                  "weights": params.reranker.weights, "baseline": baseline, "reranker": model_spec, "datasets": {}}
     empty = pd.DataFrame()
 
     def skipped(exc: VariantUnavailable) -> StageOutcome:
@@ -211,15 +240,20 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     evaluated: dict[str, list[str]] = {}
     for spec in params.datasets:
         collections[spec.label], evaluated[spec.label] = load_run_collection(params, spec)
-    folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir)
-    user_file = params.reranker.gguf_files.get(variant_name)
+    folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir, baseline)
+    user_file = None if baseline else params.reranker.gguf_files.get(variant_name)
     progress.update("loading", 0, 1, unit="models", force=True)
     try:
         reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
                                  calibration_pairs(bundle, params, collections), Path(user_file) if user_file else None)
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
-    meta.update(model=ref.as_dict(), model_label=model_label(params.reranker.model, ref.as_dict(), note), checkpoint=note,
+    write_part(bundle.root, "model", label, pd.DataFrame([{
+        "run_id": params.run_id or "", "reranker": model_spec, "variant": variant_name, "device": device,
+        "weights": params.reranker.weights, **model_facts(folder), "file_bytes": reranker.file_bytes,
+        "source": (f"shape twin of {model_spec}: its config.json, random weights" if params.reranker.weights == "random"
+                   else model_label(model_spec, ref.as_dict(), note))}]))
+    meta.update(model=ref.as_dict(), model_label=model_label(model_spec, ref.as_dict(), note), checkpoint=note,
                 tokenizer=tokenizer_source, weight_files=[p.name for p in reranker.weight_files],
                 executed_precision=reranker.executed_precision, backend_details=reranker.details,
                 load_s=reranker.load_s, file_bytes=reranker.file_bytes, weight_bytes=reranker.weight_bytes,
@@ -252,9 +286,9 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         quality_frames.append(quality_rows(
             measured, run_id=params.run_id or "", dataset=spec.label, split=params.split, system="rerank",
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
-            reranker=params.reranker.model, variant=variant_name, device=device, language=collection.query_language))
+            reranker=model_spec, variant=variant_name, device=device, language=collection.query_language))
         depth_frames.append(depth_rows(first, by_key, params.depth_curve, collection.qrels, query_ids).assign(
-            run_id=params.run_id or "", dataset=spec.label, reranker=params.reranker.model, variant=variant_name,
+            run_id=params.run_id or "", dataset=spec.label, reranker=model_spec, variant=variant_name,
             device=device))
     meta["scoring_peak_rss_mb"] = peak_rss_mb()
     quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
@@ -269,7 +303,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     throughput = empty
     if params.throughput.enabled:
         throughput = measure_throughput(reranker, work, params, variant_name, device, cache_dir,
-                                        progress.callback("timing", unit="jobs"))
+                                        progress.callback("timing", unit="jobs"), baseline)
         write_part(bundle.root, "throughput", label, throughput)
     reranker.close()
     meta.update(status="ok", reason=None)

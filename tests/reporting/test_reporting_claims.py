@@ -14,7 +14,7 @@ CPU = {"label": "EPYC (16 cores)", "cores": 16, "gpu_class": None}
 
 
 def lift_claim(**filters) -> Claim:
-    return Claim(id="lift", text="8-15%", table="summary", column="lift_rel", low=8, high=15, scale=100, unit="%",
+    return Claim(id="lift", text="8-15%", group="quality", table="summary", column="lift_rel", low=8, high=15, scale=100, unit="%",
                  filters={"system": "rerank", **filters}, needs_trained_weights=True)
 
 
@@ -70,36 +70,36 @@ def test_no_matching_row_names_the_filter_not_the_hardware():
 
 
 def test_verdict_for_each_outcome():
-    claim = Claim(id="cpu", text="10-30 pairs/s", table="throughput", column="pairs_per_s", low=10, high=30, unit=" pairs/s",
+    claim = Claim(id="cpu", text="10-30 pairs/s", group="speed", table="throughput", column="pairs_per_s", low=10, high=30, unit=" pairs/s",
                   filters={"workload": "candidates"}, device_kind="cpu")
     table = pd.DataFrame({"run_id": ["r1", "r2", "r3"], "workload": "candidates", "variant": "torch-fp32",
                           "device": ["cpu", "cpu", "cuda"], "pairs_per_s": [12.0, 3.0, 400.0], "pairs_per_s_iqr": 0.5})
     rows = judge(claim, {"throughput": table}, {"r1": "random"}, {"r1|cpu": CPU})
     assert [r["verdict"] for r in rows] == [HOLDS, CONTRADICTED, NOT_TESTED] and rows[0]["hardware"] == CPU["label"]
-    assert "run r1" in rows[0]["evidence"] and rows[0]["measured"].startswith("12 pairs/s")
+    assert "run r1" in rows[0]["evidence"] and rows[0]["measured"] == "12.0 pairs/s (IQR 0.500)"
     assert "measured on cuda, the claim is about cpu" in rows[2]["evidence"] and rows[2]["measured"].startswith("400")
     assert judge(lift_claim(), {"summary": pd.DataFrame()}, {"r1": "random"}, {})[0]["verdict"] == NOT_MEASURABLE
 
 
 def test_claims_about_a_class_of_cpu_are_not_tested_by_smaller_machines():
-    claim = Claim(id="cpu", text="10-30 pairs/s on a modern CPU", table="throughput", column="pairs_per_s", low=10,
+    claim = Claim(id="cpu", text="10-30 pairs/s on a modern CPU", group="speed", table="throughput", column="pairs_per_s", low=10,
                   high=30, device_kind="cpu", min_cpu_cores=8)
     table = pd.DataFrame({"run_id": ["small", "big"], "device": "cpu", "pairs_per_s": [0.4, 12.0]})
     profiles = {"small|cpu": {"label": "VM", "cores": 2}, "big|cpu": {"label": "box", "cores": 16}}
     rows = judge(claim, {"throughput": table}, {}, profiles)
     assert [r["verdict"] for r in rows] == [NOT_TESTED, HOLDS] and "2 cores" in rows[0]["evidence"]
-    assert rows[0]["measured"] == "0.4"
+    assert rows[0]["measured"] == "0.400"
 
 
 def test_a_datacenter_gpu_does_not_test_a_consumer_gpu_claim():
-    claim = Claim(id="gpu", text="100-500 pairs/s on a consumer GPU", table="throughput", column="pairs_per_s", low=100,
+    claim = Claim(id="gpu", text="100-500 pairs/s on a consumer GPU", group="speed", table="throughput", column="pairs_per_s", low=100,
                   high=500, device_kind="cuda", gpu_class="consumer")
     table = pd.DataFrame({"run_id": ["dc", "home"], "device": "cuda", "pairs_per_s": [2000.0, 300.0]})
     profiles = {"dc|cuda": {"label": "NVIDIA H100 80GB HBM3", "gpu_class": "datacenter"},
                 "home|cuda": {"label": "NVIDIA GeForce RTX 4090", "gpu_class": "consumer"}}
     rows = judge(claim, {"throughput": table}, {}, profiles)
     assert [r["verdict"] for r in rows] == [NOT_TESTED, HOLDS]
-    assert "NVIDIA H100 80GB HBM3 is a datacenter GPU" in rows[0]["evidence"] and rows[0]["measured"] == "2e+03"
+    assert "NVIDIA H100 80GB HBM3 is a datacenter GPU" in rows[0]["evidence"] and rows[0]["measured"] == "2,000"
 
 
 def test_gpu_classes_by_name():

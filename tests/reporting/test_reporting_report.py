@@ -37,14 +37,58 @@ def test_smoke_bundle_is_complete(smoke_bundle):
     if not gguf:
         assert runs[runs["variant"] == "gguf-q4_k_m"]["reason"].str.contains("gguf' extra").all()
     report = (smoke_bundle / "report.md").read_text()
-    assert "## Claims verdict" in report and "Test model" in report and "skipped" in report
+    assert "## Claims" in report and "Test model" in report and "skipped" in report
     # The reranker is a test model, not bge-reranker-v2-m3: the verdicts say which filter found nothing.
-    assert "no matching run" in report and "not tested on this hardware" not in report
+    assert "— No matching run:" in report and "— Not tested on this hardware:" not in report
     assert "no row of tables/summary has reranker = BAAI/bge-reranker-v2-m3" in report
     # A figure that cannot be drawn says why in its place (the smoke run times one fixed length).
     assert "Not drawn: the fixed workload ran at fewer than two lengths" in report
     html = (smoke_bundle / "report.html").read_text()
-    assert "<table>" in html and "figures/ndcg_by_variant.svg" in html
+    assert "<table>" in html and "figures/ndcg_by_variant.svg" not in html  # inlined, not linked
+
+
+@pytest.mark.slow
+def test_report_opens_with_the_headline(smoke_bundle):
+    """The first section after the title is the headline: a summary paragraph and the table in human units,
+    sorted by quality; the raw table is tables/headline, one row per dataset level, variant and device."""
+    headline = pd.read_parquet(smoke_bundle / "tables" / "headline.parquet")
+    level = headline[headline["level"]]
+    assert set(level["dataset"]) == {"macro-average"}
+    reranked = level[(level["system"] == "rerank") & (level["status"] == "ok")]
+    assert list(reranked["ndcg10"]) == sorted(reranked["ndcg10"], reverse=True)
+    assert (level["system"] == "first stage").sum() == 1
+    skipped = level[level["status"] == "skipped"]
+    assert len(skipped) >= 1 and skipped["reason"].str.len().gt(0).all()  # the smoke run skips cuda variants
+    per_dataset = headline[~headline["level"]]
+    assert set(per_dataset["dataset"]) == {"fixture:tiny", "fixture:multilingual"}
+    report = (smoke_bundle / "report.md").read_text()
+    sections = [line for line in report.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Headline" and sections[1] == "## Claims"
+    opening = report[report.index("## Headline"):report.index("## Claims")]
+    assert "Best quality:" in opening and "Fastest:" in opening and "Not measured:" in opening
+    assert "e+0" not in opening and "pairs/s" in opening  # human units, never 1.954e+04
+    for variant in reranked["variant"]:
+        assert f"| {variant} |" in opening
+
+
+@pytest.mark.slow
+def test_report_html_is_self_contained(smoke_bundle):
+    """One file: every drawn figure inlined as SVG (ids prefixed per figure, so two figures' glyphs never
+    clash), no stylesheet, script, image or font fetched from anywhere, verdicts linked to their rows."""
+    import re
+
+    html = (smoke_bundle / "report.html").read_text()
+    drawn = {p.stem for p in (smoke_bundle / "figures").glob("*.svg")}
+    for figure in drawn:
+        assert f"<figure id='figure-{figure}'>" in html and f"aria-label='{figure}'" in html
+    assert html.count("<svg ") == len(drawn)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<script" not in html and "@import" not in html and "<link rel='stylesheet'" not in html
+    ids = re.findall(r"""\bid=['"]([^'"]+)['"]""", html)
+    assert len(ids) == len(set(ids)), "duplicate ids in report.html"
+    for href in re.findall(r"""href=['"]#([^'"]+)['"]""", html):
+        assert href in ids, f"link to #{href} has no target"
+    assert "Cite this" in html and "sha256:" in html
 
 
 @pytest.mark.slow
@@ -73,3 +117,18 @@ def test_lifts_and_baselines_stay_within_their_run():
     summary = pd.DataFrame([{"run_id": r, "dataset": "d", "system": s, "measure": "nDCG@10", "mean": m, "ci_low": m,
                              "ci_high": m} for r, s, m in (("a", "dense", 0.5), ("b", "dense", 0.8))])
     assert _first_stage_means(summary).set_index("run_id")["base"].to_dict() == {"a": 0.5, "b": 0.8}
+
+
+@pytest.mark.slow
+def test_executed_report_notebook_shows_the_report_inline(smoke_bundle):
+    """A researcher opening the executed 03 notebook reads the headline, the verdicts and the figures there."""
+    import nbformat
+
+    notebook = nbformat.read(smoke_bundle / "notebooks" / "03_report.ipynb", as_version=4)
+    shown = "".join(output.get("data", {}).get("text/html", "") if isinstance(output.get("data", {}).get("text/html"), str)
+                    else "".join(output.get("data", {}).get("text/html", []))
+                    for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", []))
+    assert "id='headline-table'" in shown and "Best quality:" in shown
+    assert "No matching run:" in shown and "sha256:" in shown
+    drawn = {p.stem for p in (smoke_bundle / "figures").glob("*.svg")}
+    assert shown.count("<svg ") == len(drawn)

@@ -35,10 +35,11 @@ def test_pytrec_eval_on_the_run_files_reproduces_the_tables(smoke_bundle):
             values = pytrec_eval.RelevanceEvaluator({q: collection.qrels[q] for q in run}, set(TREC_MEASURES)).evaluate(run)
             rows = quality[quality["dataset"] == label]
             if path.stem == "first_stage":
-                rows = rows[rows["system"] != "rerank"]
-            else:
-                variant, device = path.stem.split("--")[1:]
-                rows = rows[(rows["variant"] == variant) & (rows["device"] == device)]
+                rows = rows[~rows["system"].isin(["rerank", "oracle"])]
+            else:  # rerank--<variant>--<device> or baseline--<model>--<variant>--<device>
+                variant, device = path.stem.split("--")[-2:]
+                model = "twin:tiny-bert" if path.stem.startswith("baseline--") else "twin:tiny-xlmr"
+                rows = rows[(rows["variant"] == variant) & (rows["device"] == device) & (rows["reranker"] == model)]
             for trec_name, measure in TREC_MEASURES.items():
                 table = rows[rows["measure"] == measure].set_index("query_id")["value"]
                 for query_id, measured in values.items():

@@ -123,8 +123,8 @@ def test_a_notebook_rerun_by_hand_is_finalized_into_the_tables(tmp_path, session
     out = tmp_path / "fixed"
     assert main(["run", SMOKE, "--out", str(out), "--set", f"cache_dir={session_cache}", "--set", "run_id=fixed",
                  "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.max_lengths=[2048]", "--no-plan",
-                 "--set", "throughput.min_seconds=0"]) == 1
-    assert set(pd.read_parquet(out / "tables" / "summary.parquet")["system"]) == {"dense"}
+                 "--set", "throughput.min_seconds=0", "--set", "reranker.baselines=[]"]) == 1
+    assert set(pd.read_parquet(out / "tables" / "summary.parquet")["system"]) == {"dense", "oracle"}
     params = yaml.safe_load((out / "params.yaml").read_text())
     params["throughput"]["max_lengths"] = [64]
     (out / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -106,9 +106,10 @@ def test_malformed_collection_exits_2_and_writes_nothing(tmp_path, beir_copy, ca
 def test_random_weights_give_throughput_but_never_quality(tmp_path, session_cache):
     out = tmp_path / "twin"
     assert run_cli("--out", str(out), "--set", "reranker.weights=random", "--set", "reranker.variants=[torch-fp32]",
-                   "--set", f"cache_dir={session_cache}", "--set", "run_id=twin-test") == 0
+                   "--set", f"cache_dir={session_cache}", "--set", "run_id=twin-test", "--set", "reranker.baselines=[]") == 0
     quality = pd.read_parquet(out / "tables" / "quality.parquet")
-    assert set(quality["system"]) == {"dense"}
+    # the first stage and the oracle ordering of its candidates (the judgments' own order): nothing reranked
+    assert set(quality["system"]) == {"dense", "oracle"} and quality["variant"].isna().all()
     assert not list((out / "runs").rglob("rerank--torch-fp32--cpu.trec"))
     meta = json.loads((out / "stages" / "rerank--torch-fp32--cpu.json").read_text())
     assert meta["quality"].startswith("not measured: random weights") and meta["checkpoint"]["kind"] == "shape twin"
@@ -137,14 +138,14 @@ def test_a_failed_executions_rows_never_reach_the_summary(tmp_path, session_cach
     out = tmp_path / "failed-variant"
     code = run_cli("--out", str(out), "--set", f"cache_dir={session_cache}", "--set", "run_id=fail-one",
                    "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.max_lengths=[2048]",
-                   "--set", "stages=[first_stage, rerank]")
+                   "--set", "stages=[first_stage, rerank]", "--set", "reranker.baselines=[]")
     assert code == 1
     runs = pd.read_parquet(out / "tables" / "runs.parquet")
     assert runs.set_index("stage")["status"].to_dict() == {"first_stage": "ok", "rerank": "failed"}
     assert (out / "tables" / "parts" / "quality--rerank--torch-fp32--cpu.parquet").is_file()  # written, then failed
     summary = pd.read_parquet(out / "tables" / "summary.parquet")
     quality = pd.read_parquet(out / "tables" / "quality.parquet")
-    assert set(summary["system"]) == {"dense"} and set(quality["system"]) == {"dense"}
+    assert set(summary["system"]) == {"dense", "oracle"} and set(quality["system"]) == {"dense", "oracle"}
 
 
 @pytest.mark.slow
