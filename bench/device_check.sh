@@ -3,8 +3,8 @@
 # and bf16 on CUDA, ONNX and GGUF where their CUDA builds are installed) on a machine that has a GPU and
 # PyTorch but no network and no Jupyter. It writes a bundle and prints its throughput table.
 #
-#   bench/device_check.sh wheels        # here, with PyPI: the packages the GPU machine lacks, into .whl/
-#   bench/device_check.sh run [OUTDIR]  # there: install .whl/ into a scratch folder, run, print the table
+#   bench/device_check.sh wheels                 # here, with PyPI: what the GPU machine lacks, into .whl/
+#   bench/device_check.sh run [OUTDIR [--set ...]]  # there: install .whl/ into a scratch folder, run, print
 #
 # Why wheels of this project's pinned versions: GPU images ship their own transformers and
 # sentence-transformers (5.x/6.x on the machine this was written for), while this project is tested on the
@@ -60,6 +60,7 @@ print(" ".join(f"{n}=={version(n)}" for n in sys.argv[1:]))' "${CARRIED_NAMES[@]
 
 run_check() {
   local out=${1:-${OUT:-results}/device-check}
+  shift || true  # the rest: more --set overrides for `runlocalai-bench run`
   if [[ -d "$WHEELS" ]] && compgen -G "$WHEELS/*.whl" >/dev/null; then
     local site=${TMPDIR:-/tmp}/runlocalai-bench-site
     "$PY" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
@@ -83,7 +84,7 @@ if device.startswith("cuda"):
 EOF
   # The whole run under one limit: a check that cannot finish in time says so instead of hanging the lease.
   timeout --signal=INT "$TIME_LIMIT" "$PY" -m runlocalai_bench.cli run params/device-check.yaml \
-    --engine subprocess --force --out "$out" --set "reranker.devices=[$DEVICE]"
+    --engine subprocess --out "$out" --set "reranker.devices=[$DEVICE]" "$@"
   "$PY" -m runlocalai_bench.cli show "$out" headline
   "$PY" -m runlocalai_bench.cli show "$out" throughput
 }

@@ -94,7 +94,7 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
                          else _text(r["first_stage"]))
         if r["variant"] == REFERENCE_VARIANT and not r["comparison"]:
             notes.append("reference")
-        if r["weights"] == "random" and not first:
+        if r["weights"] == "random" and r["system"] == "rerank" and r["status"] == "ok":
             notes.append("random weights: speed and memory only")
         if r["status"] != "ok":
             notes.append(f"{r['status']}: {_text(r['reason'])}")

@@ -13,7 +13,7 @@ import pkgutil
 import time
 from pathlib import Path
 
-from runlocalai_bench.devices import device_kind, unavailable_reason
+from runlocalai_bench.devices import device_kind, resolve_device, unavailable_reason
 from runlocalai_bench.models.refs import ModelRef
 from runlocalai_bench.rerankers import backends as backends_package
 from runlocalai_bench.rerankers.exports import export_root
@@ -49,8 +49,9 @@ DEVICE_REFERENCE = {"cuda": "torch-fp16"}
 
 
 def reference_variant(device: str) -> str:
-    """The variant comparison rerankers run in on ``device`` (torch-fp32 on CPU and MPS, torch-fp16 on CUDA)."""
-    return DEVICE_REFERENCE.get(device_kind(device), REFERENCE_VARIANT)
+    """The variant comparison rerankers run in on ``device`` (torch-fp32 on CPU and MPS, torch-fp16 on CUDA;
+    ``auto`` as it resolves on this machine)."""
+    return DEVICE_REFERENCE.get(device_kind(resolve_device(device)), REFERENCE_VARIANT)
 
 
 def get_variant(name: str) -> Variant:

@@ -470,19 +470,19 @@ def describe(plan: Plan, params: Params) -> list[str]:
     lines = []
     for _, row in plan.rows.iterrows():
         if row["stage"] == "first_stage":
-            lines.append(f"first stage  {row['dataset']}: {row['queries']} queries, {int(row['docs']):,} documents "
+            lines.append(f"first stage  {row['dataset']}: {int(row['queries'])} queries, {int(row['docs']):,} documents "
                          f"({row['mean_tokens']:.0f} tokens each) ~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
         elif row["stage"] == "skipped":
             lines.append(f"rerank       {row['variant']} · {row['device']}: {row['source']}")
         elif isinstance(row.get("reranker"), str):
             rate = f"{sig(row['rate_pairs_per_s'])} pairs/s" if pd.notna(row["rate_pairs_per_s"]) else "rate unknown"
             lines.append(f"baseline     {row['dataset']} · {row['reranker']} · {row['variant']} · {row['device']}: "
-                         f"{row['queries']} queries, {int(row['pairs']):,} pairs, {rate} "
+                         f"{int(row['queries'])} queries, {int(row['pairs']):,} pairs, {rate} "
                          f"~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
         else:
             memory = f"{row['peak_memory_mb'] / 1024:.1f} GB" if row["peak_memory_mb"] >= 1024 else f"{row['peak_memory_mb']:.0f} MB"
             export = f", {row['exports']}" if row["exports"] else ""
-            lines.append(f"rerank       {row['dataset']} · {row['variant']} · {row['device']}: {row['queries']} queries, "
+            lines.append(f"rerank       {row['dataset']} · {row['variant']} · {row['device']}: {int(row['queries'])} queries, "
                          f"{int(row['pairs']):,} pairs, {row['mean_tokens']:.0f} tokens, {sig(row['rate_pairs_per_s'])} pairs/s "
                          f"~ {human_seconds(row['predicted_s'])}, peak ~{memory}{export}  [{row['source']}]")
     lines.append(f"total        ~ {human_seconds(plan.total_s)} ({len(plan.executions)} executions), "
