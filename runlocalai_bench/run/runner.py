@@ -132,7 +132,7 @@ def run(
         raise ParamsError("--resume needs the folder to continue: give --out DIR, or set run_id")
     source = None
     if resume:
-        target = target or Path("results") / params.run_id
+        target = (target or Path("results") / params.run_id).absolute()
         source = next((f for f in (partial_folder(target), failed_folder(target)) if f.is_dir()), None)
         if source is None:
             raise ParamsError(f"nothing to resume for {target}: no {partial_folder(target).name} or "
@@ -140,7 +140,9 @@ def run(
         if params.run_id is None:  # the interrupted run's own id (a default id carries its start time)
             params = params.model_copy(update={"run_id": Bundle(source).params().run_id})
     params = params.model_copy(update={"run_id": params.run_id or default_run_id(params)})
-    target = target or Path("results") / params.run_id
+    # Absolute from here: the kernels run in the staging folder, so a relative --out (or the default
+    # results/<run_id>) would name another place for them (their log, the bundle they write into).
+    target = (target or Path("results") / params.run_id).absolute()
     if target.exists():
         raise ParamsError(f"{target} already exists: pick another --out or run_id, or remove it")
     staging = partial_folder(target)

@@ -17,6 +17,16 @@ def run_cli(*args: str, plan: bool = False) -> int:
 
 
 @pytest.mark.slow
+def test_the_default_out_folder_is_relative_to_where_the_command_runs(tmp_path, session_cache, monkeypatch):
+    """`make smoke` writes results/<run_id> below the current folder; the kernels, which run in the staging
+    folder, must find their log and bundle there too (a relative path once sent them elsewhere)."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("--set", "stages=[first_stage]", "--set", f"cache_dir={session_cache}", "--set", "run_id=here") == 0
+    assert (tmp_path / "results" / "here" / "runs" / "fixture-tiny" / "first_stage.trec").is_file()
+    assert (tmp_path / "results" / "here" / "logs" / "kernels.log").is_file()
+
+
+@pytest.mark.slow
 def test_first_stage_smoke_bundle(tmp_path, session_cache):
     out = tmp_path / "bundle"
     assert run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", f"cache_dir={session_cache}",
