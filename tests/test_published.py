@@ -1,6 +1,7 @@
 """The curated example bundle under results/published/ still matches the table contract it was made with."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -31,3 +32,28 @@ def test_published_tables_follow_the_contract(manifest):
     report = (bundle / "report.md").read_text()
     for figure in (bundle / "figures").glob("*.svg"):
         assert f"figures/{figure.name}" in report and figure.with_suffix(".png").is_file()
+    html = (bundle / "report.html").read_text()
+    assert html.count("<svg ") == len(list((bundle / "figures").glob("*.svg")))  # inlined, self-contained
+    assert "## Headline" in report and "Cite this" in report
+
+
+@pytest.mark.parametrize("manifest", PUBLISHED, ids=lambda p: p.parent.name)
+def test_published_bundles_hold_no_absolute_path(manifest):
+    """Nothing in a published bundle names a folder of the machine that made it (home, repository, Python
+    environment, temp folders): text files are read whole, parquet tables cell by cell."""
+    bundle = manifest.parent
+    pattern = re.compile(r"(?<![\w.])/(home|root|tmp|work|Users|opt|usr|var|private|mnt)/")
+    found = []
+    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            text = "\n".join(str(v) for column in frame.columns if frame[column].dtype == object
+                             for v in frame[column].dropna())
+        elif path.suffix in (".png",):
+            continue
+        else:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        match = pattern.search(text)
+        if match:
+            found.append(f"{path.relative_to(bundle)}: ...{text[max(match.start() - 40, 0):match.end() + 40]}...")
+    assert found == []

@@ -203,7 +203,7 @@ def cite_text(descriptions: list[RunDescription], digest: str) -> str:
     return (f"{subject}. runlocalai-bench run{'s' if len(descriptions) > 1 else ''} {runs}, measured "
             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else 'on an unrecorded date'} on "
             f"{'; '.join(hardware)}; code commit {', '.join(commits)}. Tables digest {digest} "
-            "(SHA-256 over tables/*.csv).")
+            "(SHA-256 over the bundle's tables/*.csv but the execution log runs.csv).")
 
 
 def verdict_items(table: pd.DataFrame) -> list[tuple[str, str | None, str | None]]:

@@ -132,3 +132,22 @@ def test_executed_report_notebook_shows_the_report_inline(smoke_bundle):
     assert "No matching run:" in shown and "sha256:" in shown
     drawn = {p.stem for p in (smoke_bundle / "figures").glob("*.svg")}
     assert shown.count("<svg ") == len(drawn)
+
+
+@pytest.mark.slow
+def test_the_report_cites_the_digest_of_the_finished_bundle(smoke_bundle):
+    """After the run ended (the runner writes tables/runs last), `cite` recomputes the digest the report
+    printed; a changed result table changes it."""
+    from runlocalai_bench.cli import main
+    from runlocalai_bench.results.digest import tables_digest
+
+    digest = tables_digest(smoke_bundle)
+    assert digest in (smoke_bundle / "report.html").read_text() and digest in (smoke_bundle / "report.md").read_text()
+    assert main(["cite", str(smoke_bundle)]) == 0
+    csv = smoke_bundle / "tables" / "headline.csv"
+    original = csv.read_bytes()
+    try:
+        csv.write_bytes(original.replace(b"0.", b"0.9", 1))
+        assert tables_digest(smoke_bundle) != digest and main(["cite", str(smoke_bundle)]) == 1
+    finally:
+        csv.write_bytes(original)
