@@ -83,10 +83,17 @@ if device.startswith("cuda"):
     print("GPU:", torch.cuda.get_device_name(0))
 EOF
   # The whole run under one limit: a check that cannot finish in time says so instead of hanging the lease.
+  # A run with a failed execution (exit 1) still has a bundle: print its tables, then exit with its status.
+  local rc=0
   timeout --signal=INT "$TIME_LIMIT" "$PY" -m runlocalai_bench.cli run params/device-check.yaml \
-    --engine subprocess --out "$out" --set "reranker.devices=[$DEVICE]" "$@"
-  "$PY" -m runlocalai_bench.cli show "$out" headline
-  "$PY" -m runlocalai_bench.cli show "$out" throughput
+    --engine subprocess --out "$out" --set "reranker.devices=[$DEVICE]" "$@" || rc=$?
+  if [[ -d "$out" ]]; then
+    "$PY" -m runlocalai_bench.cli show "$out" headline || true
+    "$PY" -m runlocalai_bench.cli show "$out" throughput || true
+  else
+    echo "device_check: no bundle at $out (exit $rc; a partial run is kept as $out.failed)" >&2
+  fi
+  return "$rc"
 }
 
 case "${1:-}" in

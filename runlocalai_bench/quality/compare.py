@@ -80,9 +80,12 @@ def comparisons(quality: pd.DataFrame, main: dict[str, str], samples: int, seed:
                 for baseline, theirs in others[(others["device"] == device) & (others["variant"] == reference)].groupby("reranker"):
                     out += _compare({**common, "kind": "baseline", "variant": reference, "baseline": baseline,
                                      "baseline_variant": reference}, treated, _values(theirs), samples, seed, run_datasets)
-                if not oracle.empty:
+                # The ceiling of the same candidates: the oracle at the depth this reranker reordered.
+                depth = set(ref_rows["rerank_depth"].dropna()) if "rerank_depth" in ref_rows else set()
+                ceiling = oracle[oracle["rerank_depth"].isin(depth)] if depth and "rerank_depth" in oracle else oracle.iloc[0:0]
+                if not ceiling.empty:
                     out += _compare({**common, "kind": "ceiling", "variant": reference, "baseline": ORACLE,
-                                     "baseline_variant": ORACLE}, treated, _values(oracle), samples, seed, run_datasets)
+                                     "baseline_variant": ORACLE}, treated, _values(ceiling), samples, seed, run_datasets)
             fp32 = on_device[on_device["variant"] == REFERENCE_VARIANT]
             if fp32.empty:
                 continue

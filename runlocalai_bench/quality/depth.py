@@ -37,11 +37,13 @@ def depth_rows(first_stage: Mapping[str, Sequence[tuple[str, float]]], scores: M
 
 
 def _rates(throughput: pd.DataFrame) -> dict[tuple, float]:
-    """Pairs/s of the candidates workload per (run, dataset, variant, device)."""
+    """Pairs/s of the candidates workload per (run, dataset, reranker, variant, device): a comparison reranker
+    in the same variant is timed at its own speed."""
     if throughput.empty or "dataset" not in throughput:
         return {}
     rows = throughput[throughput["workload"] == "candidates"]
-    return {(r["run_id"], r["dataset"], r["variant"], r["device"]): float(r["pairs_per_s"]) for _, r in rows.iterrows()}
+    return {(r["run_id"], r["dataset"], r["reranker"], r["variant"], r["device"]): float(r["pairs_per_s"])
+            for _, r in rows.iterrows()}
 
 
 def summarize_depth(depth_quality: pd.DataFrame, throughput: pd.DataFrame, samples: int, seed: int) -> pd.DataFrame:
@@ -68,8 +70,8 @@ def summarize_depth(depth_quality: pd.DataFrame, throughput: pd.DataFrame, sampl
                 lift = paired_comparison(values.to_numpy(), baseline.to_numpy(), samples, seed, strata=strata)
                 per_query = part.groupby(level="dataset")["pairs"].mean()
                 pairs_per_query = float(per_query.mean())
-                predicted = [per_query[d] / rates[(key["run_id"], d, key["variant"], key["device"])] * 1e3
-                             for d in per_query.index if (key["run_id"], d, key["variant"], key["device"]) in rates]
+                rate_of = {d: (key["run_id"], d, key["reranker"], key["variant"], key["device"]) for d in per_query.index}
+                predicted = [per_query[d] / rates[rate_of[d]] * 1e3 for d in per_query.index if rate_of[d] in rates]
                 rows.append({**key, "dataset": dataset, "depth": int(depth), "measure": DEPTH_MEASURE,
                              "n_queries": int(len(values)), "mean": mean.estimate, "ci_low": mean.low,
                              "ci_high": mean.high, "lift_abs": lift.lift_abs.estimate, "lift_ci_low": lift.lift_abs.low,

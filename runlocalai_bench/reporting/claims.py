@@ -68,11 +68,14 @@ class Claim(BaseModel):
         description="the report's verdict section lists claims by group")
     table: Literal["summary", "throughput", "comparisons", "model", "depth", "headline"]
     column: str  # e.g. lift_rel, pairs_per_s, model_bytes, peak_vram_mb, params_total, diff
-    rule: Literal["range", "equals", "strict_upgrade"] = Field(
+    rule: Literal["range", "equals", "strict_upgrade", "costs_quality"] = Field(
         default="range", description="range: low <= value <= high (on the CI where the table has one); equals: "
         "the column's text is `equals`; strict_upgrade: on tables/comparisons, the reranker is significantly "
-        "worse on no dataset and its macro-average difference over the baseline has a CI above 0")
+        "worse (Holm-adjusted over datasets) on no dataset and its macro-average difference over the baseline has "
+        "a CI above 0; costs_quality: a paired difference whose CI lies below 0 (a measurable loss); within "
+        "+-margin, or above 0, contradicts it")
     equals: str | None = None
+    margin: float = Field(default=0.005, ge=0, description="costs_quality: differences within +-margin are no loss")
     low: float | None = None  # the claim holds when low <= value <= high (either bound may be open)
     high: float | None = None
     unit: str = ""
@@ -94,6 +97,8 @@ class Claim(BaseModel):
             raise ValueError(f"claim {self.id!r}: give low, high or both")
         if self.rule == "equals" and self.equals is None:
             raise ValueError(f"claim {self.id!r}: rule equals needs `equals: <text>`")
+        if self.rule == "costs_quality" and (self.table != "comparisons" or self.column != "diff"):
+            raise ValueError(f"claim {self.id!r}: rule costs_quality reads column diff of table comparisons")
         if self.rule == "strict_upgrade" and (self.table != "comparisons" or not {"reranker", "baseline"} <= set(self.filters)):
             raise ValueError(f"claim {self.id!r}: rule strict_upgrade reads table comparisons and needs filters "
                              "reranker and baseline")
@@ -194,8 +199,10 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
         text = str(row[claim.column])
         return (HOLDS if text.strip().lower() == claim.equals.strip().lower() else CONTRADICTED), text, ""
     value = float(row[claim.column]) * claim.scale
+    if claim.rule == "costs_quality":
+        return _costs_quality(claim, row)
     inside = (claim.low is None or value >= claim.low) and (claim.high is None or value <= claim.high)
-    measured = f"{sig(value)}{claim.unit}"
+    measured = f"{_number(value)}{claim.unit}"
     ci = CI_COLUMNS.get(claim.column)
     if ci and all(c in row and pd.notna(row[c]) for c in ci[:2]):
         low, high = float(row[ci[0]]) * claim.scale, float(row[ci[1]]) * claim.scale
@@ -210,6 +217,29 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
     if claim.column == "pairs_per_s" and pd.notna(row.get("pairs_per_s_iqr")):
         measured += f" (IQR {sig(float(row['pairs_per_s_iqr']) * claim.scale)})"
     return (HOLDS if inside else CONTRADICTED), measured, ""
+
+
+def _number(value: float) -> str:
+    """A measured value as a reader quotes it: whole numbers exactly (8,192 tokens, 24 layers), others to three
+    significant digits."""
+    return f"{int(value):,}" if float(value).is_integer() else sig(value)
+
+
+def _costs_quality(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
+    """"X trades quality for size": its paired nDCG@10 difference against torch-fp32 shows a loss (CI below 0);
+    a CI inside +-margin (no loss worth the name) or above 0 (a gain) contradicts it."""
+    diff, low, high = (float(row[c]) for c in ("diff", "diff_ci_low", "diff_ci_high"))
+    margin = claim.margin
+    if high < 0:
+        verdict = HOLDS
+    elif low > 0 or (low >= -margin and high <= margin):
+        verdict = CONTRADICTED
+    else:
+        verdict = INCONCLUSIVE
+    measured = f"{diff:+.4f} nDCG@10 (95% CI {low:+.4f} to {high:+.4f}) against torch-fp32"
+    note = (f"paired bootstrap CI over {int(row['n_queries'])} queries; within +-{margin:g} counts as no loss"
+            if pd.notna(row.get("n_queries")) else "")
+    return verdict, measured, note
 
 
 def _where(row: pd.Series) -> str:
@@ -353,6 +383,20 @@ def _oriented(claim: Claim, table: pd.DataFrame) -> tuple[pd.DataFrame, bool, st
     return rows, False, why
 
 
+def holm_worse(datasets: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """Datasets where the difference is negative and significant after Holm's step-down adjustment over the
+    datasets' two-sided p-values: with ten datasets and two equal rerankers, an unadjusted 5% test would find
+    one "significantly worse" dataset by chance about four times in ten."""
+    ordered = datasets.sort_values("p_value", kind="stable")
+    m, worse = len(ordered), []
+    for i, (_, row) in enumerate(ordered.iterrows()):
+        if pd.isna(row["p_value"]) or row["p_value"] > alpha / (m - i):
+            break
+        if row["diff"] < 0:
+            worse.append(row["dataset"])
+    return sorted(worse)
+
+
 def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dict[str, dict[str, Any]]) -> list[dict]:
     """"A is a strict upgrade over B": on the same candidates, A is significantly worse (difference CI below 0)
     on no dataset, and its macro-average difference (the one dataset's, with one) has a CI above 0."""
@@ -364,7 +408,7 @@ def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dic
         datasets = group[group["dataset"] != MACRO]
         overall = group[group["dataset"] == MACRO]
         overall = overall.iloc[0] if len(overall) else (datasets.iloc[0] if len(datasets) == 1 else None)
-        worse = sorted(datasets[datasets["diff_ci_high"] < 0]["dataset"])
+        worse = holm_worse(datasets)
         profile = profiles.get(f"{run_id}|{device}", {"label": device})
         if overall is None:
             out.append({**base, "measured": None, "hardware": profile.get("label"), "verdict": NO_MATCH,
@@ -374,8 +418,8 @@ def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dic
         verdict = (CONTRADICTED if worse or high < 0 else HOLDS if low > 0 else INCONCLUSIVE)
         level = "the macro-average" if overall["dataset"] == MACRO else overall["dataset"]
         measured = (f"{float(overall['diff']):+.3f} nDCG@10 (95% CI {low:+.3f} to {high:+.3f}) on {level}; "
-                    f"significantly worse on {len(worse)} of {len(datasets)} dataset{'s' if len(datasets) != 1 else ''}"
-                    + (f" ({', '.join(worse)})" if worse else ""))
+                    f"significantly worse (Holm-adjusted) on {len(worse)} of {len(datasets)} "
+                    f"dataset{'s' if len(datasets) != 1 else ''}" + (f" ({', '.join(worse)})" if worse else ""))
         evidence = (f"tables/comparisons: run {run_id}, {variant} on {device}, {claim.filters['reranker']} minus "
                     f"{claim.filters['baseline']} per query on the same candidates"
                     + ("; the run compared them the other way round: difference negated" if swapped else "")
@@ -413,6 +457,10 @@ def what_would_change(claim: Claim, verdict: dict) -> str:
                 INCONCLUSIVE: "more queries or datasets, narrowing the overall CI to one side of 0"}[label]
     if claim.rule == "equals":
         return "a different checkpoint" if label == HOLDS else f"a checkpoint whose {claim.column} is {claim.equals}"
+    if claim.rule == "costs_quality":
+        return {HOLDS: "a run where the loss's CI reaches 0 (more queries, other datasets)",
+                CONTRADICTED: "a run where the CI lies below 0 (a measurable loss)",
+                INCONCLUSIVE: f"more queries, narrowing the CI below 0 or within +-{claim.margin:g}"}[label]
     bounds = " and ".join(b for b in (f"{claim.low:g}{claim.unit}" if claim.low is not None else "",
                                       f"{claim.high:g}{claim.unit}" if claim.high is not None else "") if b)
     if label == INCONCLUSIVE:

@@ -58,6 +58,9 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per dataset and across datasets: pairs/s, latency, memory, file size, MFU, executed precision; and per
     variant, what its fixed-shape rows say (for variants that ran no candidates workload)."""
     t = throughput.copy()
+    for column in COLUMNS["throughput"]:  # a run without the query workload has no latency rows at all
+        if column not in t:
+            t[column] = np.nan
     cuda = t["device"].astype(str).str.startswith("cuda")
     t["peak_memory_bytes"] = np.where(cuda, t["peak_vram_mb"].astype(float), t["peak_rss_mb"].astype(float)) * 2**20
     t["memory_kind"] = np.where(cuda, "GPU (NVML)", "resident set")
@@ -67,17 +70,23 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     group = [k for k in KEYS if k != "dataset"]
     cand = t[t["workload"] == "candidates"]
     cand = cand.groupby(KEYS, as_index=False, dropna=False).agg(
-        pairs_per_s=("pairs_per_s", "median"), peak_memory_bytes=("peak_memory_bytes", "max"),
+        pairs_per_s=("pairs_per_s", "median"), n_timed=("n_pairs", "sum"), peak_memory_bytes=("peak_memory_bytes", "max"),
         memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "median"),
         executed_precision=("executed_precision", "first"))
     query = t[t["workload"] == "query"].groupby(KEYS, as_index=False, dropna=False).agg(
         latency_p50_ms=("latency_p50_ms", "median"), latency_p99_ms=("latency_p99_ms", "median"))
     per = cand.merge(query, on=KEYS, how="outer")
+    # Across datasets: pairs/s over all the datasets' timed pairs (total pairs over total time, not a mean of
+    # rates), the mean of the datasets' median latencies and the worst dataset's p99 (per-request latencies are
+    # not kept, so no pooled percentile is claimed), the largest memory peak.
+    per["_seconds"] = per["n_timed"] / per["pairs_per_s"]
     macro = per.groupby(group, as_index=False, dropna=False).agg(
-        pairs_per_s=("pairs_per_s", "mean"), latency_p50_ms=("latency_p50_ms", "mean"),
-        latency_p99_ms=("latency_p99_ms", "mean"), peak_memory_bytes=("peak_memory_bytes", "max"),
+        _pairs=("n_timed", "sum"), _seconds=("_seconds", "sum"), latency_p50_ms=("latency_p50_ms", "mean"),
+        latency_p99_ms=("latency_p99_ms", "max"), peak_memory_bytes=("peak_memory_bytes", "max"),
         memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "mean"),
         executed_precision=("executed_precision", "first")).assign(dataset=MACRO)
+    macro["pairs_per_s"] = macro["_pairs"] / macro["_seconds"]
+    per = per.drop(columns=["_seconds", "n_timed"])
     # Variants timed on fixed shapes only (a length sweep): their file, memory and best MFU still belong here.
     fixed = t[t["workload"] == "fixed"].groupby(group, as_index=False, dropna=False).agg(
         fixed_memory=("peak_memory_bytes", "max"), fixed_kind=("memory_kind", "first"),
@@ -102,6 +111,8 @@ def headline_table(tables: dict[str, pd.DataFrame], run_datasets: dict[str, list
     rows = quality.merge(_agreement(tables["drift"]), on=KEYS, how="left")
     rows = rows.merge(speed, on=KEYS, how="outer")
     rows["system"] = rows["system"].fillna("rerank")
+    single = {r for r, datasets in run_datasets.items() if len(datasets) <= 1}
+    rows = rows[~((rows["dataset"] == MACRO) & rows["run_id"].isin(single))]  # no macro-average of one dataset
     runs = tables["runs"]
     reranks = runs[runs["stage"] == "rerank"] if not runs.empty else runs
     # Every variant a run measured or tried appears at the run's headline level, measured or not.
@@ -155,14 +166,16 @@ def headline_table(tables: dict[str, pd.DataFrame], run_datasets: dict[str, list
 
 
 def sort_headline(rows: pd.DataFrame) -> pd.DataFrame:
-    """Headline level first, then per dataset; within each, measured rows by quality then speed (best first),
-    then rows without quality by speed, then skipped and failed executions."""
+    """Headline level first, then per dataset; within each, the rerankers by quality then speed (best first),
+    then rows without quality by speed, then skipped and failed executions, and last the reference rows: the
+    first stage alone and the oracle ceiling (no system, so never read as the best one)."""
+    reference = rows["system"].map({"rerank": 0, "first stage": 1, "oracle": 2}).fillna(0)
     order = rows.assign(
-        _level=~rows["level"].astype(bool), _dataset=rows["dataset"].astype(str),
+        _level=~rows["level"].astype(bool), _dataset=rows["dataset"].astype(str), _reference=reference,
         _status=(rows["status"] != "ok").astype(int), _q=-rows["ndcg10"].astype(float).fillna(-np.inf),
         _s=-rows["pairs_per_s"].astype(float).fillna(-np.inf))
-    order = order.sort_values(["_level", "_dataset", "run_id", "_status", "_q", "_s"], kind="stable")
-    return order.drop(columns=["_level", "_dataset", "_status", "_q", "_s"]).reset_index(drop=True)
+    keys = ["_level", "_dataset", "run_id", "_reference", "_status", "_q", "_s"]
+    return order.sort_values(keys, kind="stable").drop(columns=keys[:2] + keys[3:]).reset_index(drop=True)
 
 
 def clean_hardware(label: str) -> str:
@@ -176,9 +189,20 @@ def _name(row: pd.Series) -> str:
     return f"{row['variant']} on {clean_hardware(str(row['hardware'] or row['device']))}"
 
 
-def summary_sentences(headline: pd.DataFrame) -> list[str]:
-    """The paragraph that opens the report, generated from the headline rows at each run's headline level:
-    best quality, fastest, fastest within one nDCG point of torch-fp32, random weights, what was skipped."""
+def _paired(comparisons: pd.DataFrame, row: pd.Series) -> pd.Series | None:
+    """The quantization comparison of ``row``'s variant against torch-fp32 (same run, device, dataset)."""
+    if comparisons is None or comparisons.empty:
+        return None
+    found = comparisons[(comparisons["kind"] == "quantization") & (comparisons["run_id"] == row["run_id"])
+                        & (comparisons["variant"] == row["variant"]) & (comparisons["device"] == row["device"])
+                        & (comparisons["dataset"] == row["dataset"])]
+    return found.iloc[0] if len(found) else None
+
+
+def summary_sentences(headline: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> list[str]:
+    """The paragraph that opens the report, generated from the headline rows at each run's headline level and
+    the paired comparisons: best quality, fastest, fastest whose paired CI excludes a loss of one nDCG point
+    against torch-fp32, random weights, what was not measured."""
     level = headline[headline["level"].astype(bool)]
     reranked = level[(level["system"] == "rerank") & (level["status"] == "ok") & ~level["comparison"].astype(bool)]
     out: list[str] = []
@@ -188,12 +212,11 @@ def summary_sentences(headline: pd.DataFrame) -> list[str]:
         best = quality.loc[quality["ndcg10"].astype(float).idxmax()]
         lift = (f", {percent(best['lift_rel'], signed=True)} over the first stage alone "
                 f"({best['first_stage']} top {best['first_stage_depth']:.0f})" if pd.notna(best["lift_rel"]) else "")
-        overlapping = quality[(quality.index != best.name) & (quality["dataset"] == best["dataset"])
-                              & (quality["ndcg10_ci_high"] >= best["ndcg10_ci_low"])]
-        caution = (f"; its 95% CI overlaps those of {len(overlapping)} other variant"
-                   f"{'s' if len(overlapping) > 1 else ''}, so that order is not established" if len(overlapping) else "")
+        paired = _paired(comparisons, best)
+        against = (f"; against {REFERENCE_VARIANT} on the same queries {paired['diff']:+.4f} "
+                   f"[{paired['diff_ci_low']:+.4f}, {paired['diff_ci_high']:+.4f}]" if paired is not None else "")
         out.append(f"Best quality: {_name(best)}, nDCG@10 {best['ndcg10']:.3f} "
-                   f"[{best['ndcg10_ci_low']:.3f}, {best['ndcg10_ci_high']:.3f}] on {where(best)}{lift}{caution}.")
+                   f"[{best['ndcg10_ci_low']:.3f}, {best['ndcg10_ci_high']:.3f}] on {where(best)}{lift}{against}.")
     timed = reranked.dropna(subset=["pairs_per_s"])
     if not timed.empty:
         fastest = timed.loc[timed["pairs_per_s"].astype(float).idxmax()]
@@ -208,24 +231,30 @@ def summary_sentences(headline: pd.DataFrame) -> list[str]:
         if reference.empty or group["pairs_per_s"].isna().all():
             continue
         ref = reference.iloc[0]
-        close = group[(group["ndcg10"] >= ref["ndcg10"] - WITHIN) & group["pairs_per_s"].notna()]
-        if close.empty:
+        close = [r for _, r in group.iterrows() if pd.notna(r["pairs_per_s"]) and (
+            r["variant"] == REFERENCE_VARIANT
+            or ((p := _paired(comparisons, r)) is not None and p["diff_ci_low"] >= -WITHIN))]
+        if not close:
             continue
-        pick = close.loc[close["pairs_per_s"].astype(float).idxmax()]
+        pick = max(close, key=lambda r: float(r["pairs_per_s"]))
+        hardware = clean_hardware(str(ref["hardware"] or device))
         if pick["variant"] == REFERENCE_VARIANT:
-            out.append(f"On {clean_hardware(str(ref['hardware'] or device))}, no variant within 1 nDCG point of {REFERENCE_VARIANT} "
-                       f"is faster than {REFERENCE_VARIANT} itself ({rate(ref['pairs_per_s'])} pairs/s).")
+            out.append(f"On {hardware}, no variant whose paired CI rules out a loss of 1 nDCG point against "
+                       f"{REFERENCE_VARIANT} is faster than {REFERENCE_VARIANT} itself ({rate(ref['pairs_per_s'])} pairs/s).")
         else:
-            out.append(f"Fastest within 1 nDCG point of {REFERENCE_VARIANT} on {clean_hardware(str(ref['hardware'] or device))}: "
+            paired = _paired(comparisons, pick)
+            out.append(f"Fastest whose paired CI rules out losing 1 nDCG point against {REFERENCE_VARIANT} on {hardware}: "
                        f"{pick['variant']}, {rate(pick['pairs_per_s'])} pairs/s "
-                       f"({float(pick['pairs_per_s']) / float(ref['pairs_per_s']):.2g}×) at nDCG@10 "
-                       f"{pick['ndcg10']:.3f} against {ref['ndcg10']:.3f}.")
+                       f"({float(pick['pairs_per_s']) / float(ref['pairs_per_s']):.2g}×), nDCG@10 difference "
+                       f"{paired['diff']:+.4f} [{paired['diff_ci_low']:+.4f}, {paired['diff_ci_high']:+.4f}].")
     random_runs = sorted({r for r in reranked["run_id"] if (reranked[reranked["run_id"] == r]["weights"] == "random").any()})
     if random_runs:
         out.append(f"No quality is reported for {', '.join(random_runs)}: random weights (the shape twin) measure "
                    "speed and memory only.")
     problems = level[level["status"] != "ok"]
     if not problems.empty:
-        listed = "; ".join(f"{r['variant']} on {r['device']} {r['status']} ({r['reason']})" for _, r in problems.iterrows())
+        listed = "; ".join(f"{r['variant']} on {r['device']}"
+                           + (f" ({r['reranker']})" if r["comparison"] else "")
+                           + f" {r['status']} ({r['reason']})" for _, r in problems.iterrows())
         out.append(f"Not measured: {listed}.")
     return out

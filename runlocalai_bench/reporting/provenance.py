@@ -33,6 +33,7 @@ class RunDescription:
     variants: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     hardware: list[str] = field(default_factory=list)
+    baselines: list[str] = field(default_factory=list)  # comparison rerankers measured on the same candidates
     date: str = ""
     commit: str = ""
     queries: dict[str, int] = field(default_factory=dict)  # per dataset
@@ -45,6 +46,8 @@ class RunDescription:
         if self.reranker:
             text += (f"; reranker {self.reranker} reorders the top {self.rerank_depth}"
                      f" ({', '.join(self.variants)} on {', '.join(self.devices)})")
+            if self.baselines:
+                text += f"; compared on the same candidates with {', '.join(self.baselines)}"
         else:
             text += "; no reranking"
         return text + f"; {', '.join(self.hardware)}; {self.date}; commit {self.commit}."
@@ -69,7 +72,9 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
     meta = bundle.all_stage_meta()
     first = meta.get("first_stage", {})
     reruns = [m for m in meta.values() if m.get("stage") == "rerank"]
-    measured = [m for m in reruns if m.get("status") == "ok"]
+    measured = [m for m in reruns if m.get("status") == "ok" and not m.get("baseline")]  # the reranker under test
+    compared = sorted({m.get("model_label") or m["baseline"] for m in reruns
+                       if m.get("status") == "ok" and m.get("baseline")})
     if params.first_stage.kind == "dense":
         model = first.get("model_label") or model_label(params.first_stage.model, first.get("model"))
         first_stage = f"dense {model} top {params.first_stage.depth}"
@@ -86,7 +91,7 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
         n_queries=sum(d.get("n_queries", 0) for d in first.get("datasets", [])) if first.get("datasets") else None,
         queries={d["label"]: d["n_queries"] for d in first.get("datasets", []) if "label" in d}, first_stage=first_stage, reranker=reranker,
         weights=params.reranker.weights if reranker else None, rerank_depth=params.reranker.depth if reranker else None,
-        variants=sorted({m["variant"] for m in measured}) if reranker else [],
+        variants=sorted({m["variant"] for m in measured}) if reranker else [], baselines=compared,
         devices=devices if reranker else [],
         hardware=sorted({hardware_label(env, d) for d in (devices if reranker else ["cpu"])}),
         date=env.get("date_utc", "")[:10], commit=_commit(env))

@@ -98,6 +98,8 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
             notes.append("random weights: speed and memory only")
         if r["status"] != "ok":
             notes.append(f"{r['status']}: {_text(r['reason'])}")
+        elif r["system"] == "rerank" and pd.isna(r["pairs_per_s"]) and pd.notna(r["mfu"]):
+            notes.append("timed on fixed shapes only: memory and MFU from those")
         line = {}
         if with_run:
             line["Run"] = r["run_id"]
@@ -191,6 +193,23 @@ def table_text(bundle: Path, table: str, every: bool = False) -> str:
 
 # ----------------------------------------------------------------------------------------- sections
 
+def detail_section(tables: dict[str, pd.DataFrame], name: str, title: str, columns: list[str],
+                   text: str | None = None, always: bool = False) -> list[Block]:
+    """One "Detailed tables" section: a heading, an optional note and the table's chosen columns, each row
+    anchored as ``<name>-<index>`` so verdict sentences can link to the row that decided them. Optional tables
+    (comparisons, model, depth) are left out when empty; the core ones stay, so an empty one is visibly empty."""
+    frame = tables[name]
+    if frame.empty and not always:
+        return []
+    blocks: list[Block] = [Heading(title, 3)]
+    if text:
+        blocks.append(Text(text))
+    numeric = _numeric_columns(frame[[c for c in columns if c in frame]])
+    blocks.append(Table(detail_display(frame, columns), row_ids=[f"{name}-{i}" for i in frame.index],
+                        numeric=numeric))
+    return blocks
+
+
 def cite_text(descriptions: list[RunDescription], digest: str) -> str:
     """The block an editor pastes: what was measured, by which runs, on what, with which code, and the digest
     that pins the exact tables (``runlocalai-bench cite BUNDLE`` recomputes it)."""
@@ -202,8 +221,9 @@ def cite_text(descriptions: list[RunDescription], digest: str) -> str:
     subject = f"Reranker benchmark of {', '.join(rerankers)}" if rerankers else "First-stage retrieval benchmark"
     return (f"{subject}. runlocalai-bench run{'s' if len(descriptions) > 1 else ''} {runs}, measured "
             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else 'on an unrecorded date'} on "
-            f"{'; '.join(hardware)}; code commit {', '.join(commits)}. Tables digest {digest} "
-            "(SHA-256 over the bundle's tables/*.csv but the execution log runs.csv).")
+            f"{'; '.join(hardware)}; code commit {', '.join(commits)}"
+            + (" (with uncommitted changes)" if any(c.endswith("+dirty") for c in commits) else "")
+            + f". Tables digest {digest} (SHA-256 over the bundle's tables/*.csv but the execution log runs.csv).")
 
 
 def verdict_items(table: pd.DataFrame) -> list[tuple[str, str | None, str | None]]:
@@ -269,6 +289,8 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
             claimed_lift = (lift.low, lift.high)
     figures = all_figures(tables, bundle.figures_dir, footer, memory_line * 1024 if memory_line else None, claimed_lift,
                           set(main.values()))
+    # The verdicts are a table too, so the digest pins them (a changed claims file changes it).
+    write_table(bundle.root, "verdicts", verdict_table.reindex(columns=COLUMNS["verdicts"]))
     digest = tables_digest(bundle.root)
     blocks = report_blocks(bundle, params.run_id or "", descriptions, weights, tables, verdict_table, figures,
                            digest, Path(claims_path).name if claims_path else None, unmeasurable)
@@ -307,7 +329,7 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                      for d in descriptions)
     blocks.append(Text(f"What was measured: {what}. Details and provenance below.", "lede"))
     blocks.append(Heading("Headline", anchor="headline"))
-    summary = summary_sentences(headline)
+    summary = summary_sentences(headline, tables["comparisons"])
     if summary:
         blocks.append(Text(" ".join(summary), "lede"))
     level_name = ("each run's macro-average over its datasets" if (level["dataset"] == MACRO).any()
@@ -322,13 +344,17 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         blocks.append(Text(f"{context}; one row per system at {level_name}."))
     blocks.append(Table(shown, row_ids=[f"headline-{i}" for i in level.index], anchor="headline-table",
                         numeric=HEADLINE_NUMERIC))
-    blocks.append(Text(f"Best quality first (then fastest). nDCG@10 with its "
+    blocks.append(Text(f"Best quality first (then fastest); the first stage alone and the oracle ceiling (the "
+                       "candidates in the order of their relevance judgments: the most reranking them can reach) "
+                       "close each group as references. nDCG@10 with its "
                        "95% bootstrap CI; lift = paired relative lift over the first stage on the same queries; "
                        "Kendall τ and top-10 overlap = agreement of the variant's ranking with torch-fp32's on the "
                        "same pairs; pairs/s end to end on the run's candidates (tokenization included); latency = "
-                       "one query's candidates as one request; peak memory during the job; file = the weights on "
-                       "disk (1 GB = 10⁹ bytes); MFU = achieved over the hardware's theoretical peak for the "
-                       "precision. Raw values: tables/headline.csv.", "small"))
+                       "one query's candidates as one request (p50 / p99); peak memory during the job; file = the "
+                       "file the variant ran from (1 GB = 10⁹ bytes); MFU = achieved over the hardware's theoretical "
+                       "peak for the precision. On a macro-average row: pairs/s over all the datasets' timed pairs, "
+                       "latency = the mean of the datasets' medians / the worst dataset's p99, memory = the largest "
+                       "peak. Raw values: tables/headline.csv.", "small"))
     if any(w == "random" for w in weights.values()):
         blocks.append(Note("**Random weights (shape twin):** runs "
                            f"{', '.join(r for r, w in weights.items() if w == 'random')} used the real architecture "
@@ -357,68 +383,53 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
     blocks.append(Text("\n".join(f"- {d.line()}" for d in descriptions)))
     runs = tables["runs"]
     blocks.append(Heading("Executions", 3))
-    blocks.append(Table(detail_display(runs, ["run_id", "stage", "variant", "device", "status", "reason", "seconds",
-                                              "reused"]), numeric={"seconds"}))
+    blocks.append(Table(detail_display(runs, ["run_id", "stage", "reranker", "variant", "device", "status", "reason",
+                                              "seconds", "reused"]), numeric={"seconds"}))
     blocks.append(Heading("Detailed tables", anchor="details"))
     if not per_dataset.empty:
         blocks.append(Heading("Headline per dataset", 3))
         blocks.append(Table(headline_display(per_dataset, with_dataset=True, with_run=several_runs),
                             row_ids=[f"headline-{i}" for i in per_dataset.index], numeric=HEADLINE_NUMERIC))
-    summary_columns = ["run_id", "dataset", "first_stage", "first_stage_depth", "rerank_depth", "system", "reranker",
-                       "variant", "device", "measure", "n_queries", "mean", "ci_low", "ci_high", "lift_abs",
-                       "lift_rel", "lift_ci_low", "lift_ci_high", "p_value", "wins", "ties", "losses"]
-    shown = detail_display(tables["summary"], summary_columns)
-    blocks += [Heading("Quality (tables/summary)", 3),
-               Text("Mean over queries with 95% bootstrap CI; lift = paired mean difference over the first stage on "
-                    "the same queries (CI by paired bootstrap, p by paired sign-flip randomization test). The "
-                    "reranked run keeps the first stage's candidates below the reranked depth in their order, so "
-                    "recall at the first stage's depth is the same for every system."),
-               Table(shown, row_ids=[f"summary-{i}" for i in tables["summary"].index],
-                     numeric=_numeric_columns(tables["summary"][[c for c in summary_columns if c in tables["summary"]]]))]
-    drift_columns = ["run_id", "dataset", "variant", "device", "reference", "n_pairs", "max_abs_diff", "mean_abs_diff",
-                     "top10_overlap", "kendall_tau"]
-    blocks += [Heading("Agreement with torch-fp32 (tables/drift)", 3),
-               Table(detail_display(tables["drift"], drift_columns), row_ids=[f"drift-{i}" for i in tables["drift"].index],
-                     numeric=_numeric_columns(tables["drift"]))]
-    throughput_columns = ["run_id", "dataset", "variant", "device", "workload", "batch_size", "max_length",
-                          "mean_tokens", "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms",
-                          "peak_rss_mb", "peak_vram_mb", "model_bytes", "achieved_tflops", "peak_tflops", "mfu",
-                          "executed_precision"]
-    blocks += [Heading("Speed, memory, roofline (tables/throughput)", 3),
-               Text("`peak_tflops` is the hardware's theoretical peak for the precision's fastest path (the table's "
-                    "`peak_source` column says how it was computed: a GPU's datasheet, or cores × clock × operations "
-                    "per cycle from the CPU's flags). `peak_rss_mb` is the peak resident set during each job; "
-                    "`peak_vram_mb` the process's peak GPU memory as NVML (nvidia-smi) reports it."),
-               Table(detail_display(tables["throughput"], throughput_columns),
-                     row_ids=[f"throughput-{i}" for i in tables["throughput"].index],
-                     numeric=_numeric_columns(tables["throughput"]))]
-    if not tables["comparisons"].empty:
-        comparison_columns = ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline",
-                              "baseline_variant", "n_queries", "mean", "baseline_mean", "diff", "diff_ci_low",
-                              "diff_ci_high", "p_value", "wins", "ties", "losses", "file_ratio"]
-        blocks += [Heading("Paired comparisons (tables/comparisons)", 3),
-                   Text("nDCG@10 of the system minus its baseline on the same queries and candidates, with a paired "
-                        "bootstrap 95% CI and a sign-flip p: the reranker under test against each comparison "
-                        "reranker (baseline) and against the oracle ordering (ceiling), each variant against "
-                        "torch-fp32 (quantization; file_ratio = its file over torch-fp32's)."),
-                   Table(detail_display(tables["comparisons"], comparison_columns),
-                         row_ids=[f"comparisons-{i}" for i in tables["comparisons"].index],
-                         numeric=_numeric_columns(tables["comparisons"]))]
-    if not tables["model"].empty:
-        model_columns = ["run_id", "reranker", "variant", "device", "weights", "architecture", "encoder_shape",
-                         "layers", "hidden", "heads", "vocab", "max_positions", "context_tokens", "params_total",
-                         "params_non_embedding", "file_bytes", "source"]
-        blocks += [Heading("The checkpoints (tables/model)", 3),
-                   Text("Read from each checkpoint's config.json and its weight files' tensor shapes (a shape twin "
-                        "has the real model's config, so these are the real model's numbers); file = what the "
-                        "variant ran from."),
-                   Table(detail_display(tables["model"], model_columns),
-                         row_ids=[f"model-{i}" for i in tables["model"].index],
-                         numeric=_numeric_columns(tables["model"]))]
-    if not tables["depth"].empty:
-        depth_columns = ["run_id", "dataset", "variant", "device", "depth", "mean", "ci_low", "ci_high", "lift_abs",
-                         "lift_ci_low", "lift_ci_high", "pairs_per_query", "ms_per_query"]
-        blocks += [Heading("Rerank depth (tables/depth)", 3),
-                   Table(detail_display(tables["depth"], depth_columns), row_ids=[f"depth-{i}" for i in tables["depth"].index],
-                         numeric=_numeric_columns(tables["depth"]))]
+    blocks += detail_section(
+        tables, "summary", "Quality (tables/summary)",
+        ["run_id", "dataset", "first_stage", "first_stage_depth", "rerank_depth", "system", "reranker", "variant",
+         "device", "measure", "n_queries", "mean", "ci_low", "ci_high", "lift_abs", "lift_rel", "lift_ci_low",
+         "lift_ci_high", "p_value", "wins", "ties", "losses"],
+        "Mean over queries with 95% bootstrap CI; lift = paired mean difference over the first stage on the same "
+        "queries (CI by paired bootstrap, p by paired sign-flip randomization test). The reranked run keeps the first "
+        "stage's candidates below the reranked depth in their order, so recall at the first stage's depth is the "
+        "same for every system.", always=True)
+    blocks += detail_section(
+        tables, "drift", "Agreement with torch-fp32 (tables/drift)",
+        ["run_id", "dataset", "reranker", "variant", "device", "reference", "n_pairs", "max_abs_diff",
+         "mean_abs_diff", "top10_overlap", "kendall_tau"], always=True)
+    blocks += detail_section(
+        tables, "throughput", "Speed, memory, roofline (tables/throughput)",
+        ["run_id", "dataset", "reranker", "variant", "device", "workload", "batch_size", "max_length", "mean_tokens",
+         "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms", "peak_rss_mb", "peak_vram_mb",
+         "model_bytes", "achieved_tflops", "peak_tflops", "mfu", "executed_precision"],
+        "`peak_tflops` is the hardware's theoretical peak for the precision's fastest path (the table's "
+        "`peak_source` column says how it was computed: a GPU's datasheet, or cores × clock × operations per cycle "
+        "from the CPU's flags). `peak_rss_mb` is the peak resident set during each job; `peak_vram_mb` the "
+        "process's peak GPU memory as NVML (nvidia-smi) reports it.", always=True)
+    blocks += detail_section(
+        tables, "comparisons", "Paired comparisons (tables/comparisons)",
+        ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline", "baseline_variant", "n_queries",
+         "mean", "baseline_mean", "diff", "diff_ci_low", "diff_ci_high", "p_value", "wins", "ties", "losses",
+         "file_ratio"],
+        "nDCG@10 of the system minus its baseline on the same queries and candidates, with a paired bootstrap 95% "
+        "CI and a sign-flip p: the reranker under test against each comparison reranker (baseline) and against the "
+        "oracle ordering (ceiling), each variant against torch-fp32 (quantization; file_ratio = its file over "
+        "torch-fp32's).")
+    blocks += detail_section(
+        tables, "model", "The checkpoints (tables/model)",
+        ["run_id", "reranker", "variant", "device", "weights", "architecture", "encoder_shape", "layers", "hidden",
+         "heads", "vocab", "max_positions", "context_tokens", "params_total", "params_non_embedding", "file_bytes",
+         "source"],
+        "Read from each checkpoint's config.json and its weight files' tensor shapes (a shape twin has the real "
+        "model's config, so these are the real model's numbers); file = what the variant ran from.")
+    blocks += detail_section(
+        tables, "depth", "Rerank depth (tables/depth)",
+        ["run_id", "dataset", "reranker", "variant", "device", "depth", "mean", "ci_low", "ci_high", "lift_abs",
+         "lift_ci_low", "lift_ci_high", "pairs_per_query", "ms_per_query"])
     return blocks

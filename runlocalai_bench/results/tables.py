@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+# 2: headline, comparisons, model and verdicts tables; oracle rows in quality and summary; reranker in runs.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                     "source"),
           "what each reranker checkpoint is (config.json and the weight files' tensor shapes; a shape twin has "
           "the real model's), and the file each variant ran from"),
+    Table("verdicts", ("claim", "group", "text", "verdict", "measured", "hardware", "evidence", "anchor",
+                       "would_change", "note", "where"),
+          "each published claim judged against the tables above: the verdict, what was measured where, the table "
+          "row behind it (anchor: <table>-<row>) and what would change it"),
     Table("headline", ("run_id", "dataset", "level", "system", "comparison", "reranker", "variant", "device",
                        "hardware", "status",
                        "weights", "ndcg10", "ndcg10_ci_low", "ndcg10_ci_high", "lift_abs", "lift_abs_ci_low",

@@ -243,8 +243,10 @@ def bundle_rates(path: Path) -> dict[tuple[str, str], Rate]:
     bundle = Bundle(Path(path))
     throughput = read_table(bundle.root, "throughput")
     rows = throughput[throughput["workload"] == "candidates"] if not throughput.empty else throughput
+    if "reranker" in rows and len(rows):  # the reranker under test only: comparison rerankers run at their own speed
+        rows = rows[rows["reranker"] == bundle.params().reranker.model]
     rates: dict[tuple[str, str], Rate] = {}
-    metas = bundle.all_stage_meta()
+    metas = {k: m for k, m in bundle.all_stage_meta().items() if not m.get("baseline")}
     for (variant, device), group in rows.groupby(["variant", "device"]):
         mean_sq = group["mean_sq_tokens"].mean() if "mean_sq_tokens" in group else group["mean_tokens"].mean() ** 2
         load = next((m.get("load_s") for m in metas.values() if m.get("variant") == variant and m.get("device") == device), None)

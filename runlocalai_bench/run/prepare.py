@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runlocalai_bench.data.specs import DatasetKind, access_note
 from runlocalai_bench.data.trec import read_trec
-from runlocalai_bench.devices import canonical_device
+from runlocalai_bench.devices import canonical_device, resolve_device
 from runlocalai_bench.models.hub import hub_revision
 from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
 from runlocalai_bench.params import Params, ParamsError
@@ -71,6 +71,7 @@ def preflight_models(params: Params) -> None:
         checks.append(("first_stage.model", params.first_stage.model, params.first_stage.revision))
     if params.reranker.weights == "trained" and "rerank" in params.stages:
         checks.append(("reranker.model", params.reranker.model, params.reranker.revision))
+        checks += [(f"reranker.baselines[{i}]", spec, None) for i, spec in enumerate(params.reranker.baselines)]
     for key, spec, revision in checks:
         if is_hub_id(spec):
             try:
@@ -90,6 +91,12 @@ def check_distinct_devices(params: Params) -> None:
             raise ParamsError(f"reranker.devices: {seen[physical]!r} and {device!r} both mean {physical} on this "
                               "machine; list each device once")
         seen[physical] = device
+
+
+def resolve_auto_devices(params: Params) -> Params:
+    """``reranker.devices`` with ``auto`` replaced by the device it resolves to on this machine."""
+    devices = [resolve_device(d) if d == "auto" else d for d in params.reranker.devices]
+    return params.model_copy(update={"reranker": params.reranker.model_copy(update={"devices": devices})})
 
 
 def access_notes(params: Params) -> list[str]:

@@ -36,7 +36,7 @@ from runlocalai_bench.run.finalize import (
 from runlocalai_bench.run.kernel import private_kernel
 from runlocalai_bench.run.plan import describe, make_plan
 from runlocalai_bench.run.prepare import (
-    absolutize, access_notes, check_distinct_devices, default_run_id, preflight,
+    absolutize, access_notes, check_distinct_devices, default_run_id, preflight, resolve_auto_devices,
 )
 from runlocalai_bench.run.progress import progress_file
 
@@ -127,6 +127,10 @@ def run(
         raise ParamsError(f"--engine {engine!r}: accepted: {', '.join(ENGINES)}")
     stream = stream or sys.stdout
     params = absolutize(load_params(params_path, overrides))
+    check_distinct_devices(params)
+    # `auto` becomes the device it means here, in params.yaml too: execution names, a comparison reranker's
+    # variant (torch-fp16 on CUDA) and `finalize` on another machine then agree with what ran.
+    params = resolve_auto_devices(params)
     target = Path(out) if out else None
     if resume and params.run_id is None and target is None:
         raise ParamsError("--resume needs the folder to continue: give --out DIR, or set run_id")
@@ -160,7 +164,6 @@ def run(
         for note in access_notes(params):
             print(f"[runlocalai-bench] {note}", file=sys.stderr)
         preflight(params)
-        check_distinct_devices(params)
     planned = executions_of(params)
     predicted: dict[str, float] = {}
     display = Display(stream=stream)

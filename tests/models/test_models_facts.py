@@ -50,4 +50,4 @@ def test_model_page_facts_on_the_shape_twin(session_cache):
     assert by_claim["same-architecture-as-bge-m3"] == HOLDS
     assert by_claim["context-8192"] == HOLDS
     measured = dict(zip(table["claim"], table["measured"]))
-    assert measured["parameters"] == "568M" and measured["xlmr-base"] == "24.0 layers"
+    assert measured["parameters"] == "568M" and measured["xlmr-base"] == "24 layers"

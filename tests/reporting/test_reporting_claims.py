@@ -76,7 +76,7 @@ def test_verdict_for_each_outcome():
                           "device": ["cpu", "cpu", "cuda"], "pairs_per_s": [12.0, 3.0, 400.0], "pairs_per_s_iqr": 0.5})
     rows = judge(claim, {"throughput": table}, {"r1": "random"}, {"r1|cpu": CPU})
     assert [r["verdict"] for r in rows] == [HOLDS, CONTRADICTED, NOT_TESTED] and rows[0]["hardware"] == CPU["label"]
-    assert "run r1" in rows[0]["evidence"] and rows[0]["measured"] == "12.0 pairs/s (IQR 0.500)"
+    assert "run r1" in rows[0]["evidence"] and rows[0]["measured"] == "12 pairs/s (IQR 0.500)"
     assert "measured on cuda, the claim is about cpu" in rows[2]["evidence"] and rows[2]["measured"].startswith("400")
     assert judge(lift_claim(), {"summary": pd.DataFrame()}, {"r1": "random"}, {})[0]["verdict"] == NOT_MEASURABLE
 

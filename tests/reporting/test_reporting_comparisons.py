@@ -22,14 +22,19 @@ def test_two_tiny_rerankers_compared_in_one_run(smoke_bundle):
     rows = table[table["kind"] == "baseline"]
     assert set(rows["dataset"]) == {"fixture:tiny", "fixture:multilingual", "macro-average"}
     assert (rows["reranker"] == "twin:tiny-xlmr").all() and (rows["baseline"] == "twin:tiny-bert").all()
-    assert (rows["variant"] == "torch-fp32").all() and (rows["device"] == "cpu").all()
+    import torch
+
+    cpu = rows[rows["device"] == "cpu"]
+    assert len(cpu) == 3 and (cpu["variant"] == "torch-fp32").all()  # torch-fp16 on cuda, where there is one
+    rows = cpu
     assert (rows["wins"] + rows["ties"] + rows["losses"] == rows["n_queries"]).all()
     macro = rows[rows["dataset"] == "macro-average"].iloc[0]
     assert macro["n_queries"] == rows[rows["dataset"] != "macro-average"]["n_queries"].sum()
     assert macro["diff_ci_low"] <= macro["diff"] <= macro["diff_ci_high"]
     runs = pd.read_parquet(smoke_bundle / "tables" / "runs.parquet")
-    baseline_runs = runs[runs["reranker"] == "twin:tiny-bert"]
-    assert set(baseline_runs["status"]) == {"ok", "skipped"}  # cpu measured; cuda (torch-fp16) skipped here
+    baseline_runs = runs[runs["reranker"] == "twin:tiny-bert"].set_index("device")
+    assert baseline_runs.loc["cpu", "status"] == "ok" and baseline_runs.loc["cuda", "variant"] == "torch-fp16"
+    assert baseline_runs.loc["cuda", "status"] == ("ok" if torch.cuda.is_available() else "skipped")
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
     assert {"twin:tiny-xlmr", "twin:tiny-bert", "oracle"} <= set(summary["reranker"].dropna())
 
@@ -44,9 +49,14 @@ def test_strict_upgrade_flips_when_the_roles_are_swapped(smoke_bundle):
     assert [v["verdict"] for v in judge(upgrade("twin:tiny-xlmr", "oracle"), tables, weights, {})] == [CONTRADICTED]
     flipped = judge(upgrade("oracle", "twin:tiny-xlmr"), tables, weights, {})
     assert [v["verdict"] for v in flipped] == [HOLDS] and "other way round" in flipped[0]["evidence"]
-    forward = judge(upgrade("twin:tiny-xlmr", "twin:tiny-bert"), tables, weights, {})[0]["verdict"]
-    backward = judge(upgrade("twin:tiny-bert", "twin:tiny-xlmr"), tables, weights, {})[0]["verdict"]
-    assert {forward, backward} in ({HOLDS, CONTRADICTED}, {INCONCLUSIVE}, {CONTRADICTED})
+    # Between the two tiny rerankers, read both ways: the same rows, the difference and its CI negated.
+    forward = judge(upgrade("twin:tiny-xlmr", "twin:tiny-bert"), tables, weights, {})
+    backward = judge(upgrade("twin:tiny-bert", "twin:tiny-xlmr"), tables, weights, {})
+    cpu = lambda verdicts: next(v for v in verdicts if "on cpu" in v["evidence"])  # noqa: E731
+    there, back = cpu(forward)["measured"].split(" nDCG@10")[0], cpu(backward)["measured"].split(" nDCG@10")[0]
+    assert float(there) == -float(back) and there != back
+    if cpu(forward)["verdict"] == HOLDS:
+        assert cpu(backward)["verdict"] == CONTRADICTED
 
 
 def _quality(run_id: str, rows: list[tuple]) -> pd.DataFrame:
@@ -66,4 +76,54 @@ def test_a_dataset_significantly_worse_breaks_a_strict_upgrade():
     macro = table[(table["kind"] == "baseline") & (table["dataset"] == "macro-average")].iloc[0]
     assert macro["diff_ci_low"] > 0  # better overall ...
     verdict = judge(upgrade("main", "old"), {"comparisons": table}, {"r": "trained"}, {})[0]
-    assert verdict["verdict"] == CONTRADICTED and "significantly worse on 1 of 2 datasets (b)" in verdict["measured"]
+    assert verdict["verdict"] == CONTRADICTED
+    assert "significantly worse (Holm-adjusted) on 1 of 2 datasets (b)" in verdict["measured"]
+
+
+def test_holm_keeps_chance_findings_across_many_datasets_from_breaking_an_upgrade():
+    """Ten datasets, one with p = 0.03 against the reranker: significant alone, not after Holm's adjustment
+    (0.03 > 0.05 / 10); at p = 0.001 it stays significant."""
+    from runlocalai_bench.reporting.claims import holm_worse
+
+    rows = pd.DataFrame({"dataset": [f"d{i}" for i in range(10)], "diff": [-0.02] + [0.01] * 9,
+                         "p_value": [0.03] + [0.5] * 9})
+    assert holm_worse(rows) == []
+    assert holm_worse(rows.assign(p_value=[0.001] + [0.5] * 9)) == ["d0"]
+    assert holm_worse(rows.assign(p_value=[0.5] * 9 + [0.001], diff=[0.01] * 9 + [0.02])) == []  # better, not worse
+
+
+def test_a_quantization_that_changes_nothing_does_not_trade_quality():
+    """The costs_quality rule: a CI of [0, 0] (identical rankings) contradicts "trades quality"; a CI below 0
+    holds; one that straddles the margin is inconclusive."""
+    claim = Claim(id="q", text="trades quality", group="quantization", table="comparisons", column="diff",
+                  rule="costs_quality", filters={"kind": "quantization"})
+
+    def verdict(low, high):
+        table = pd.DataFrame([{"run_id": "r", "dataset": "d", "kind": "quantization", "reranker": "m", "variant": "v",
+                               "device": "cpu", "baseline": "m", "baseline_variant": "torch-fp32", "measure": "nDCG@10",
+                               "n_queries": 50, "mean": 0.5, "baseline_mean": 0.5, "diff": (low + high) / 2,
+                               "diff_ci_low": low, "diff_ci_high": high, "p_value": 0.5, "wins": 1, "ties": 48,
+                               "losses": 1}])
+        return judge(claim, {"comparisons": table}, {"r": "trained"}, {})[0]["verdict"]
+
+    assert verdict(0.0, 0.0) == CONTRADICTED and verdict(-0.002, 0.003) == CONTRADICTED
+    assert verdict(0.001, 0.02) == CONTRADICTED
+    assert verdict(-0.03, -0.01) == HOLDS
+    assert verdict(-0.03, 0.002) == INCONCLUSIVE
+
+
+@pytest.mark.slow
+def test_the_comparison_reranker_is_named_as_such_and_timed_at_its_own_speed(smoke_bundle):
+    """The report and its cite block name the reranker under test (not the comparison one, whose stage
+    records sort first), and each reranker's predicted time per query uses its own measured rate."""
+    report = (smoke_bundle / "report.md").read_text()
+    assert "reranker twin:tiny-xlmr" in report and "Reranker benchmark of twin:tiny-xlmr" in report
+    assert "compared on the same candidates with twin:tiny-bert" in report
+    depth = pd.read_parquet(smoke_bundle / "tables" / "depth.parquet")
+    throughput = pd.read_parquet(smoke_bundle / "tables" / "throughput.parquet")
+    for reranker in ("twin:tiny-xlmr", "twin:tiny-bert"):
+        row = depth[(depth["reranker"] == reranker) & (depth["variant"] == "torch-fp32") & (depth["device"] == "cpu")
+                    & (depth["dataset"] == "fixture:tiny")].sort_values("depth").iloc[-1]
+        rate = throughput[(throughput["reranker"] == reranker) & (throughput["variant"] == "torch-fp32")
+                          & (throughput["workload"] == "candidates") & (throughput["dataset"] == "fixture:tiny")]
+        assert row["ms_per_query"] == pytest.approx(row["pairs_per_query"] / float(rate["pairs_per_s"].iloc[0]) * 1e3)

@@ -80,10 +80,11 @@ def test_the_depth_curve_grows_in_cost_and_ends_at_the_full_rerank(smoke_bundle)
     depth = pd.read_parquet(smoke_bundle / "tables" / "depth.parquet")
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
     assert set(depth["depth"]) == {2, 5, 10} and {"fixture:tiny", "fixture:multilingual", "macro-average"} <= set(depth["dataset"])
-    for (dataset, variant), curve in depth.groupby(["dataset", "variant"]):
+    assert set(depth["reranker"]) == {"twin:tiny-xlmr", "twin:tiny-bert"}  # the comparison reranker has its curve
+    for (dataset, reranker, variant, device), curve in depth.groupby(["dataset", "reranker", "variant", "device"]):
         curve = curve.sort_values("depth")
         assert curve["pairs_per_query"].is_monotonic_increasing and curve["ms_per_query"].is_monotonic_increasing
-        full = summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)
-                       & (summary["measure"] == "nDCG@10")].iloc[0]
+        full = summary[(summary["dataset"] == dataset) & (summary["reranker"] == reranker) & (summary["variant"] == variant)
+                       & (summary["device"] == device) & (summary["measure"] == "nDCG@10")].iloc[0]
         at_depth = curve[curve["depth"] == 10].iloc[0]
         assert at_depth["mean"] == pytest.approx(full["mean"]) and at_depth["lift_abs"] == pytest.approx(full["lift_abs"])

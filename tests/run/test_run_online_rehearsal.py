@@ -20,11 +20,14 @@ from pathlib import Path
 import pytest
 
 from hub_mirror import OLAH_CLI, OlahServer, commit_repository, seed_olah_cache
+from runlocalai_bench.models.resolve import resolve
 from support import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
 needs_olah = pytest.mark.skipif(not OLAH_CLI.is_file(), reason=f"olah is not installed at {OLAH_CLI} (make test installs it)")
 EMBEDDER, RERANKER = "BAAI/bge-m3", "BAAI/bge-reranker-v2-m3"
+# default.yaml's comparison rerankers, served as tiny checkpoints of their architectures (XLM-R and BERT).
+BASELINES = {"BAAI/bge-reranker-large": "twin:tiny-xlmr", "cross-encoder/ms-marco-MiniLM-L-12-v2": "twin:tiny-bert"}
 MISSING_REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -52,17 +55,20 @@ def seed_ir_datasets(home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory, tiny_xlmr):
+def mirror(tmp_path_factory, tiny_xlmr, session_cache):
     root = tmp_path_factory.mktemp("mirror")
     files = root / "files"
     build_embedder(Path(tiny_xlmr.location), files / EMBEDDER)
-    (files / RERANKER).mkdir(parents=True)
-    for path in Path(tiny_xlmr.location).iterdir():
-        if path.is_file() and path.name != "runlocalai_twin.json":
-            (files / RERANKER / path.name).write_bytes(path.read_bytes())
+    sources = {RERANKER: Path(tiny_xlmr.location)}
+    sources.update({repo: Path(resolve(twin, None, session_cache).location) for repo, twin in BASELINES.items()})
+    for repo_id, source in sources.items():
+        (files / repo_id).mkdir(parents=True)
+        for path in source.iterdir():
+            if path.is_file() and path.name != "runlocalai_twin.json":
+                (files / repo_id / path.name).write_bytes(path.read_bytes())
     server = OlahServer(root)
     shas = {}
-    for repo_id in (EMBEDDER, RERANKER):
+    for repo_id in (EMBEDDER, RERANKER, *BASELINES):
         shas[repo_id] = commit_repository(files / repo_id, server.mirrors, repo_id)
         seed_olah_cache(server.repos, repo_id, shas[repo_id])
     server.start()
@@ -102,7 +108,7 @@ def revisions(bundle: Path) -> dict[str, str]:
     found = {EMBEDDER: stages["first_stage"]["model"]["revision"]}
     for name, meta in stages.items():
         if meta.get("stage") == "rerank" and meta.get("status") == "ok":
-            found[f"{RERANKER} ({meta['variant']})"] = meta["model"]["revision"]
+            found[f"{meta['reranker']} ({meta['variant']})"] = meta["model"]["revision"]
     return found
 
 
@@ -117,9 +123,10 @@ def test_online_then_offline_on_the_same_caches(mirror, tmp_path):
     assert first["datasets"][0]["source"] == "ir_datasets:beir/scifact/test"
     online_revisions = revisions(tmp_path / "online")
     assert online_revisions[EMBEDDER] == shas[EMBEDDER]
-    reranked = {k: v for k, v in online_revisions.items() if k.startswith(RERANKER)}
-    assert reranked and set(reranked.values()) == {shas[RERANKER]}
-    for repo_id in (EMBEDDER, RERANKER):  # the branch is recorded, so an offline run can find it
+    for repo_id in (RERANKER, *BASELINES):  # the comparison rerankers come from the hub the same way
+        reranked = {k: v for k, v in online_revisions.items() if k.startswith(repo_id + " (")}
+        assert reranked and set(reranked.values()) == {shas[repo_id]}, (repo_id, online_revisions)
+    for repo_id in (EMBEDDER, RERANKER, *BASELINES):  # the branch is recorded, so an offline run can find it
         ref = tmp_path / "hf" / "hub" / f"models--{repo_id.replace('/', '--')}" / "refs" / "main"
         assert ref.read_text() == shas[repo_id]
 

@@ -27,6 +27,28 @@ def test_the_default_out_folder_is_relative_to_where_the_command_runs(tmp_path, 
 
 
 @pytest.mark.slow
+def test_auto_is_recorded_as_the_device_it_meant(tmp_path, session_cache):
+    """`devices: [auto]` (the real benchmark's setting) runs and is recorded as the device it resolved to, so
+    execution names, a comparison reranker's variant and the headline agree, here and on any machine that
+    finalizes the bundle later."""
+    import torch
+
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    out = tmp_path / "auto"
+    assert run_cli("--out", str(out), "--set", f"cache_dir={session_cache}", "--set", "reranker.devices=[auto]",
+                   "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.enabled=false",
+                   "--set", "datasets=[fixture:tiny]", "--set", "run_id=auto") == 0
+    assert yaml.safe_load((out / "params.yaml").read_text())["reranker"]["devices"] == [here]
+    runs = pd.read_parquet(out / "tables" / "runs.parquet")
+    assert set(runs["device"].dropna()) == {here} and (runs["status"] == "ok").all()
+    assert f"baseline--twin-tiny-bert--{'torch-fp16' if here == 'cuda' else 'torch-fp32'}--{here}" in set(runs["execution"])
+    headline = pd.read_parquet(out / "tables" / "headline.parquet")
+    assert set(headline["device"].dropna()) <= {here, ""}
+    assert main(["finalize", str(out)]) == 0
+    assert (pd.read_parquet(out / "tables" / "runs.parquet")["status"] == "ok").all()
+
+
+@pytest.mark.slow
 def test_first_stage_smoke_bundle(tmp_path, session_cache):
     out = tmp_path / "bundle"
     assert run_cli("--out", str(out), "--set", "stages=[first_stage]", "--set", f"cache_dir={session_cache}",
