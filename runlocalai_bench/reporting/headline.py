@@ -4,8 +4,9 @@ editor quotes, and the paragraph that summarises it.
 It is derived, not measured: every value is read from tables/summary (nDCG@10 and lift, with CIs),
 tables/drift (agreement with torch-fp32), tables/throughput (candidates workload: pairs/s, memory, file, MFU;
 query workload: latency) and tables/runs (skipped and failed executions, with their reason). Across datasets
-(the macro-average row) the speed columns are the mean of the per-dataset values, memory is the largest, and
-agreement the mean, so that the row answers "what does this variant do on this suite".
+(the macro-average row) pairs/s is all the datasets' timed pairs over their total time, latency the mean of
+the datasets' medians (and the worst p99), memory the largest peak and agreement the mean, so that the row
+answers "what does this variant do on this suite".
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ from runlocalai_bench.units import percent, rate
 KEYS = ["run_id", "dataset", "reranker", "variant", "device"]
 HEADLINE_MEASURE = "nDCG@10"
 WITHIN = 0.01  # "within 1 nDCG point": 0.01 on nDCG's 0-1 scale
+
+
+def _merge(left: pd.DataFrame, right: pd.DataFrame, on: list[str], how: str) -> pd.DataFrame:
+    """``left.merge(right)`` that also works when a side is empty. Tables read from parquet under pandas 3 have
+    pyarrow-backed string keys, and merging two such key columns with no rows at all raises ArrowInvalid
+    ("cannot construct ChunkedArray from empty vector"): a run timed on fixed shapes only (the length sweep) has
+    no candidates and no query rows. An empty side's keys carry no values, so casting them to object loses
+    nothing."""
+    if left.empty or right.empty:
+        left = left.astype({k: object for k in on if k in left})
+        right = right.astype({k: object for k in on if k in right})
+    return left.merge(right, on=on, how=how)
 
 
 def _level(datasets: list[str]) -> str:
@@ -75,7 +88,7 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         executed_precision=("executed_precision", "first"))
     query = t[t["workload"] == "query"].groupby(KEYS, as_index=False, dropna=False).agg(
         latency_p50_ms=("latency_p50_ms", "median"), latency_p99_ms=("latency_p99_ms", "median"))
-    per = cand.merge(query, on=KEYS, how="outer")
+    per = _merge(cand, query, KEYS, "outer")
     # Across datasets: pairs/s over all the datasets' timed pairs (total pairs over total time, not a mean of
     # rates), the mean of the datasets' median latencies and the worst dataset's p99 (per-request latencies are
     # not kept, so no pooled percentile is claimed), the largest memory peak.
@@ -108,8 +121,8 @@ def headline_table(tables: dict[str, pd.DataFrame], run_datasets: dict[str, list
     quality = _quality(tables["summary"])
     speed, fixed = (_speed(tables["throughput"]) if not tables["throughput"].empty
                     else (pd.DataFrame(columns=KEYS), pd.DataFrame()))
-    rows = quality.merge(_agreement(tables["drift"]), on=KEYS, how="left")
-    rows = rows.merge(speed, on=KEYS, how="outer")
+    rows = _merge(quality, _agreement(tables["drift"]), KEYS, "left")
+    rows = _merge(rows, speed, KEYS, "outer")
     rows["system"] = rows["system"].fillna("rerank")
     single = {r for r, datasets in run_datasets.items() if len(datasets) <= 1}
     rows = rows[~((rows["dataset"] == MACRO) & rows["run_id"].isin(single))]  # no macro-average of one dataset
@@ -130,7 +143,7 @@ def headline_table(tables: dict[str, pd.DataFrame], run_datasets: dict[str, list
         rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
         rows = rows.drop_duplicates(subset=KEYS, keep="first")
     if len(fixed):
-        rows = rows.merge(fixed, on=[k for k in KEYS if k != "dataset"], how="left")
+        rows = _merge(rows, fixed, [k for k in KEYS if k != "dataset"], "left")
         for column, source in (("peak_memory_bytes", "fixed_memory"), ("memory_kind", "fixed_kind"),
                                ("file_bytes", "fixed_file"), ("mfu", "fixed_mfu"),
                                ("executed_precision", "fixed_precision")):

@@ -42,6 +42,7 @@ from runlocalai_bench.run.progress import progress_file
 
 CACHE_ENV = "RUNLOCALAI_BENCH_CACHE"
 KERNEL_LOG = "logs/kernels.log"
+REPORT = Execution("report", "report")
 
 
 class RunError(RuntimeError):
@@ -172,7 +173,8 @@ def run(
         predicted = made.executions
         for line in describe(made, params):
             display.line(f"plan  {line}")
-    display.predicted = predicted or {e.name: 0.0 for e in planned}
+    # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
+    display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
 
     if source is None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,7 @@ def run(
             finalize_tables(Bundle(staging), params, outcome.executions)
             write_table(staging, "runs", runs_table(outcome.executions))
             if "report" in params.stages:
-                report = _execute(Execution("report", "report"), params, staging, kernel, log_output, engine, display)
+                report = _execute(REPORT, params, staging, kernel, log_output, engine, display)
                 outcome.executions.append(report)
                 write_table(staging, "runs", runs_table(outcome.executions))
                 if report["status"] == "failed":

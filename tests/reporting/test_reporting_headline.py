@@ -57,3 +57,17 @@ def test_rows_order_rates_across_datasets_and_roles():
     text = " ".join(summary_sentences(rows))
     assert "Best quality: torch-fp32" in text and "Fastest: onnx-int8" in text
     assert "gguf-q4_k_m on cpu skipped (no llama_cpp)" in text and "old" not in text.split("Not measured")[0]
+
+
+def test_a_run_timed_on_fixed_shapes_only_gets_its_rows_through_parquet(tmp_path):
+    """The length sweep times no candidates and no query workload. Read back from parquet (pyarrow-backed
+    strings under pandas 3), merging its two empty workload groups once crashed the report."""
+    data = tables(["a"], {"a": 10.0})
+    data["throughput"] = data["throughput"].assign(workload="fixed", max_length=8192)
+    for name in ("summary", "throughput", "drift"):
+        data[name].to_parquet(tmp_path / f"{name}.parquet", index=False)
+        data[name] = pd.read_parquet(tmp_path / f"{name}.parquet")
+    rows = headline_table(data, {"r": ["a"]}, {"r|cpu": CPU}, {"r": "trained"}, {"r": "main"})
+    fp32 = rows[(rows["variant"] == "torch-fp32") & ~rows["comparison"].astype(bool)].iloc[0]
+    assert pd.isna(fp32["pairs_per_s"])  # no end-to-end rate from fixed shapes
+    assert fp32["peak_memory_bytes"] == 1000.0 * 2**20 and fp32["file_bytes"] == 2e9

@@ -152,3 +152,12 @@ def test_the_rerank_notebook_runs_by_hand_on_a_scratch_bundle(tmp_path, session_
     scratch = tmp_path / "scratch-smoke"
     assert (scratch / "stages" / "first_stage.json").is_file() and (scratch / "stages" / "rerank--torch-fp32--cpu.json").is_file()
     assert main(["finalize", str(scratch)]) == 0 and (scratch / "report.md").is_file()
+
+
+def test_without_a_plan_the_count_still_includes_the_report(tmp_path, session_cache, capsys):
+    """`--no-plan` counts the planned executions from the parameters: the report is one of them ("2 of 2")."""
+    args = ["run", SMOKE, "--out", str(tmp_path / "counted"), "--set", f"cache_dir={session_cache}",
+            "--set", "stages=[first_stage, report]", "--set", "claims=null", "--no-plan"]
+    assert main(args) == 0
+    started = [line for line in capsys.readouterr().out.splitlines() if ": started (" in line]
+    assert [line.split(": started ")[1] for line in started] == ["(1 of 2)", "(2 of 2)"], started
