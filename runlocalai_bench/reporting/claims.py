@@ -242,8 +242,14 @@ def _costs_quality(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
     return verdict, measured, note
 
 
+def _run_text(row: pd.Series) -> str:
+    """"run X", or "runs X, Y" for a checkpoint fact that several pooled runs read alike."""
+    runs = row.get("_runs")
+    return f"runs {runs}" if isinstance(runs, str) and "," in runs else f"run {row['run_id']}"
+
+
 def _where(row: pd.Series) -> str:
-    parts = [f"run {row['run_id']}"]
+    parts = [_run_text(row)]
     if row.get("dataset") == MACRO and isinstance(row.get("datasets"), str):
         parts.append(f"macro-average over {row['datasets']}")
     for column in ("dataset", "reranker", "variant", "device", "workload", "batch_size", "first_stage", "rerank_depth"):
@@ -278,7 +284,7 @@ def describe_row(row: pd.Series, hardware: str | None = None) -> str:
     ratio = row.get("file_ratio")
     if ratio is not None and pd.notna(ratio):
         parts.append(f"file {percent(ratio, digits=2)} of torch-fp32's")
-    parts.append(f"run {row['run_id']}")
+    parts.append(_run_text(row))
     return ", ".join(parts)
 
 
@@ -317,6 +323,12 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
                      "evidence": f"run(s) {', '.join(random_runs)} used random weights (shape twin): "
                                  "their scores carry no relevance"}]
         return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH, "evidence": why_none}]
+    if claim.table == "model":
+        # A checkpoint's fact is one fact however many pooled runs read it (a twin run and a length sweep of
+        # the same checkpoint): one verdict per distinct checkpoint and value, naming every run behind it.
+        keys = [c for c in ("reranker", "variant", "weights", "source", claim.column) if c in rows]
+        runs = rows.groupby(keys, dropna=False, sort=False)["run_id"].transform(lambda r: ", ".join(sorted(set(r))))
+        rows = rows.assign(_runs=runs).drop_duplicates(keys)
     out = []
     for _, row in rows.iterrows():
         device = row.get("device") if isinstance(row.get("device"), str) else "cpu"

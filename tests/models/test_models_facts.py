@@ -51,3 +51,8 @@ def test_model_page_facts_on_the_shape_twin(session_cache):
     assert by_claim["context-8192"] == HOLDS
     measured = dict(zip(table["claim"], table["measured"]))
     assert measured["parameters"] == "568M" and measured["xlmr-base"] == "24 layers"
+    # Pooled with a second run of the same checkpoint (a length sweep): one verdict per fact, naming both runs.
+    pooled = pd.concat([model, model.assign(run_id="length")], ignore_index=True)
+    table = verdicts(claims, {"model": pooled}, {"twin": "random", "length": "random"}, {})
+    facts_verdicts = table[table["claim"] == "parameters"]
+    assert len(facts_verdicts) == 1 and "runs length, twin" in facts_verdicts.iloc[0]["where"]
