@@ -2,7 +2,8 @@
 and record what a reader's browser would see: console errors, every network request the page made, the
 headline table's rows, each figure's rendered size, horizontal overflow on a phone-sized window, and a print.
 
-Used by tests/reporting/test_reporting_browser.py and, for screenshots, by bench/report_screenshots.py.
+Used by tests/reporting/test_reporting_browser.py; for screenshots of a report, call
+``check_page(report_html, screenshot_dir)`` (first screen, the quality-versus-speed figure, a phone-width view).
 Selenium is given the chromedriver path, so its driver manager never tries to download anything.
 """
 

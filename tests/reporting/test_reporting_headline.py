@@ -71,3 +71,15 @@ def test_a_run_timed_on_fixed_shapes_only_gets_its_rows_through_parquet(tmp_path
     fp32 = rows[(rows["variant"] == "torch-fp32") & ~rows["comparison"].astype(bool)].iloc[0]
     assert pd.isna(fp32["pairs_per_s"])  # no end-to-end rate from fixed shapes
     assert fp32["peak_memory_bytes"] == 1000.0 * 2**20 and fp32["file_bytes"] == 2e9
+
+
+def test_the_figures_pool_rates_across_datasets_as_the_headline_does():
+    """quality_vs_speed and throughput_by_variant plot the macro-average row's pairs/s, not a mean of rates."""
+    from runlocalai_bench.reporting.figures import _pooled_rates
+
+    data = tables(["a", "b"], {"a": 10.0, "b": 30.0})
+    rows = headline_table(data, {"r": ["a", "b"]}, {"r|cpu": CPU}, {"r": "trained"}, {"r": "main"})
+    macro = rows[rows["level"] & (rows["variant"] == "onnx-int8")].iloc[0]
+    plotted = _pooled_rates(data["throughput"]).set_index(["reranker", "variant"]).loc[("main", "onnx-int8")]
+    assert plotted["pairs_per_s"] == pytest.approx(macro["pairs_per_s"]) == pytest.approx(30.0)
+    assert (plotted["low"], plotted["high"]) == (20.0, 60.0)
