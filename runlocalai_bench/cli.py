@@ -62,13 +62,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_cite(args: argparse.Namespace) -> int:
     from runlocalai_bench.reporting.provenance import run_descriptions
-    from runlocalai_bench.reporting.report import cite_text
+    from runlocalai_bench.reporting.report import cite_text, report_commit_of
     from runlocalai_bench.results.bundle import Bundle
     from runlocalai_bench.results.digest import tables_digest
 
     bundle = Bundle(Path(args.bundle))
     digest = tables_digest(bundle.root)
-    print(cite_text(run_descriptions(bundle), digest))
+    print(cite_text(run_descriptions(bundle), digest, report_commit_of(bundle.root)))
     report = bundle.root / "report.html"
     if report.is_file() and digest not in report.read_text(encoding="utf-8"):
         print(f"runlocalai-bench: {report} cites another digest: its tables changed after the report was built "

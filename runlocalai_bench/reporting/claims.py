@@ -31,7 +31,8 @@ VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTED, NOT_MEASURABLE, NO_MA
 # A verdict row: the claim, what was measured where, the verdict and its evidence; ``anchor`` names the table
 # row behind it ("summary-12": row 12 of tables/summary, an id in report.html).
 VERDICT_COLUMNS = ["claim", "group", "text", "measured", "hardware", "verdict", "evidence", "note", "anchor", "where",
-                   "would_change"]
+                   "would_change", "reason"]
+OTHER_DEVICE = "measured on "  # how a not-tested reason starts when the row ran on another kind of device
 # Columns whose table carries a 95% CI, and how that CI was made (named in the evidence).
 CI_COLUMNS = {
     "lift_rel": ("lift_rel_ci_low", "lift_rel_ci_high", "paired bootstrap CI of the relative lift"),
@@ -183,7 +184,7 @@ def _hardware_reason(claim: Claim, device: str, profile: dict[str, Any]) -> str 
     """Why a row's hardware is outside the claim's class, or None."""
     kind = device.split(":")[0]
     if claim.device_kind != "any" and kind != claim.device_kind:
-        return f"measured on {device}, the claim is about {claim.device_kind}"
+        return f"{OTHER_DEVICE}{device}, the claim is about {claim.device_kind}"
     if claim.gpu_class != "any" and kind in ("cuda", "mps") and profile.get("gpu_class") != claim.gpu_class:
         return (f"{profile.get('label', device)} is a {profile.get('gpu_class') or 'unclassified'} GPU, "
                 f"the claim is about {claim.gpu_class} GPUs")
@@ -293,6 +294,13 @@ def sentence(verdict: pd.Series | dict) -> str:
     macro-average of 9 datasets after BAAI/bge-m3 top 100, run X." """
     label = str(verdict["verdict"])
     label = label[0].upper() + label[1:]
+    reason = verdict.get("reason")
+    if verdict["verdict"] == NOT_TESTED and isinstance(reason, str) and reason:
+        # Say why first: a CPU's rate printed after a GPU claim, or a 2-core rate after an 8-core claim, reads
+        # as a contradiction when it is not evidence at all.
+        if reason.startswith(OTHER_DEVICE) or verdict.get("measured") is None:
+            return f"{label} ({reason})."
+        return f"{label} ({reason}); measured beside it, not judged: {verdict['measured']} on {verdict['where']}."
     if verdict.get("measured") is None or (isinstance(verdict.get("measured"), float) and pd.isna(verdict["measured"])):
         return f"{label}: {verdict['evidence']}."
     return f"{label}: {verdict['measured']} on {verdict['where']}."
@@ -341,7 +349,7 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
         elif claim.needs_trained_weights and weights.get(row["run_id"]) == "random":
             verdict, evidence = NOT_MEASURABLE, f"{evidence}; random weights"
         out.append({**base, "measured": measured, "hardware": profile.get("label", device), "verdict": verdict,
-                    "evidence": evidence, "anchor": f"{claim.table}-{row.name}",
+                    "evidence": evidence, "reason": reason, "anchor": f"{claim.table}-{row.name}",
                     "where": describe_row(row, profile.get("label")), "_row": row})
     if claim.most and "dataset" in rows.columns:
         out += _tallies(claim, base, out)
@@ -410,8 +418,9 @@ def holm_worse(datasets: pd.DataFrame, alpha: float = 0.05) -> list[str]:
 
 
 def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dict[str, dict[str, Any]]) -> list[dict]:
-    """"A is a strict upgrade over B": on the same candidates, A is significantly worse (difference CI below 0)
-    on no dataset, and its macro-average difference (the one dataset's, with one) has a CI above 0."""
+    """"A is a strict upgrade over B": on the same candidates, A is significantly worse on no dataset (paired
+    sign-flip p, Holm-adjusted over the datasets: :func:`holm_worse`), and its macro-average difference (the
+    one dataset's, with one) has a CI above 0."""
     rows, swapped, why_none = _oriented(claim, table)
     if rows.empty:
         return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH, "evidence": why_none}]

@@ -28,7 +28,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from runlocalai_bench.quality.stats import bootstrap_mean  # noqa: E402
 from runlocalai_bench.quality.summary import MACRO  # noqa: E402
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS  # noqa: E402
-from runlocalai_bench.units import duration_ms, sig  # noqa: E402
+from runlocalai_bench.units import duration_ms, sig, size  # noqa: E402
 
 STYLE = Path(__file__).with_name("house.mplstyle")
 BACKEND_COLOURS = {"torch": "#4c72b0", "onnx": "#dd8452", "openvino": "#55a868", "gguf": "#c44e52"}
@@ -526,13 +526,14 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
     labels = [f"{_label(r, several)} · batch {r['batch_size']}" for _, r in rows.iterrows()]
     _sorted_bars(ax, labels, rows["memory"].fillna(0).to_numpy(), [variant_style(v)[0] for v in rows["variant"]],
-                 lambda v: f"{v / 1024:.2f} GB" if v >= 1024 else f"{v:.0f} MB")
+                 lambda v: size(v * 2**20))  # decimal units, as the headline and model pages print them
     order = np.argsort(rows["memory"].fillna(0).to_numpy(), kind="stable")
     ax.scatter(rows["estimate"].to_numpy()[order], np.arange(len(order)), marker="|", s=200, color="#222222",
                label="estimate: weights + one batch's activations")
     if memory_line_mb:
         ax.axvline(memory_line_mb, color="#c44e52", ls="--", label=f"device memory {memory_line_mb / 1024:.0f} GiB")
-    ax.set_xlabel("peak memory, MiB (CPU: resident set during the job; CUDA: process GPU memory, NVML)")
+    ax.set_xlabel("peak memory, MiB (bar labels in decimal MB/GB; CPU: resident set during the job; CUDA: process "
+                  "GPU memory, NVML)")
     ax.legend(loc="lower right", fontsize=7)
     caption = ("Peak memory per variant while reranking the run's candidates (bars, sorted), next to the weights + "
                "activations estimate (ticks) and the device's memory.")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runlocalai_bench.environment import git_state
 from runlocalai_bench.params import dump_params
 from runlocalai_bench.reporting.provenance import run_descriptions, write_descriptions
 from runlocalai_bench.reporting.report import build_report
@@ -52,8 +53,16 @@ def merge_bundles(paths: list[Path], out: Path) -> Path:
         write_descriptions(staging, [d for b in bundles for d in run_descriptions(b)])
         merged_id = "merged-" + "-".join(sorted(seen))[:80]
         first = bundles[0].params().model_copy(update={"run_id": merged_id})
-        (staging / "params.yaml").write_text(dump_params(first), encoding="utf-8")
-        write_json(staging / "bundle.json", {"schema_version": SCHEMA_VERSION, "run_id": merged_id, "merged_from": sorted(seen)})
+        # Report tools read one params.yaml (the claims file, the run id); a pool has no single set of parameters,
+        # so the file says whose it is. Each run's own parameters are in params/<run_id>.yaml.
+        (staging / "params.yaml").write_text(
+            f"# A pooled bundle ({', '.join(sorted(seen))}). These are the parameters of {manifest(bundles[0])['run_id']},\n"
+            "# the first run given to `runlocalai-bench merge`, with its run_id replaced; they do not describe the\n"
+            "# other runs. Each run's own parameters: params/<run_id>.yaml; what each run was: the report.\n"
+            + dump_params(first), encoding="utf-8")
+        state = git_state()
+        write_json(staging / "bundle.json", {"schema_version": SCHEMA_VERSION, "run_id": merged_id, "merged_from": sorted(seen),
+                                             "merged_by": {"commit": state.get("commit"), "dirty": state.get("dirty")}})
         build_report(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -15,9 +15,11 @@ from typing import Any
 
 from runlocalai_bench.environment import hardware_label
 from runlocalai_bench.models.refs import model_label
+from runlocalai_bench.models.twins import FALLBACK_TOKENIZER, XLMR_FALLBACK_TOKENIZER
 from runlocalai_bench.results.bundle import Bundle, write_json
 
 PROVENANCE_DIR = "provenance"
+STAND_IN_TOKENIZERS = (XLMR_FALLBACK_TOKENIZER, FALLBACK_TOKENIZER)
 
 
 @dataclass
@@ -37,6 +39,11 @@ class RunDescription:
     date: str = ""
     commit: str = ""
     queries: dict[str, int] = field(default_factory=dict)  # per dataset
+    # The tokenizer a shape twin ran with when it was not the model's own (a stand-in built offline): its token
+    # counts and its share of end-to-end time are then the stand-in's.
+    tokenizer: str | None = None
+    # Set when the run timed fixed shapes only (a length sweep): the token lengths it timed.
+    fixed_lengths: list[int] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for the report's "What was run"."""
@@ -46,11 +53,25 @@ class RunDescription:
         if self.reranker:
             text += (f"; reranker {self.reranker} reorders the top {self.rerank_depth}"
                      f" ({', '.join(self.variants)} on {', '.join(self.devices)})")
+            if self.fixed_lengths:
+                text += f"; timed model-only on one pair of {self.lengths_text()} tokens (a length sweep)"
+            if self.tokenizer:
+                text += f"; tokenized with the stand-in {self.tokenizer} (the model's own tokenizer was not cached)"
             if self.baselines:
                 text += f"; compared on the same candidates with {', '.join(self.baselines)}"
         else:
             text += "; no reranking"
         return text + f"; {', '.join(self.hardware)}; {self.date}; commit {self.commit}."
+
+    def lengths_text(self) -> str:
+        return ", ".join(f"{n:,}" for n in self.fixed_lengths)
+
+    def measured(self) -> str:
+        """What the run measured, for the report's opening line."""
+        text = f"{', '.join(self.datasets)}, first stage {self.first_stage}"
+        if self.reranker and self.fixed_lengths:
+            return f"{self.reranker} timed on one pair of {self.lengths_text()} tokens (a length sweep)"
+        return text + (f", reranker {self.reranker} on the top {self.rerank_depth}" if self.reranker else "")
 
     def footer(self) -> str:
         parts = [f"run {self.run_id}", f"data {', '.join(self.datasets)} ({self.n_queries} q)",
@@ -86,6 +107,11 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
         reranker = labelled or (f"{params.reranker.model} shape twin (random weights)" if params.reranker.weights == "random"
                                 else params.reranker.model)
     devices = sorted({m.get("device") or m.get("requested_device") for m in measured}) or list(params.reranker.devices)
+    tokenizers = sorted({m["tokenizer"] for m in measured if isinstance(m.get("tokenizer"), str)})
+    stand_in = (next((t for t in tokenizers if t.startswith(STAND_IN_TOKENIZERS)), None)
+                if params.reranker.weights == "random" else None)  # only a real model's twin stands in
+    workloads = set(params.throughput.workloads) if params.throughput.enabled else set()
+    fixed_only = bool(reranker) and workloads == {"fixed"}
     return RunDescription(
         run_id=params.run_id or "", datasets=[d.label for d in params.datasets], split=params.split,
         n_queries=sum(d.get("n_queries", 0) for d in first.get("datasets", [])) if first.get("datasets") else None,
@@ -94,7 +120,8 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
         variants=sorted({m["variant"] for m in measured}) if reranker else [], baselines=compared,
         devices=devices if reranker else [],
         hardware=sorted({hardware_label(env, d) for d in (devices if reranker else ["cpu"])}),
-        date=env.get("date_utc", "")[:10], commit=_commit(env))
+        date=env.get("date_utc", "")[:10], commit=_commit(env), tokenizer=stand_in,
+        fixed_lengths=sorted(params.throughput.max_lengths) if fixed_only else [])
 
 
 def write_descriptions(root: Path, descriptions: list[RunDescription]) -> None:

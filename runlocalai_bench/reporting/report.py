@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from runlocalai_bench.environment import device_profile
+from runlocalai_bench.environment import device_profile, git_state
 from runlocalai_bench.params import read_params
 from runlocalai_bench.paths import scrub
 from runlocalai_bench.reporting.claims import GROUPS, load_claims, sentence, verdicts
@@ -22,7 +22,7 @@ from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, H
 from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
 from runlocalai_bench.quality.summary import MACRO
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT
-from runlocalai_bench.results.bundle import Bundle
+from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.digest import tables_digest
 from runlocalai_bench.results.tables import COLUMNS, TABLES, BundleError, read_table, write_table
 from runlocalai_bench.units import MISSING, duration_ms, duration_s, interval, mib_to_bytes, percent, rate, sig, size
@@ -111,6 +111,7 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
                 else f"{r['reranker']} · {r['variant']}" if with_reranker or r["comparison"] else r["variant"]),
             "Device": clean_hardware(_text(r["hardware"])) or _text(r["device"]),
             "nDCG@10 [95% CI]": (f"{r['ndcg10']:.3f} {interval(r['ndcg10_ci_low'], r['ndcg10_ci_high'])}"
+                                 + (f", {int(r['n_queries'])} queries" if pd.notna(r.get("n_queries")) else "")
                                  if pd.notna(r["ndcg10"]) else MISSING),
             "Lift over first stage [95% CI]": (
                 f"{percent(r['lift_rel'], signed=True)} "
@@ -210,7 +211,24 @@ def detail_section(tables: dict[str, pd.DataFrame], name: str, title: str, colum
     return blocks
 
 
-def cite_text(descriptions: list[RunDescription], digest: str) -> str:
+REPORT_RECORD = "report.json"  # who built the report: the commit, and the tables digest it cites
+
+
+def report_commit_of(root: Path) -> str | None:
+    """The commit a bundle's report was built at, as recorded when it was built (None for older bundles)."""
+    path = Path(root) / REPORT_RECORD
+    return json.loads(path.read_text(encoding="utf-8")).get("commit") if path.is_file() else None
+
+
+def built_by() -> str:
+    """The commit of the code building a report now (short, "+dirty" with uncommitted changes): the verdicts,
+    headline and figures are derived when the report is built (by a run, ``finalize`` or ``merge``), which can
+    be later than, and by other code than, the runs that measured."""
+    state = git_state()
+    return (state.get("commit") or "unknown")[:10] + ("+dirty" if state.get("dirty") else "")
+
+
+def cite_text(descriptions: list[RunDescription], digest: str, report_commit: str | None = None) -> str:
     """The block an editor pastes: what was measured, by which runs, on what, with which code, and the digest
     that pins the exact tables (``runlocalai-bench cite BUNDLE`` recomputes it)."""
     runs = ", ".join(d.run_id for d in descriptions)
@@ -223,6 +241,9 @@ def cite_text(descriptions: list[RunDescription], digest: str) -> str:
             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else 'on an unrecorded date'} on "
             f"{'; '.join(hardware)}; code commit {', '.join(commits)}"
             + (" (with uncommitted changes)" if any(c.endswith("+dirty") for c in commits) else "")
+            + (f"; verdicts, headline and figures derived at commit {report_commit}"
+               + (" (with uncommitted changes)" if report_commit.endswith("+dirty") else "")
+               if report_commit and report_commit not in commits else "")
             + f". Tables digest {digest} (SHA-256 over the bundle's tables/*.csv but the execution log runs.csv).")
 
 
@@ -292,8 +313,10 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     # The verdicts are a table too, so the digest pins them (a changed claims file changes it).
     write_table(bundle.root, "verdicts", verdict_table.reindex(columns=COLUMNS["verdicts"]))
     digest = tables_digest(bundle.root)
+    report_commit = built_by()
+    write_json(bundle.root / REPORT_RECORD, {"commit": report_commit, "tables_digest": digest})
     blocks = report_blocks(bundle, params.run_id or "", descriptions, weights, tables, verdict_table, figures,
-                           digest, Path(claims_path).name if claims_path else None, unmeasurable)
+                           digest, Path(claims_path).name if claims_path else None, unmeasurable, report_commit)
     title = f"runlocalai-bench report: {params.run_id}"
     (bundle.root / "report.md").write_text(scrub(render_markdown(blocks)), encoding="utf-8")
     toc = [("headline", "Headline"), ("claims", "Claims"), ("cite", "Cite"), ("figures", "Figures"),
@@ -318,15 +341,13 @@ def html_sections(blocks: list[Block]) -> dict[str, str]:
 
 def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription], weights: dict[str, str],
                   tables: dict[str, pd.DataFrame], verdict_table: pd.DataFrame, figures: list[Figure], digest: str,
-                  claims_name: str | None, unmeasurable: list[tuple[str, str]] = ()) -> list[Block]:
+                  claims_name: str | None, unmeasurable: list[tuple[str, str]] = (), report_commit: str | None = None) -> list[Block]:
     headline = tables["headline"]
     several_runs = headline["run_id"].nunique() > 1
     level = headline[headline["level"].astype(bool)]
     per_dataset = headline[~headline["level"].astype(bool)]
     blocks: list[Block] = [Heading(f"runlocalai-bench report: {run_id}", 1)]
-    what = "; ".join(f"{', '.join(d.datasets)}, first stage {d.first_stage}"
-                     + (f", reranker {d.reranker} on the top {d.rerank_depth}" if d.reranker else "")
-                     for d in descriptions)
+    what = "; ".join(d.measured() for d in descriptions)
     blocks.append(Text(f"What was measured: {what}. Details and provenance below.", "lede"))
     blocks.append(Heading("Headline", anchor="headline"))
     summary = summary_sentences(headline, tables["comparisons"])
@@ -374,7 +395,7 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                            "row behind it."))
         blocks += claims_blocks(verdict_table, unmeasurable)
     blocks.append(Heading("Cite this", anchor="cite"))
-    blocks.append(Text(f"```text\n{cite_text(descriptions, digest)}\n```", "cite"))
+    blocks.append(Text(f"```text\n{cite_text(descriptions, digest, report_commit)}\n```", "cite"))
     blocks.append(Heading("Figures", anchor="figures"))
     for figure in figures:
         svg = bundle.figures_dir / f"{figure.id}.svg"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from runlocalai_bench.reporting.claims import (
-    CONTRADICTED, HOLDS, INCONCLUSIVE, NO_MATCH, NOT_MEASURABLE, NOT_TESTED, Claim, judge, load_claims,
+    CONTRADICTED, HOLDS, INCONCLUSIVE, NO_MATCH, NOT_MEASURABLE, NOT_TESTED, Claim, judge, load_claims, sentence,
 )
 
 from support import REPO
@@ -89,6 +89,18 @@ def test_claims_about_a_class_of_cpu_are_not_tested_by_smaller_machines():
     rows = judge(claim, {"throughput": table}, {}, profiles)
     assert [r["verdict"] for r in rows] == [NOT_TESTED, HOLDS] and "2 cores" in rows[0]["evidence"]
     assert rows[0]["measured"] == "0.400"
+    text = sentence(rows[0])  # the reason comes first: a 2-core rate is not a contradiction of an 8-core claim
+    assert text.startswith("Not tested on this hardware (2 cores, the claim is about CPUs with at least 8)")
+    assert "measured beside it, not judged: 0.400" in text
+
+
+def test_a_rate_from_another_kind_of_device_is_not_printed_as_the_measurement():
+    claim = Claim(id="gpu", text="100-500 pairs/s on a consumer GPU", group="speed", table="throughput",
+                  column="pairs_per_s", low=100, high=500, device_kind="cuda", gpu_class="consumer")
+    table = pd.DataFrame({"run_id": ["cpu-run"], "device": "cpu", "pairs_per_s": [0.9]})
+    rows = judge(claim, {"throughput": table}, {}, {"cpu-run|cpu": {"label": "VM", "cores": 2}})
+    assert rows[0]["verdict"] == NOT_TESTED
+    assert sentence(rows[0]) == "Not tested on this hardware (measured on cpu, the claim is about cuda)."
 
 
 def test_a_datacenter_gpu_does_not_test_a_consumer_gpu_claim():

@@ -83,3 +83,12 @@ def test_the_figures_pool_rates_across_datasets_as_the_headline_does():
     plotted = _pooled_rates(data["throughput"]).set_index(["reranker", "variant"]).loc[("main", "onnx-int8")]
     assert plotted["pairs_per_s"] == pytest.approx(macro["pairs_per_s"]) == pytest.approx(30.0)
     assert (plotted["low"], plotted["high"]) == (20.0, 60.0)
+
+
+def test_a_faster_comparison_reranker_is_said_in_the_summary():
+    data = tables(["a"], {"a": 10.0})
+    old = data["throughput"]["reranker"] == "old"
+    data["throughput"].loc[old, "pairs_per_s"] *= 10  # the older reranker is faster than every variant
+    rows = headline_table(data, {"r": ["a"]}, {"r|cpu": CPU}, {"r": "trained"}, {"r": "main"})
+    text = " ".join(summary_sentences(rows))
+    assert "Fastest: onnx-int8 of main on" in text and "Comparison reranker old (torch-fp32) is faster: 100 pairs/s" in text

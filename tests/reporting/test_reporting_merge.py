@@ -54,3 +54,21 @@ def test_a_pooled_report_describes_every_run(smoke_bundle, tmp_path, session_cac
     assert "(8 queries)" in twin_line and "bm25 top 16" in twin_line and "top 8" in twin_line
     svg = (merged / "figures" / "throughput_by_variant.svg").read_text()
     assert "smoke-a" in svg and "twin-bm25" in svg
+    assert "stand-in" not in smoke_line  # tiny test models' tokenizer is their own
+    # Whose parameters the pooled params.yaml are, and which code derived the pooled verdicts and figures.
+    assert (merged / "params.yaml").read_text().startswith("# A pooled bundle (smoke-a, twin-bm25).")
+    manifest = json.loads((merged / "bundle.json").read_text())
+    built = json.loads((merged / "report.json").read_text())
+    assert built["commit"] and set(manifest["merged_by"]) == {"commit", "dirty"}
+    assert built["tables_digest"] in (merged / "report.md").read_text()
+
+
+def test_a_length_sweep_and_a_stand_in_tokenizer_are_said_in_the_run_line():
+    from runlocalai_bench.reporting.provenance import RunDescription
+
+    sweep = RunDescription(run_id="length", datasets=["fixture:tiny"], split="test", n_queries=4,
+                           first_stage="bm25 top 4", reranker="X shape twin (random weights, seed 0)", weights="random",
+                           rerank_depth=4, variants=["torch-fp32"], devices=["cpu"], hardware=["CPU"],
+                           tokenizer="xlmr-unigram:pkg:m", fixed_lengths=[256, 8192])
+    assert sweep.measured() == "X shape twin (random weights, seed 0) timed on one pair of 256, 8,192 tokens (a length sweep)"
+    assert "tokenized with the stand-in xlmr-unigram:pkg:m" in sweep.line()
