@@ -243,7 +243,7 @@ def cite_text(descriptions: list[RunDescription], digest: str, report_commit: st
             + (" (with uncommitted changes)" if any(c.endswith("+dirty") for c in commits) else "")
             + (f"; verdicts, headline and figures derived at commit {report_commit}"
                + (" (with uncommitted changes)" if report_commit.endswith("+dirty") else "")
-               if report_commit and report_commit not in commits else "")
+               if report_commit and set(commits) != {report_commit} else "")
             + f". Tables digest {digest} (SHA-256 over the bundle's tables/*.csv but the execution log runs.csv).")
 
 
