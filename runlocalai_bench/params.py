@@ -69,6 +69,9 @@ class FirstStageParams(_Strict):
     batch_size: int = Field(default=32, gt=0)
     device: Device = "auto"
     search: Literal["auto", "exact", "faiss"] = "auto"
+    query_prompt: str | None = Field(
+        default=None, description="text put before each query (e.g. bge-large-en-v1.5's retrieval instruction); "
+                                  "null = the model's own 'query' prompt if its sentence-transformers config has one")
     run: str | dict[str, str] | None = Field(
         default=None, description="kind run: a TREC run file (or {dataset label: file} for several datasets)")
 
@@ -184,6 +187,10 @@ class Params(_Strict):
     bootstrap_samples: int = Field(default=10_000, gt=0)
     cache_dir: str | None = Field(default=None, description="embeddings and exports; null = ~/.cache/runlocalai-bench")
     claims: str | None = Field(default=None, description="claims YAML judged by the report")
+    references: str | None = Field(
+        default="params/references",
+        description="published numbers each report checks its rows against (a folder of YAML files or one file, "
+                    "relative to the repository); null = none")
 
     @model_validator(mode="after")
     def _one_dataset(self) -> "Params":

@@ -4,7 +4,9 @@ A query may carry its language in ``metadata.language`` (ISO 639-1); otherwise a
 collection is English (all of BEIR is) and any other folder's language is ``und`` (undetermined).
 
 Malformed input fails with ``file:line: problem`` before anything is written: a typo in a 5,000-line corpus
-must not surface an hour later as a missing document.
+must not surface an hour later as a missing document. What the reference protocols accept (a duplicate
+document id, a judgment on a document the corpus lacks: BEIR's own ArguAna has five) follows the rules of
+data/protocol.py, the same as for ir_datasets ids.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
-from runlocalai_bench.data.collection import Collection, CollectionError, Document
+from runlocalai_bench.data.collection import Collection, CollectionError, Document, assemble
+from runlocalai_bench.data.protocol import protocol_for
 
 
 # Every BEIR collection is English: a folder with one of their names needs no language field in its queries.
@@ -62,12 +65,8 @@ def _jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
 def load_beir_folder(folder: Path, split: str = "test") -> Collection:
     folder = Path(folder)
     corpus_path = corpus_file(folder)
-    docs: dict[str, Document] = {}
-    for number, record in _jsonl(corpus_path, ("_id", "text")):
-        doc_id = str(record["_id"])
-        if doc_id in docs:
-            raise CollectionError(f"{corpus_path}:{number}: duplicate document id {doc_id!r}")
-        docs[doc_id] = Document(doc_id, str(record.get("title") or ""), str(record["text"] or ""))
+    documents = [Document(str(record["_id"]), str(record.get("title") or ""), str(record["text"] or ""))
+                 for _, record in _jsonl(corpus_path, ("_id", "text"))]
 
     queries_path = folder / "queries.jsonl"
     if not queries_path.is_file():
@@ -87,17 +86,19 @@ def load_beir_folder(folder: Path, split: str = "test") -> Collection:
     if not qrels_path.is_file():
         available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
         raise CollectionError(f"{qrels_path}: no judgments for split {split!r}; available splits: {available}")
-    qrels = _read_qrels_tsv(qrels_path, docs, queries)
+    judgments = list(_read_qrels_tsv(qrels_path))
+    if not judgments:
+        raise CollectionError(f"{qrels_path}: no judgments")
     default = BEIR_ENGLISH.get(folder.name.lower(), "und")
     distinct = set(languages.values())
     # One language for the collection when its queries share one; "mul" (ISO 639-2: multiple) otherwise.
     language = default if not distinct else distinct.pop() if len(distinct) == 1 else "mul"
-    return Collection(str(folder.resolve()), split, docs, queries, qrels, source=str(folder.resolve()),
-                      language=language, query_languages={q: l for q, l in languages.items() if l != language})
+    return assemble(str(folder.resolve()), split, documents, queries, judgments, source=str(folder.resolve()),
+                    language=language, query_languages={q: l for q, l in languages.items() if l != language},
+                    protocol=protocol_for(folder.name, ir_datasets_id=False))
 
 
-def _read_qrels_tsv(path: Path, docs: dict[str, Document], queries: dict[str, str]) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
+def _read_qrels_tsv(path: Path) -> Iterator[tuple[str, str, int, Callable[[], str]]]:
     with path.open("r", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -110,14 +111,7 @@ def _read_qrels_tsv(path: Path, docs: dict[str, Document], queries: dict[str, st
                 continue  # header row
             if not _is_int(score):
                 raise CollectionError(f"{path}:{number}: score {score!r} is not an integer")
-            if query_id not in queries:
-                raise CollectionError(f"{path}:{number}: query {query_id!r} is not in queries.jsonl")
-            if doc_id not in docs:
-                raise CollectionError(f"{path}:{number}: document {doc_id!r} is not in the corpus")
-            qrels.setdefault(query_id, {})[doc_id] = int(score)
-    if not qrels:
-        raise CollectionError(f"{path}: no judgments")
-    return qrels
+            yield query_id, doc_id, int(score), lambda n=number: f"{path}:{n}"
 
 
 def _is_int(text: str) -> bool:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
+
+from runlocalai_bench.data.protocol import LOCAL, Protocol
 
 
 class CollectionError(ValueError):
@@ -39,6 +41,11 @@ class Collection:
     content_hash: str = field(default="")
     language: str = "und"  # the queries' language (ISO 639-1); "und" when the collection does not say
     query_languages: dict[str, str] = field(default_factory=dict)  # per-query languages where they differ
+    protocol: Protocol = LOCAL
+    # Judged documents the corpus lacks, per query (kept in the judgments: see data/protocol.py).
+    missing_judged: dict[str, list[str]] = field(default_factory=dict)
+    # Document ids that occurred more than once in the source, with how often (the last record was kept).
+    duplicate_doc_ids: dict[str, int] = field(default_factory=dict)
 
     def query_language(self, query_id: str) -> str:
         return self.query_languages.get(query_id, self.language)
@@ -49,17 +56,22 @@ class Collection:
 
     @property
     def judged_query_ids(self) -> list[str]:
-        """Queries with at least one *positive* judgment, sorted: the population that is sampled and evaluated.
+        """Every query with a judgment in this split, sorted: the population that is sampled and evaluated.
 
-        A query judged only with grade 0 has no relevant document: every system scores 0 on it, so it would
-        add a tie to every paired comparison and pull every mean toward 0 (trec_eval drops such queries too).
+        A query judged only non-relevant stays in (it scores 0), as pytrec_eval, BEIR and MTEB count it; see
+        :attr:`zero_positive_query_ids` for how many there are.
         """
-        return sorted(q for q, judged in self.qrels.items() if q in self.queries and any(r > 0 for r in judged.values()))
+        return sorted(q for q, judged in self.qrels.items() if q in self.queries and judged)
+
+    @property
+    def zero_positive_query_ids(self) -> list[str]:
+        """Judged queries without a single positive judgment (each scores 0 for every system)."""
+        return [q for q in self.judged_query_ids if not any(r > 0 for r in self.qrels[q].values())]
 
     @property
     def unevaluated_query_ids(self) -> list[str]:
-        """Queries outside the evaluated population (no positive judgment for this split), sorted: what static
-        quantization may calibrate on without seeing the evaluated queries."""
+        """Queries without a judgment in this split, sorted: what static quantization may calibrate on without
+        seeing the evaluated queries."""
         judged = set(self.judged_query_ids)
         return sorted(q for q in self.queries if q not in judged)
 
@@ -80,3 +92,32 @@ def corpus_hash(docs: Iterable[Document]) -> str:
             digest.update(part.encode("utf-8"))
             digest.update(b"\x00")
     return digest.hexdigest()
+
+
+Where = Callable[[], str]  # names the record at fault ("file:line", "ir_datasets X qrels record N")
+
+
+def assemble(spec: str, split: str, documents: Iterable[Document], queries: dict[str, str],
+             judgments: Iterable[tuple[str, str, int, Where]], *, source: str, language: str = "und",
+             query_languages: dict[str, str] | None = None, protocol: Protocol = LOCAL) -> Collection:
+    """A :class:`Collection` built by the protocol's rules, the same for every dataset kind (data/protocol.py):
+    duplicate document ids keep the last record (counted), judgments on documents the corpus lacks are kept
+    (listed per query). A judgment on a query that has no text cannot be evaluated: that is an error naming
+    the record."""
+    docs: dict[str, Document] = {}
+    duplicates: dict[str, int] = {}
+    for doc in documents:
+        if doc.doc_id in docs:
+            duplicates[doc.doc_id] = duplicates.get(doc.doc_id, 1) + 1
+        docs[doc.doc_id] = doc
+    qrels: dict[str, dict[str, int]] = {}
+    missing: dict[str, list[str]] = {}
+    for query_id, doc_id, grade, where in judgments:
+        if query_id not in queries:
+            raise CollectionError(f"{where()}: query {query_id!r} is not among the queries")
+        if doc_id not in docs and doc_id not in qrels.get(query_id, {}):
+            missing.setdefault(query_id, []).append(doc_id)
+        qrels.setdefault(query_id, {})[doc_id] = int(grade)
+    return Collection(spec, split, docs, queries, qrels, source=source, language=language,
+                      query_languages=query_languages or {}, protocol=protocol,
+                      missing_judged={q: sorted(ids) for q, ids in missing.items()}, duplicate_doc_ids=duplicates)

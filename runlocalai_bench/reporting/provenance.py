@@ -16,6 +16,7 @@ from typing import Any
 from runlocalai_bench.environment import hardware_label
 from runlocalai_bench.models.refs import model_label
 from runlocalai_bench.models.twins import FALLBACK_TOKENIZER, XLMR_FALLBACK_TOKENIZER
+from runlocalai_bench.quality.reachable import missing_judged_sentence
 from runlocalai_bench.results.bundle import Bundle, write_json
 
 PROVENANCE_DIR = "provenance"
@@ -44,6 +45,8 @@ class RunDescription:
     tokenizer: str | None = None
     # Set when the run timed fixed shapes only (a length sweep): the token lengths it timed.
     fixed_lengths: list[int] = field(default_factory=list)
+    # Per dataset, the protocol it was evaluated by and what the data held (data/protocol.py), one sentence each.
+    protocol_notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for the report's "What was run"."""
@@ -121,7 +124,36 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
         devices=devices if reranker else [],
         hardware=sorted({hardware_label(env, d) for d in (devices if reranker else ["cpu"])}),
         date=env.get("date_utc", "")[:10], commit=_commit(env), tokenizer=stand_in,
-        fixed_lengths=sorted(params.throughput.max_lengths) if fixed_only else [])
+        fixed_lengths=sorted(params.throughput.max_lengths) if fixed_only else [],
+        protocol_notes=[protocol_note(d) for d in first.get("datasets", []) if d.get("protocol")])
+
+
+def protocol_note(record: dict) -> str:
+    """What the first stage's record of one dataset says about its protocol, as one sentence: split, rule set,
+    identical ids, judged documents missing from the corpus, queries without a positive judgment, duplicates,
+    calibration source."""
+    protocol = record["protocol"]
+    parts = [f"{record['label']} ({record.get('split', '?')} split): {protocol['reference']}"]
+    if protocol.get("ignore_identical_ids"):
+        parts.append(f"{record.get('identical_ids_dropped', 0):,} candidates whose id equals their query's were "
+                     "dropped (one more retrieved per query)")
+    elif record.get("identical_ids_retrieved"):
+        parts.append(f"{record['identical_ids_retrieved']:,} candidates share their query's id and were kept "
+                     "(no identical-id rule for this collection)")
+    missing = missing_judged_sentence(record["label"], record.get("missing_judged_documents") or {})
+    if missing:
+        parts.append(missing.split(": ", 1)[1])
+    zero = record.get("n_zero_positive_queries")
+    if zero:
+        parts.append(f"{zero} evaluated queries have no positive judgment and score 0 (as pytrec_eval, BEIR and "
+                     "MTEB count them)")
+    duplicates = (record.get("duplicate_doc_ids") or {}).get("count")
+    if duplicates:
+        parts.append(f"{duplicates} duplicate document records (the last one kept)")
+    calibration = record.get("calibration")
+    if calibration:
+        parts.append(f"static-int8 calibration source: {calibration['kind']} ({calibration['source']})")
+    return "; ".join(parts) + "."
 
 
 def write_descriptions(root: Path, descriptions: list[RunDescription]) -> None:

@@ -20,6 +20,7 @@ from runlocalai_bench.reporting.headline import clean_hardware, headline_table, 
 from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, Heading, Items, Note, Table, Text,
                                              render_html, render_markdown)
 from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
+from runlocalai_bench.reporting.reproduction import keep_reference_files, load_references, reproduction_table
 from runlocalai_bench.quality.summary import MACRO
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT
 from runlocalai_bench.results.bundle import Bundle, write_json
@@ -312,6 +313,10 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
                           set(main.values()))
     # The verdicts are a table too, so the digest pins them (a changed claims file changes it).
     write_table(bundle.root, "verdicts", verdict_table.reindex(columns=COLUMNS["verdicts"]))
+    references = load_references(params.references)
+    tables["reproduction"] = reproduction_table(tables["summary"], references, bundle.root)
+    write_table(bundle.root, "reproduction", tables["reproduction"])
+    keep_reference_files(references, set(tables["reproduction"]["reference"]), params.references, bundle.root)
     digest = tables_digest(bundle.root)
     report_commit = built_by()
     write_json(bundle.root / REPORT_RECORD, {"commit": report_commit, "tables_digest": digest})
@@ -319,11 +324,53 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
                            digest, Path(claims_path).name if claims_path else None, unmeasurable, report_commit)
     title = f"runlocalai-bench report: {params.run_id}"
     (bundle.root / "report.md").write_text(scrub(render_markdown(blocks)), encoding="utf-8")
-    toc = [("headline", "Headline"), ("claims", "Claims"), ("cite", "Cite"), ("figures", "Figures"),
+    toc = [("headline", "Headline"), ("claims", "Claims"), ("reproduction", "Reproduction"), ("cite", "Cite"),
+           ("figures", "Figures"),
            ("what-was-run", "What was run"), ("details", "Detailed tables")]
     (bundle.root / "report.html").write_text(scrub(render_html(blocks, title, toc)), encoding="utf-8")
     return {"figures": [f.id for f in figures if f.drawn], "verdicts": verdict_table, "headline": headline,
             "digest": digest, "sections": html_sections(blocks)}
+
+
+def reproduction_display(table: pd.DataFrame, with_run: bool) -> pd.DataFrame:
+    """The reproduction rows as an editor quotes them: published values as published (0.64508, 0.8), measured
+    ones to five decimals, each with its CI, the difference signed."""
+    shown = pd.DataFrame({
+        "run": table["run_id"], "dataset": table["dataset"],
+        "system": [f"{r} ({v} on {d})" if isinstance(r, str) and r else s
+                   for s, r, v, d in zip(table["system"], table["reranker"], table["variant"], table["device"])],
+        "compared": table["compared"], "queries": [f"{int(n):,}" for n in table["n_queries"]],
+        "measured [95% CI]": [f"{m:.5f} [{lo:.5f}, {hi:.5f}]" for m, lo, hi in
+                              zip(table["measured"], table["measured_ci_low"], table["measured_ci_high"])],
+        "published": [format(v, "g") for v in table["published"]],
+        "difference [95% CI]": [f"{d:+.5f} [{lo:+.5f}, {hi:+.5f}]" for d, lo, hi in
+                                zip(table["diff"], table["diff_ci_low"], table["diff_ci_high"])],
+        "tolerance": [f"±{t:g}" for t in table["tolerance"]], "verdict": table["verdict"],
+        "protocol differences": table["differences"], "reference": table["reference"]})
+    return shown if with_run else shown.drop(columns=["run"])
+
+
+def reproduction_blocks(table: pd.DataFrame, several_runs: bool) -> list[Block]:
+    """The report's reproduction section: what the run measured next to what was published for the same setup."""
+    blocks: list[Block] = [Heading("Reproduction", anchor="reproduction")]
+    if table.empty:
+        blocks.append(Text("No row of this run has a published counterpart in params/references/ (same dataset, "
+                           "same first-stage model, same reranker)."))
+        return blocks
+    counts = table["verdict"].value_counts()
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    blocks.append(Text(f"Rows with a published counterpart ({tally}): the measured nDCG@10 (or a reranker's lift "
+                       "over its first stage, where the published first stage is not reproducible) with its 95% "
+                       "bootstrap CI, the published value, their difference and its CI. Reproduces = the whole "
+                       "query set and the difference within the file's tolerance; differs = outside it (or a "
+                       "sample's whole CI outside it); consistent (sample) = a query sample whose CI overlaps the "
+                       "tolerance. Protocol differences between the run and the reference are listed per row; "
+                       "sources are quoted in the reference files (copied into this bundle's references/)."))
+    blocks.append(Table(reproduction_display(table, several_runs), row_ids=[f"reproduction-{i}" for i in table.index],
+                        anchor="reproduction-table", numeric={"queries", "published", "tolerance"}))
+    sources = sorted(set(zip(table["reference"], table["source"])))
+    blocks.append(Text("\n".join(f"- `{name}`: {source}" for name, source in sources), "small"))
+    return blocks
 
 
 def html_sections(blocks: list[Block]) -> dict[str, str]:
@@ -394,6 +441,7 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                            "no matching run (the evidence says which filter found nothing). Each links to the table "
                            "row behind it."))
         blocks += claims_blocks(verdict_table, unmeasurable)
+    blocks += reproduction_blocks(tables["reproduction"], several_runs)
     blocks.append(Heading("Cite this", anchor="cite"))
     blocks.append(Text(f"```text\n{cite_text(descriptions, digest, report_commit)}\n```", "cite"))
     blocks.append(Heading("Figures", anchor="figures"))
@@ -402,6 +450,10 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         blocks.append(FigureBlock(figure.id, figure.title, figure.caption, svg if figure.drawn else None, figure.reason))
     blocks.append(Heading("What was run", anchor="what-was-run"))
     blocks.append(Text("\n".join(f"- {d.line()}" for d in descriptions)))
+    notes = [(d.run_id, n) for d in descriptions for n in d.protocol_notes]
+    if notes:
+        blocks.append(Heading("Evaluation protocol per dataset", 3))
+        blocks.append(Text("\n".join(f"- {f'`{run}`: ' if several_runs else ''}{note}" for run, note in notes)))
     runs = tables["runs"]
     blocks.append(Heading("Executions", 3))
     blocks.append(Table(detail_display(runs, ["run_id", "stage", "reranker", "variant", "device", "status", "reason",

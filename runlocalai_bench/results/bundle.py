@@ -83,6 +83,11 @@ class Bundle:
         """Candidates of queries the run does not evaluate: what static quantization calibrates on."""
         return self.dataset_runs(dataset_slug) / "calibration.trec"
 
+    def calibration_queries(self, dataset_slug: str) -> Path:
+        """The calibration queries' texts and where they came from (a train split's queries are not in the
+        evaluated collection): ``{kind, source, n_queries, queries: {id: text}}``."""
+        return self.dataset_runs(dataset_slug) / "calibration.queries.json"
+
     def rerank_run(self, dataset_slug: str, execution: str) -> Path:
         return self.dataset_runs(dataset_slug) / f"{execution}.trec"
 

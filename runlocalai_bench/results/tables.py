@@ -69,6 +69,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                        "would_change", "note", "where"),
           "each published claim judged against the tables above: the verdict, what was measured where, the table "
           "row behind it (anchor: <table>-<row>) and what would change it"),
+    Table("reproduction", ("run_id", "dataset", "system", "first_stage", "reranker", "variant", "device", "compared",
+                           "n_queries", "measured", "measured_ci_low", "measured_ci_high", "published", "diff",
+                           "diff_ci_low", "diff_ci_high", "tolerance", "verdict", "differences", "reference",
+                           "source"),
+          "each first-stage and reranked row with a published counterpart (params/references/): measured with its "
+          "95% CI, published, the difference and its CI, the verdict (reproduces / differs / consistent on a "
+          "sample) and the protocol differences between the run and the reference"),
     Table("headline", ("run_id", "dataset", "level", "system", "comparison", "reranker", "variant", "device",
                        "hardware", "status",
                        "weights", "ndcg10", "ndcg10_ci_low", "ndcg10_ci_high", "lift_abs", "lift_abs_ci_low",

@@ -12,14 +12,15 @@ from runlocalai_bench.params import FirstStageParams
 from runlocalai_bench.retrieval.result import FirstStageResult
 
 
-def bm25_retrieve(collection: Collection, query_ids: list[str], params: FirstStageParams) -> FirstStageResult:
+def bm25_retrieve(collection: Collection, query_ids: list[str], params: FirstStageParams,
+                  depth: int | None = None) -> FirstStageResult:
     """BM25 over ``title text`` of every document; only documents sharing a term with the query are returned."""
     started = time.perf_counter()
     doc_ids = sorted(collection.docs)
     retriever = bm25s.BM25(method="lucene")
     retriever.index(bm25s.tokenize([collection.docs[d].contents for d in doc_ids], stopwords="en", show_progress=False),
                     show_progress=False)
-    k = min(params.depth, len(doc_ids))
+    k = min(depth or params.depth, len(doc_ids))
     tokens = bm25s.tokenize([collection.queries[q] for q in query_ids], stopwords="en", show_progress=False)
     idx, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
     ranking: Ranking = {}

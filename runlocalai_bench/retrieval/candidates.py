@@ -33,18 +33,8 @@ def scores_by_key(keys: Sequence[Key], scores: np.ndarray) -> dict[Key, float]:
 
 def calibration_sample(pairs: Sequence[Pair], n: int, seed: int) -> list[Pair]:
     """A seeded sample of calibration pairs for static quantization. The pairs must come from queries outside
-    the evaluated set (:func:`calibration_query_ids`): calibrating on the evaluated pairs is a test-data leak."""
+    the evaluated set (retrieval/calibration.py): calibrating on the evaluated pairs is a test-data leak."""
     if len(pairs) <= n:
         return list(pairs)
     picked = np.random.default_rng(seed).choice(len(pairs), size=n, replace=False)
     return [pairs[i] for i in sorted(picked)]
-
-
-def calibration_query_ids(collection: Collection, evaluated: Sequence[str], n: int, seed: int) -> list[str]:
-    """Up to ``n`` queries (seeded) that the run does not evaluate: unjudged queries, queries of other splits,
-    and judged queries left out of the sample."""
-    pool = sorted(set(collection.queries) - set(evaluated))
-    if len(pool) <= n:
-        return pool
-    picked = np.random.default_rng(seed).choice(len(pool), size=n, replace=False)
-    return sorted(pool[i] for i in picked)

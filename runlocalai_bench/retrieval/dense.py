@@ -53,7 +53,8 @@ class DenseFirstStage:
         self.load_s = time.perf_counter() - started
 
     def retrieve(self, collection: Collection, query_ids: list[str],
-                 on_progress: Callable[[int, int], None] | None = None) -> FirstStageResult:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 depth: int | None = None) -> FirstStageResult:
         params, ref, model = self.params, self.ref, self.model
         timings: dict[str, float] = {"load_s": self.load_s}
         doc_ids = sorted(collection.docs)
@@ -78,16 +79,17 @@ class DenseFirstStage:
         timings["encode_docs_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
+        prompt = {"prompt": params.query_prompt} if params.query_prompt else {}
         query_emb = model.encode_query(
             [collection.queries[q] for q in query_ids], batch_size=params.batch_size,
-            normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True, **prompt,
         ).astype(np.float32)
         timings["encode_queries_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
         search = choose_search(params.search, len(doc_ids))
         search_fn = top_k_faiss if search == "faiss" else top_k_exact
-        idx, scores = search_fn(query_emb, doc_emb, params.depth)
+        idx, scores = search_fn(query_emb, doc_emb, depth or params.depth)
         timings["search_s"] = time.perf_counter() - started
         ranking = {
             q: [(doc_ids[i], float(s)) for i, s in zip(idx[row], scores[row])] for row, q in enumerate(query_ids)

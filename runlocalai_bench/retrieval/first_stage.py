@@ -29,7 +29,9 @@ Progress = Callable[[int, int], None]
 
 class FirstStage(Protocol):
     def retrieve(self, collection: Collection, query_ids: list[str], spec: DatasetSpec,
-                 on_progress: Progress | None = None) -> FirstStageResult: ...
+                 on_progress: Progress | None = None, depth: int | None = None) -> FirstStageResult:
+        """Each query's top ``depth`` candidates (default ``first_stage.depth``; the identical-id rule asks one
+        more, data/protocol.py)."""
 
 
 class Bm25FirstStage:
@@ -37,8 +39,8 @@ class Bm25FirstStage:
         self.params = params
 
     def retrieve(self, collection: Collection, query_ids: list[str], spec: DatasetSpec,
-                 on_progress: Progress | None = None) -> FirstStageResult:
-        return bm25_retrieve(collection, query_ids, self.params)
+                 on_progress: Progress | None = None, depth: int | None = None) -> FirstStageResult:
+        return bm25_retrieve(collection, query_ids, self.params, depth)
 
 
 class DenseStage:
@@ -46,8 +48,8 @@ class DenseStage:
         self.encoder = DenseFirstStage(params, cache_dir)
 
     def retrieve(self, collection: Collection, query_ids: list[str], spec: DatasetSpec,
-                 on_progress: Progress | None = None) -> FirstStageResult:
-        return self.encoder.retrieve(collection, query_ids, on_progress)
+                 on_progress: Progress | None = None, depth: int | None = None) -> FirstStageResult:
+        return self.encoder.retrieve(collection, query_ids, on_progress, depth)
 
 
 class RunFileFirstStage:
@@ -57,11 +59,11 @@ class RunFileFirstStage:
         self.params = params
 
     def retrieve(self, collection: Collection, query_ids: list[str], spec: DatasetSpec,
-                 on_progress: Progress | None = None) -> FirstStageResult:
+                 on_progress: Progress | None = None, depth: int | None = None) -> FirstStageResult:
         started = time.perf_counter()
         path = self.params.run_file(spec.label)
         ranking = read_trec(path, queries=collection.queries, docs=collection.docs, by="score")
-        kept = {q: ranking.get(q, [])[: self.params.depth] for q in query_ids}
+        kept = {q: ranking.get(q, [])[: depth or self.params.depth] for q in query_ids}
         return FirstStageResult(kept, None, "run", False, {"read_run_s": time.perf_counter() - started}, path.name)
 
 
@@ -72,7 +74,7 @@ class ScoredDocsFirstStage:
         self.params = params
 
     def retrieve(self, collection: Collection, query_ids: list[str], spec: DatasetSpec,
-                 on_progress: Progress | None = None) -> FirstStageResult:
+                 on_progress: Progress | None = None, depth: int | None = None) -> FirstStageResult:
         import ir_datasets  # only this kind needs it here
 
         started = time.perf_counter()
@@ -81,7 +83,7 @@ class ScoredDocsFirstStage:
         for record in ir_datasets.load(spec.text).scoreddocs_iter():
             if record.query_id in wanted and record.doc_id in collection.docs:
                 scored[record.query_id].append((record.doc_id, float(record.score)))
-        ranking = {q: order(docs)[: self.params.depth] for q, docs in scored.items()}
+        ranking = {q: order(docs)[: depth or self.params.depth] for q, docs in scored.items()}
         return FirstStageResult(ranking, None, "scoreddocs", False, {"read_scoreddocs_s": time.perf_counter() - started},
                                 f"ir_datasets scoreddocs of {spec.text}")
 

@@ -8,8 +8,9 @@ and a rerank execution loads its variant once, scores every dataset, then times 
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,12 @@ from runlocalai_bench.rerankers.base import Pair, Reranker, VariantUnavailable
 from runlocalai_bench.rerankers.registry import check_available, get_variant, load_reranker
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
 from runlocalai_bench.results.tables import write_part
-from runlocalai_bench.retrieval.candidates import (
-    calibration_query_ids, calibration_sample, candidate_pairs, scores_by_key,
+from runlocalai_bench.data.protocol import drop_identical_ids, extra_depth
+from runlocalai_bench.quality.reachable import missing_judged_record
+from runlocalai_bench.retrieval.calibration import (
+    NONE, CalibrationSource, choose_sources, describe as describe_calibration, train_source, unevaluated_source,
 )
+from runlocalai_bench.retrieval.candidates import calibration_sample, candidate_pairs, scores_by_key
 from runlocalai_bench.retrieval.first_stage import first_stage as make_first_stage
 from runlocalai_bench.run.progress import ProgressWriter
 from runlocalai_bench.run.scratch import has_first_stage, scratch_bundle
@@ -74,50 +78,76 @@ class StageOutcome:
 
 
 def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
-    """Retrieve every sampled query's candidates in every dataset; write run files and quality rows.
-    ``bundle_dir=None`` (a notebook run by hand) works in the scratch bundle of the smoke parameters.
+    """Retrieve every sampled query's candidates in every dataset, by the dataset's protocol
+    (data/protocol.py); write run files and quality rows. ``bundle_dir=None`` (a notebook run by hand) works in
+    the scratch bundle of the smoke parameters.
 
-    Also retrieves for a few queries the run does not evaluate (``runs/<dataset>/calibration.trec``): static int8
-    quantization calibrates on those, never on the evaluated queries.
+    Also retrieves for the calibration queries (``runs/<dataset>/calibration.trec`` and their texts beside it):
+    static int8 quantization calibrates on those, never on the evaluated queries (retrieval/calibration.py).
     """
     bundle = Bundle(Path(bundle_dir) if bundle_dir is not None else scratch_bundle())
     params = bundle.params()
     progress = ProgressWriter(bundle.root, "first_stage", stage="first_stage")
     stage = make_first_stage(params.first_stage, params.cache_path)
-    frames, datasets, model = [], [], None
+    loaded: dict[str, tuple[Collection, list[str], float]] = {}
+    train, unevaluated = {}, {}
+    # Calibration queries only where a variant of the run calibrates (a train split may be a download of its own).
+    calibrates = "rerank" in params.stages and any(get_variant(v).calibrated for v in params.reranker.variants)
     for spec in params.datasets:
         started = time.perf_counter()
         collection, query_ids = load_run_collection(params, spec)
-        calibration_ids = calibration_query_ids(collection, query_ids, CALIBRATION_QUERIES, params.seed)
-        load_s = time.perf_counter() - started
+        loaded[spec.label] = (collection, query_ids, time.perf_counter() - started)
+        train[spec.label] = train_source(spec, CALIBRATION_QUERIES, params.seed) if calibrates else None
+        unevaluated[spec.label] = (unevaluated_source(spec, collection, query_ids, CALIBRATION_QUERIES, params.seed)
+                                   if calibrates else None)
+    calibration = (choose_sources(train, unevaluated) if calibrates else
+                   {label: CalibrationSource(NONE, "no variant of this run calibrates", {}) for label in train})
+    frames, datasets, model = [], [], None
+    for spec in params.datasets:
+        collection, query_ids, load_s = loaded.pop(spec.label)
+        protocol, depth = collection.protocol, params.first_stage.depth
+        source = calibration[spec.label]
+        # Calibration queries of another split may share an id with an evaluated query: keep them apart.
+        renamed = {(q if q not in collection.queries or collection.queries[q] == text else f"calibration:{q}"): text
+                   for q, text in source.queries.items()}
+        searched = replace(collection, queries={**collection.queries, **renamed})
         progress.update("retrieving", 0, len(query_ids), spec.label, unit="queries", force=True)
-        result = stage.retrieve(collection, query_ids + calibration_ids, spec,
-                                progress.callback("encoding documents", spec.label, unit="documents"))
-        ranking = {q: result.ranking.get(q, []) for q in query_ids}
+        result = stage.retrieve(searched, query_ids + [q for q in renamed if q not in query_ids], spec,
+                                progress.callback("encoding documents", spec.label, unit="documents"),
+                                depth=depth + extra_depth(protocol))
+        retrieved, dropped = drop_identical_ids(result.ranking, depth, protocol)
+        ranking = {q: retrieved.get(q, []) for q in query_ids}
         write_trec(bundle.first_stage_run(spec.slug), ranking, tag=result.system)
         write_scores(bundle.dataset_runs(spec.slug) / "first_stage.scores.parquet", ranking)
-        write_trec(bundle.calibration_run(spec.slug), {q: result.ranking.get(q, []) for q in calibration_ids},
-                   tag=result.system)
+        write_trec(bundle.calibration_run(spec.slug), {q: retrieved.get(q, []) for q in renamed}, tag=result.system)
+        write_json(bundle.calibration_queries(spec.slug), {**source.record(), "queries": renamed})
         values = evaluate(ranking, collection.qrels, query_ids,
                           measure_names(params.first_stage.depth, params.reranker.depth))
         frames.append(quality_rows(
-            values, run_id=params.run_id or "", dataset=spec.label, split=params.split, system=result.system,
+            values, run_id=params.run_id or "", dataset=spec.label, split=collection.split, system=result.system,
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
             language=collection.query_language))
         if "rerank" in params.stages:  # the ceiling of reranking these candidates, for tables/comparisons
-            depth = params.reranker.depth
-            ideal = rerank_top(ranking, oracle_scores(ranking, collection.qrels, depth), depth, query_ids)
+            rerank_depth = params.reranker.depth
+            ideal = rerank_top(ranking, oracle_scores(ranking, collection.qrels, rerank_depth), rerank_depth, query_ids)
             frames.append(quality_rows(
-                evaluate(ideal, collection.qrels, query_ids, measure_names(params.first_stage.depth, depth)),
-                run_id=params.run_id or "", dataset=spec.label, split=params.split, system=ORACLE,
-                first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
-                reranker=ORACLE, language=collection.query_language))
+                evaluate(ideal, collection.qrels, query_ids, measure_names(params.first_stage.depth, rerank_depth)),
+                run_id=params.run_id or "", dataset=spec.label, split=collection.split, system=ORACLE,
+                first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
+                rerank_depth=rerank_depth, reranker=ORACLE, language=collection.query_language))
         model = result.model.as_dict() if result.model else model
+        evaluated = set(query_ids)
         datasets.append({
-            "spec": str(spec), "label": spec.label, "source": collection.source, "split": params.split,
+            "spec": str(spec), "label": spec.label, "source": collection.source, "split": collection.split,
             "language": collection.language, "corpus_sha256": collection.content_hash, "n_docs": len(collection.docs),
-            "n_judged_queries": len(collection.judged_query_ids), "n_queries": len(query_ids),
-            "n_calibration_queries": len(calibration_ids), "search": result.search,
+            "protocol": protocol.as_dict(),
+            ("identical_ids_dropped" if protocol.ignore_identical_ids else "identical_ids_retrieved"): dropped,
+            "duplicate_doc_ids": {"count": sum(n - 1 for n in collection.duplicate_doc_ids.values()),
+                                  "ids": sorted(collection.duplicate_doc_ids)[:20]},
+            "missing_judged_documents": missing_judged_record(collection, query_ids),
+            "n_judged_queries": len(collection.judged_query_ids),
+            "n_zero_positive_queries": len([q for q in collection.zero_positive_query_ids if q in evaluated]),
+            "n_queries": len(query_ids), "calibration": source.record(), "search": result.search,
             "embedding_cache_hit": result.cache_hit, "seconds": {"load_collection_s": load_s, **result.seconds}})
         progress.update("retrieving", len(query_ids), len(query_ids), spec.label, unit="queries", force=True)
     quality = pd.concat(frames, ignore_index=True)
@@ -127,8 +157,9 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
         "depth": params.first_stage.depth, "model": model,
         "model_label": model_label(params.first_stage.model, model) if model else params.first_stage.label,
         "datasets": datasets,
-        "calibration_queries": "queries outside the evaluated sample (unjudged, other splits or not sampled), "
-                               f"up to {CALIBRATION_QUERIES} per dataset, for static int8 calibration only",
+        "calibration_queries": f"up to {CALIBRATION_QUERIES} per dataset, from its train split, else other datasets' "
+                               "train splits, else queries the run does not evaluate (retrieval/calibration.py); "
+                               "for static int8 calibration only",
     }
     write_json(bundle.stages_dir / "first_stage.json", meta)
     return StageOutcome(quality, meta)
@@ -162,15 +193,22 @@ def reranker_checkpoint(params: Params, cache_dir: Path,
     return folder, ref, str(folder), twin_note(folder)
 
 
-def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Collection]) -> list[Pair]:
-    """Pairs for static quantization from every dataset's calibration queries (never the evaluated queries)."""
+def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Collection]) -> tuple[list[Pair], dict]:
+    """Pairs for static quantization from every dataset's calibration queries (never the evaluated queries),
+    and each dataset's calibration record (kind, source, queries) as the first stage wrote it."""
     pairs: list[Pair] = []
+    records: dict[str, dict] = {}
     for spec in params.datasets:
-        path = bundle.calibration_run(spec.slug)
-        if path.is_file():
-            candidates = {q: docs[: params.reranker.depth] for q, docs in read_trec(path).items()}
-            pairs += candidate_pairs(collections[spec.label], candidates, sorted(candidates))[1]
-    return calibration_sample(pairs, CALIBRATION_PAIRS, params.seed)
+        path, texts_path = bundle.calibration_run(spec.slug), bundle.calibration_queries(spec.slug)
+        if not (path.is_file() and texts_path.is_file()):
+            continue
+        record = json.loads(texts_path.read_text(encoding="utf-8"))
+        texts = record.pop("queries")
+        records[spec.label] = record
+        candidates = {q: docs[: params.reranker.depth] for q, docs in read_trec(path).items() if q in texts}
+        searched = replace(collections[spec.label], queries={**collections[spec.label].queries, **texts})
+        pairs += candidate_pairs(searched, candidates, sorted(candidates))[1]
+    return calibration_sample(pairs, CALIBRATION_PAIRS, params.seed), records
 
 
 def score_with_checkpoints(reranker: Reranker, pairs: list[Pair], params: Params, partial: Path,
@@ -243,9 +281,13 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir, baseline)
     user_file = None if baseline else params.reranker.gguf_files.get(variant_name)
     progress.update("loading", 0, 1, unit="models", force=True)
+    calibration, calibration_records = calibration_pairs(bundle, params, collections) if variant.calibrated else ([], {})
+    if variant.calibrated:
+        meta["calibration"] = {"pairs": len(calibration), "datasets": calibration_records,
+                               "summary": describe_calibration(calibration_records)}
     try:
         reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
-                                 calibration_pairs(bundle, params, collections), Path(user_file) if user_file else None)
+                                 calibration, Path(user_file) if user_file else None)
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     write_part(bundle.root, "model", label, pd.DataFrame([{
@@ -284,7 +326,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
         measured = evaluate(ranking, collection.qrels, query_ids, measure_names(params.first_stage.depth, depth))
         quality_frames.append(quality_rows(
-            measured, run_id=params.run_id or "", dataset=spec.label, split=params.split, system="rerank",
+            measured, run_id=params.run_id or "", dataset=spec.label, split=collection.split, system="rerank",
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
             reranker=model_spec, variant=variant_name, device=device, language=collection.query_language))
         depth_frames.append(depth_rows(first, by_key, params.depth_curve, collection.qrels, query_ids).assign(

@@ -40,10 +40,8 @@ def test_gzipped_corpus_and_content_hash_independent_of_format(beir_copy):
 @pytest.mark.parametrize("file, line, replacement, message", [
     ("corpus.jsonl", 3, "{not json", r"corpus.jsonl:3: not valid JSON"),
     ("corpus.jsonl", 5, json.dumps({"_id": "d05", "title": "x"}), r"corpus.jsonl:5: missing 'text' \(found keys: _id, title\)"),
-    ("corpus.jsonl", 6, json.dumps({"_id": "d01", "text": "dup"}), r"corpus.jsonl:6: duplicate document id 'd01'"),
     ("queries.jsonl", 2, json.dumps({"id": "q02", "text": "x"}), r"queries.jsonl:2: missing '_id'"),
-    ("qrels/test.tsv", 4, "q03\td99\t1", r"test.tsv:4: document 'd99' is not in the corpus"),
-    ("qrels/test.tsv", 4, "q99\td01\t1", r"test.tsv:4: query 'q99' is not in queries.jsonl"),
+    ("qrels/test.tsv", 4, "q99\td01\t1", r"test.tsv:4: query 'q99' is not among the queries"),
     ("qrels/test.tsv", 4, "q03\td11\thigh", r"test.tsv:4: score 'high' is not an integer"),
     ("qrels/test.tsv", 4, "q03 d11 1", r"test.tsv:4: expected 3 tab-separated columns"),
 ])
@@ -79,15 +77,29 @@ def test_ir_datasets_adapter_on_a_locally_registered_dataset(beir_copy, tmp_path
     # TSV docs have no title field: contents is the text alone, equal to the BEIR title + text.
     assert {d: doc.contents for d, doc in collection.docs.items()} == {d: doc.contents for d, doc in beir.docs.items()}
 
-    qrels_trec.write_text(qrels_trec.read_text() + "q01 0 nosuchdoc 1\n")
-    with pytest.raises(CollectionError, match=r"qrels record \d+: unknown document 'nosuchdoc'"):
+    qrels_trec.write_text(qrels_trec.read_text() + "q01 0 nosuchdoc 1\nq99 0 d01 1\n")
+    with pytest.raises(CollectionError, match=r"qrels record \d+: query 'q99' is not among the queries"):
         load_ir_datasets(dataset_id)
+    qrels_trec.write_text(qrels_trec.read_text().replace("q99 0 d01 1\n", ""))
+    kept = load_ir_datasets(dataset_id)  # the same rule as a BEIR folder: the judgment is kept and listed
+    assert kept.qrels["q01"]["nosuchdoc"] == 1 and kept.missing_judged == {"q01": ["nosuchdoc"]}
+    assert kept.split == "all"  # an id that names no split: the judgments it has
 
 
-def test_queries_judged_only_non_relevant_are_not_evaluated(beir_copy):
-    """A query whose only judgments are grade 0 has nothing to find: it would add a tie to every comparison."""
+def test_queries_judged_only_non_relevant_are_evaluated_as_pytrec_eval_counts_them(beir_copy):
+    """BEIR and MTEB average over every judged query; one judged only non-relevant scores 0 and stays in."""
     qrels = beir_copy / "qrels" / "test.tsv"
     qrels.write_text(qrels.read_text() + "q12\td01\t0\nq12\td02\t0\n")
     collection = load_beir_folder(beir_copy)
-    assert "q12" in collection.qrels and "q12" not in collection.judged_query_ids
-    assert "q12" in collection.unevaluated_query_ids and len(collection.judged_query_ids) == 13
+    assert "q12" in collection.judged_query_ids and collection.zero_positive_query_ids == ["q12"]
+    assert "q12" not in collection.unevaluated_query_ids and len(collection.judged_query_ids) == 14
+
+
+def test_one_rule_for_duplicates_and_missing_documents_in_beir_folders(beir_copy):
+    corpus = beir_copy / "corpus.jsonl"
+    corpus.write_text(corpus.read_text() + json.dumps({"_id": "d01", "title": "", "text": "revised"}) + "\n")
+    qrels = beir_copy / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q03\td99\t1\n")
+    collection = load_beir_folder(beir_copy)
+    assert collection.docs["d01"].text == "revised" and collection.duplicate_doc_ids == {"d01": 2}
+    assert collection.qrels["q03"]["d99"] == 1 and collection.missing_judged == {"q03": ["d99"]}

@@ -7,7 +7,11 @@ from runlocalai_bench.params import FirstStageParams
 from runlocalai_bench.quality.metrics import evaluate
 from runlocalai_bench.retrieval.bm25 import bm25_retrieve
 from runlocalai_bench.data.rankings import rerank_top
-from runlocalai_bench.retrieval.candidates import calibration_query_ids, candidate_pairs, scores_by_key
+from runlocalai_bench.data.specs import DatasetSpec
+from runlocalai_bench.retrieval.calibration import (
+    NONE, OTHER_DATASETS, TRAIN_SPLIT, UNEVALUATED, CalibrationSource, choose_sources, unevaluated_source,
+)
+from runlocalai_bench.retrieval.candidates import candidate_pairs, scores_by_key
 
 
 def test_reranking_a_shallow_head_keeps_the_first_stages_tail():
@@ -31,12 +35,25 @@ def test_reranking_a_shallow_head_keeps_the_first_stages_tail():
 
 def test_calibration_queries_are_never_evaluated_queries():
     collection = load_collection("fixture:tiny")
+    spec = DatasetSpec.parse("fixture:tiny")
     evaluated = collection.sample_queries(8, seed=0)
-    calibration = calibration_query_ids(collection, evaluated, n=16, seed=0)
-    assert calibration and not set(calibration) & set(evaluated)
-    assert "q12" in calibration  # the unjudged query
-    assert calibration_query_ids(collection, evaluated, n=16, seed=0) == calibration
-    assert calibration_query_ids(collection, sorted(collection.queries), n=16, seed=0) == []
+    calibration = unevaluated_source(spec, collection, evaluated, n=16, seed=0)
+    assert calibration.kind == UNEVALUATED and not set(calibration.queries) & set(evaluated)
+    assert "q12" in calibration.queries  # the unjudged query
+    assert unevaluated_source(spec, collection, evaluated, n=16, seed=0).queries == calibration.queries
+    assert unevaluated_source(spec, collection, sorted(collection.queries), n=16, seed=0) is None
+
+
+def test_calibration_source_order_train_then_other_datasets_then_unevaluated():
+    train = CalibrationSource(TRAIN_SPLIT, "ir_datasets:beir/scifact/train", {"t1": "x"})
+    spare = CalibrationSource(UNEVALUATED, "beir/scifact/test: ...", {"u1": "y"})
+    chosen = choose_sources({"scifact": train, "arguana": None}, {"scifact": spare, "arguana": spare})
+    assert chosen["scifact"] is train  # a train split beats unevaluated queries, in every dataset of the run
+    assert chosen["arguana"].kind == OTHER_DATASETS and "train splits of scifact" in chosen["arguana"].source
+    chosen = choose_sources({"a": None, "b": None}, {"a": spare, "b": None})
+    assert chosen["a"] is spare and chosen["b"].kind == OTHER_DATASETS
+    chosen = choose_sources({"a": None}, {"a": None})
+    assert chosen["a"].kind == NONE and "every query" in chosen["a"].source
 
 
 def test_scores_must_match_their_pairs():

@@ -150,3 +150,78 @@ def test_offline_with_nothing_cached_says_what_to_do(tmp_path):
     assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
     assert EMBEDDER in errors[0] and "HF_HUB_OFFLINE=1" in errors[0] and "make smoke" in errors[0]
     assert not (tmp_path / "bundle").exists()
+
+
+@needs_olah
+def test_default_yaml_datasets_by_their_protocols_through_ir_datasets(mirror, tmp_path):
+    """params/default.yaml's exact dataset list, read by ir_datasets' own loaders from look-alikes that carry each
+    dataset's quirks (tests/lookalikes.py), run to a complete bundle with tiny models served under the real
+    names; every protocol rule is asserted on what the run wrote."""
+    import ir_measures
+    import pandas as pd
+
+    from lookalikes import write_lookalikes
+    from runlocalai_bench.data.trec import read_trec
+
+    server, _ = mirror
+    made = write_lookalikes(tmp_path / "ir_datasets")
+    variants = "[torch-fp32, openvino-int8]" if importlib.util.find_spec("openvino") else "[torch-fp32]"
+    settings = ["queries.n=null", "first_stage.depth=10", "first_stage.max_length=64", "first_stage.batch_size=16",
+                "first_stage.device=cpu", "reranker.depth=5", "reranker.max_length=64", "reranker.batch_size=8",
+                f"reranker.variants={variants}", "reranker.devices=[cpu]", "reranker.baselines=[]",
+                "throughput.enabled=false", "bootstrap_samples=200"]
+    command = [sys.executable, "-m", "runlocalai_bench.cli", "run", str(REPO / "params" / "default.yaml"),
+               "--out", str(tmp_path / "bundle")] + [arg for s in settings for arg in ("--set", s)]
+    done = subprocess.run(command, env=environment(tmp_path, server.endpoint, offline=False), capture_output=True,
+                          text=True, cwd=REPO, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bundle = tmp_path / "bundle"
+    first = json.loads((bundle / "stages" / "first_stage.json").read_text())
+    records = {d["spec"]: d for d in first["datasets"]}
+    assert sorted(records) == sorted(made)
+    quality = pd.read_parquet(bundle / "tables" / "quality.parquet")
+    for dataset_id, look in made.items():
+        record, slug = records[dataset_id], dataset_id.replace("/", "-")
+        run = read_trec(bundle / "runs" / slug / "first_stage.trec")
+        expected_split = "dev" if dataset_id.startswith("miracl/") else "test"
+        assert record["split"] == expected_split and set(quality.loc[quality["dataset"] == dataset_id, "split"]) == {expected_split}
+        # every judged query is evaluated, those judged only non-relevant and those with missing documents too
+        assert set(run) == set(look.qrels[expected_split]), dataset_id
+        ignores = dataset_id.startswith(("beir/arguana", "beir/fiqa"))
+        assert record["protocol"]["ignore_identical_ids"] is ignores
+        for query_id, docs in run.items():
+            ids = [d for d, _ in docs]
+            if ignores:  # the query itself never a candidate, and still `depth` of them
+                assert query_id not in ids and len(ids) == min(10, len(look.docs) - (query_id in look.docs))
+        if look.self_ids and ignores:
+            assert record["identical_ids_dropped"] >= 1
+        if look.relevant_self_id:  # MIRACL keeps a relevant passage whose id equals the query's
+            assert look.relevant_self_id in [d for d, _ in run[look.relevant_self_id]]
+    arguana = records["beir/arguana"]["missing_judged_documents"]
+    assert arguana["count"] == len(made["beir/arguana"].missing) and arguana["best_ndcg10_mean"] < 1
+    # a judgment on a missing document evaluates exactly like pytrec_eval on the same run file
+    qrels = [ir_measures.Qrel(q, d, g) for q, docs in made["beir/arguana"].qrels["test"].items() for d, g in docs.items()]
+    reference = {m.query_id: m.value for m in ir_measures.iter_calc(
+        [ir_measures.nDCG @ 10], qrels, ir_measures.read_trec_run(str(bundle / "runs" / "beir-arguana" / "first_stage.trec")))}
+    ours = quality[(quality["dataset"] == "beir/arguana") & (quality["system"] == "dense") & (quality["measure"] == "nDCG@10")]
+    assert dict(zip(ours["query_id"], ours["value"])) == pytest.approx(reference)
+    zero = made["beir/scifact/test"].zero_positive[0]
+    assert records["beir/scifact/test"]["n_zero_positive_queries"] == 1
+    assert zero in set(quality.loc[quality["dataset"] == "beir/scifact/test", "query_id"])
+    assert records["beir/scidocs"]["duplicate_doc_ids"]["count"] == 1
+    calibration = {k: v["calibration"] for k, v in records.items()}
+    assert calibration["beir/scifact/test"] == {"kind": "train split", "source": "ir_datasets:beir/scifact/train",
+                                                "n_queries": len(made["beir/scifact/test"].queries["train"])}
+    assert calibration["beir/arguana"]["kind"] == "other datasets of the run"
+    assert calibration["miracl/yo/dev"]["kind"] == "other datasets of the run"
+    if "openvino-int8" in variants:
+        stage = json.loads((bundle / "stages" / "rerank--openvino-int8--cpu.json").read_text())
+        assert stage["status"] == "ok" and stage["calibration"]["pairs"] > 0
+        assert "beir/scifact/train" in stage["calibration"]["summary"]
+    report = (bundle / "report.md").read_text()
+    assert "## Reproduction" in report and "Evaluation protocol per dataset" in report
+    assert "not in the corpus" in report and "ignore_identical_ids" in report
+    reproduction = pd.read_parquet(bundle / "tables" / "reproduction.parquet")
+    # the tiny model is served as BAAI/bge-m3: its rows meet MTEB's bge-m3 numbers, on a sample of each query set
+    assert set(reproduction["dataset"]) >= {"beir/scifact/test", "beir/arguana", "miracl/yo/dev"}
+    assert reproduction["differences"].str.contains("of the reference's").all()

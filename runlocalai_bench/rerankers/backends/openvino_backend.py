@@ -48,8 +48,9 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
         pairs = request.calibration_pairs
         if not pairs:
             raise VariantUnavailable(
-                "openvino-int8 calibrates on queries outside the evaluated set, and this run has none (every query "
-                "of the collection is evaluated); calibrating on the evaluated pairs would leak test data")
+                "openvino-int8 calibrates on queries the run does not evaluate, and this run has none: no dataset "
+                "of it has a train split in ir_datasets and every query of each is evaluated (stages/first_stage.json, "
+                "'calibration'); calibrating on the evaluated pairs would leak test data")
         digest = hashlib.sha256(json.dumps(list(pairs)).encode()).hexdigest()[:10]
 
         def quantize(staging: Path) -> None:
