@@ -9,7 +9,7 @@ Each carries the quirks its real dataset has (data/protocol.py says what the sui
 - ArguAna: every query is a corpus document under its own id; judgments name documents the corpus lacks
   (BEIR's ArguAna has five); no train split.
 - FiQA: a query id that is also a document id; train/dev/test judgments.
-- SciFact: a query judged only non-relevant (grade 0); empty titles; a train split.
+- SciFact: a query judged only non-relevant (grade 0); empty titles; a train split that repeats a test query.
 - NFCorpus: grades 1 and 2, url metadata, a train split.
 - SCIDOCS: a document id that occurs twice; grade 0 judgments; its paper metadata; no train split.
 - TREC-COVID: grades -1, 0, 1, 2; empty abstracts; its topic metadata; no train split.
@@ -50,6 +50,8 @@ class LookAlike:
     duplicates: list[str] = field(default_factory=list)
     zero_positive: list[str] = field(default_factory=list)
     relevant_self_id: str | None = None  # a query whose own id is a passage judged relevant to it (MIRACL yo)
+    repeated: str | None = None  # a test query repeated (same id and text) in the train split
+    clashing: str | None = None  # a train query id that is also a dev query id, with another text
 
 
 def _downloads() -> dict:
@@ -70,6 +72,9 @@ def _beir(home: Path, name: str, splits: list[str], quirks: set[str], n_docs: in
     per_split = {}
     for s, split in enumerate(splits):
         per_split[split] = [f"{split[:2]}{s}q{j}" for j in range(n_queries)]
+    if "train_repeats_test" in quirks:  # a train query that is also a test query: calibration must leave it out
+        per_split["train"].append(per_split["test"][0])
+        look.repeated = per_split["test"][0]
     if "self_ids" in quirks:  # the test queries are documents of the corpus under their own ids
         test_ids = per_split["test"]
         for j, query_id in enumerate(test_ids[:3]):
@@ -87,6 +92,8 @@ def _beir(home: Path, name: str, splits: list[str], quirks: set[str], n_docs: in
         look.queries[split], look.qrels[split] = {}, {}
         for j, query_id in enumerate(ids):
             text = look.docs[query_id][1] if query_id in look.docs else _text(WORDS, 50 + j + 10 * len(split), 6)
+            if query_id == look.repeated:
+                text = _text(WORDS, 50 + 10 * len("test"), 6)  # the test query's text
             look.queries[split][query_id] = text
             queries.append({"_id": query_id, "text": text, "metadata": _query_metadata(name, j)})
             grades = {doc_ids[(j * 3) % n_docs]: 2 if "graded" in quirks else 1, doc_ids[(j * 3 + 1) % n_docs]: 1}
@@ -154,6 +161,9 @@ def _miracl(home: Path, lang: str, splits: list[str], n_articles: int = 6, n_que
     ids = [p[0] for p in passages]
     for s, split in enumerate(splits):
         queries = {str(100 * s + j): _text(words, 40 + j + 5 * s, 5) for j in range(n_queries)}
+        if lang == "sw" and split == "train":  # an id the dev split uses too, for another question
+            look.clashing = str(100 * splits.index("dev"))
+            queries[look.clashing] = _text(words, 90, 5)
         judged = {q: {ids[(j * 4) % len(ids)]: 1, ids[(j * 4 + 1) % len(ids)]: 0} for j, q in enumerate(queries)}
         if lang == "yo" and split == "dev":
             # Yoruba: a query id that is the id of a passage judged relevant to it (an identical-id filter
@@ -174,7 +184,7 @@ def _miracl(home: Path, lang: str, splits: list[str], n_articles: int = 6, n_que
 def write_lookalikes(home: Path) -> dict[str, LookAlike]:
     """Every dataset of params/default.yaml under ``home`` (an ``IR_DATASETS_HOME``), keyed by its id."""
     made = [
-        _beir(home, "scifact", ["train", "test"], {"empty_titles", "zero_positive"}),
+        _beir(home, "scifact", ["train", "test"], {"empty_titles", "zero_positive", "train_repeats_test"}),
         _beir(home, "nfcorpus", ["train", "dev", "test"], {"graded"}),
         _beir(home, "arguana", ["test"], {"self_ids", "missing_docs"}),
         _beir(home, "fiqa", ["train", "dev", "test"], {"self_ids"}),

@@ -7,14 +7,14 @@ choice is made by dataset name here, and nowhere else:
 
 - **Identical ids.** ArguAna's queries are corpus documents under their own ids (and FiQA's share ids with
   documents), so a dense first stage puts the query itself at rank 1. MTEB's task definitions set
-  ``ignore_identical_ids`` for ArguAna and FiQA2018 (and, among English BEIR collections, for FEVER, MS MARCO
-  and Quora), not for SciFact, NFCorpus, SCIDOCS or TREC-COVID (mteb ``tasks/retrieval/eng/*``); FlagEmbedding's
-  BEIR script passes ``--ignore_identical_ids True`` for its whole run, arguana and fiqa included. The first
-  stage drops a candidate whose id equals its query's id on those collections, and retrieves one more so
-  that each query still has ``depth`` candidates; elsewhere it counts such candidates (the bundle records
-  ``identical_ids_retrieved``), so a reader sees whether a reference that filters everywhere could differ. The rule never applies to MIRACL:
-  Yoruba query ids have the form of passage ids, and an identical-id filter removed relevant passages from
-  bge-m3's own MIRACL table until July 2024 (Yoruba 60.7 -> 81.8 nDCG@10 once corrected).
+  ``ignore_identical_ids`` for ArguAna and FiQA2018 and not for SciFact, NFCorpus, SCIDOCS or TREC-COVID;
+  FlagEmbedding's BEIR script passes ``--ignore_identical_ids True`` for its whole run, arguana and fiqa
+  included. The first stage drops a candidate whose id equals its query's id on those two, and retrieves one
+  more so that each query still has ``depth`` candidates; elsewhere it counts such candidates (the bundle
+  records ``identical_ids_retrieved``), so a reader sees whether a reference that filters everywhere could
+  differ. The rule never applies to MIRACL: Yoruba query ids have the form of passage ids, and an identical-id
+  filter removed relevant passages from bge-m3's own MIRACL table until July 2024 (Yoruba 60.7 -> 81.8
+  nDCG@10 once corrected).
 - **Judgments on documents missing from the corpus** are kept (pytrec_eval, BEIR and MTEB keep them): the query
   stays in the evaluation, its ideal DCG counts the missing document, and it scores what it can reach.
 - **Queries judged only non-relevant** (no positive grade) are evaluated and score 0: pytrec_eval returns 0 for
@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 # Datasets whose reference protocol (MTEB's ignore_identical_ids, FlagEmbedding's BEIR script) drops a
 # candidate whose id equals the query's. Matched on the collection's name: ir_datasets ``beir/<name>[/split]``,
 # a BEIR folder named ``<name>``.
-IDENTICAL_IDS_IGNORED = ("arguana", "fiqa", "fever", "msmarco", "quora")
+IDENTICAL_IDS_IGNORED = ("arguana", "fiqa")
 # The split words ir_datasets ids end in (``beir/fiqa/dev``, ``miracl/yo/test-b``).
 SPLIT_WORDS = ("train", "dev", "test", "validation", "test-a", "test-b")
 
@@ -91,9 +91,10 @@ def protocol_for(text: str, ir_datasets_id: bool) -> Protocol:
 def split_of(dataset_id: str) -> str:
     """The split an ir_datasets id names; a BEIR id that names none (``beir/arguana``) has only test judgments;
     any other id without a split word is ``all`` (the judgments the id has)."""
-    last = dataset_id.rstrip("/").rsplit("/", 1)[-1]
-    if last in SPLIT_WORDS:
-        return last
+    parts = dataset_id.rstrip("/").split("/")[1:]
+    named = [p for p in parts if p in SPLIT_WORDS]  # msmarco-passage/dev/small names "dev" before its subset
+    if named:
+        return named[-1]
     return "test" if dataset_id.startswith("beir/") else "all"
 
 

@@ -346,7 +346,9 @@ def reproduction_display(table: pd.DataFrame, with_run: bool) -> pd.DataFrame:
         "difference [95% CI]": [f"{d:+.5f} [{lo:+.5f}, {hi:+.5f}]" for d, lo, hi in
                                 zip(table["diff"], table["diff_ci_low"], table["diff_ci_high"])],
         "tolerance": [f"±{t:g}" for t in table["tolerance"]], "verdict": table["verdict"],
-        "protocol differences": table["differences"], "reference": table["reference"]})
+        "protocol differences": [d + (f" ({n})" if isinstance(n, str) and n else "")
+                                 for d, n in zip(table["differences"], table.get("note", [""] * len(table)))],
+        "reference": table["reference"]})
     return shown if with_run else shown.drop(columns=["run"])
 
 
@@ -362,7 +364,8 @@ def reproduction_blocks(table: pd.DataFrame, several_runs: bool) -> list[Block]:
     blocks.append(Text(f"Rows with a published counterpart ({tally}): the measured nDCG@10 (or a reranker's lift "
                        "over its first stage, where the published first stage is not reproducible) with its 95% "
                        "bootstrap CI, the published value, their difference and its CI. Reproduces = the whole "
-                       "query set and the difference within the file's tolerance; differs = outside it (or a "
+                       "query set, the difference within the file's tolerance and no protocol difference ('within "
+                       "tolerance (protocol differs)' when there is one); differs = outside it (or a "
                        "sample's whole CI outside it); consistent (sample) = a query sample whose CI overlaps the "
                        "tolerance. Protocol differences between the run and the reference are listed per row; "
                        "sources are quoted in the reference files (copied into this bundle's references/)."))

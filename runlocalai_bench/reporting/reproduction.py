@@ -9,7 +9,8 @@ lengths, rerank depth, identical-id rule, query instruction).
 
 Verdicts (the tolerance is absolute nDCG@10, stated in each file):
 
-- ``reproduces``: the run evaluated the reference's whole query set and ``|difference| <= tolerance``;
+- ``reproduces``: the run evaluated the reference's whole query set, ``|difference| <= tolerance``, and no
+  protocol difference was found; ``within tolerance (protocol differs)`` when one was (it is listed);
 - ``differs``: the whole query set and ``|difference| > tolerance``, or a sample whose difference CI lies
   entirely outside ``[-tolerance, +tolerance]``;
 - ``consistent (sample)``: a query sample whose difference CI overlaps the tolerance band: a sample cannot
@@ -39,6 +40,7 @@ from runlocalai_bench.results.tables import COLUMNS
 
 MEASURE = "nDCG@10"
 REPRODUCES, DIFFERS, CONSISTENT = "reproduces", "differs", "consistent (sample)"
+WITHIN = "within tolerance (protocol differs)"
 
 
 class _Strict(BaseModel):
@@ -183,6 +185,8 @@ def reproduction_table(summary: pd.DataFrame, references: dict[str, ReferenceFil
                 measured, low, high = float(measured), float(low), float(high)
                 whole = entry.n_queries is not None and int(row["n_queries"]) == entry.n_queries
                 diff = measured - published
+                verdict = _verdict(diff, low - published, high - published, ref.tolerance, whole)
+                differences = "; ".join(_differences(ref, entry, row, run, reranked)) or "none"
                 rows.append({
                     "run_id": row["run_id"], "dataset": row["dataset"], "system": row["system"],
                     "first_stage": row["first_stage"], "reranker": row["reranker"] if reranked else None,
@@ -190,8 +194,8 @@ def reproduction_table(summary: pd.DataFrame, references: dict[str, ReferenceFil
                     "compared": compared, "n_queries": int(row["n_queries"]), "measured": measured,
                     "measured_ci_low": low, "measured_ci_high": high, "published": published, "diff": diff,
                     "diff_ci_low": low - published, "diff_ci_high": high - published, "tolerance": ref.tolerance,
-                    "verdict": _verdict(diff, low - published, high - published, ref.tolerance, whole),
-                    "differences": "; ".join(_differences(ref, entry, row, run, reranked)) or "none",
+                    "verdict": verdict if verdict != REPRODUCES or differences == "none" else WITHIN,
+                    "differences": differences,
                     "reference": name, "source": ref.source, "note": entry.note or ref.note or ""})
     frame = pd.DataFrame(rows, columns=COLUMNS["reproduction"] + ["note"])
     return frame.astype({"n_queries": "Int64"})

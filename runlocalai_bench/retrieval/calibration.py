@@ -36,9 +36,14 @@ class CalibrationSource:
     kind: str  # TRAIN_SPLIT | OTHER_DATASETS | UNEVALUATED | NONE
     source: str  # what a reader can look up: "ir_datasets:beir/scifact/train", "beir/arguana: ..." 
     queries: dict[str, str]  # query id -> text (empty for OTHER_DATASETS and NONE)
+    excluded: int = 0  # queries left out because they are evaluated ones (same id and text, or same text)
 
     def record(self) -> dict:
-        return {"kind": self.kind, "source": self.source, "n_queries": len(self.queries)}
+        record = {"kind": self.kind, "source": self.source, "n_queries": len(self.queries) - self.excluded}
+        return {**record, "excluded_as_evaluated": self.excluded} if self.excluded else record
+
+    def record_excluded(self, count: int) -> None:
+        self.excluded = count
 
 
 def seeded_subset(ids: list[str], n: int, seed: int) -> list[str]:

@@ -107,16 +107,17 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
         collection, query_ids, load_s = loaded.pop(spec.label)
         protocol, depth = collection.protocol, params.first_stage.depth
         source = calibration[spec.label]
-        # Calibration queries of another split may share an id with an evaluated query: keep them apart.
-        renamed = {(q if q not in collection.queries or collection.queries[q] == text else f"calibration:{q}"): text
-                   for q, text in source.queries.items()}
+        renamed = calibration_queries(source.queries, {q: collection.queries[q] for q in query_ids},
+                                      collection.queries)
+        source.record_excluded(len(source.queries) - len(renamed))
         searched = replace(collection, queries={**collection.queries, **renamed})
         progress.update("retrieving", 0, len(query_ids), spec.label, unit="queries", force=True)
         result = stage.retrieve(searched, query_ids + [q for q in renamed if q not in query_ids], spec,
                                 progress.callback("encoding documents", spec.label, unit="documents"),
                                 depth=depth + extra_depth(protocol))
-        retrieved, dropped = drop_identical_ids(result.ranking, depth, protocol)
+        retrieved, _ = drop_identical_ids(result.ranking, depth, protocol)
         ranking = {q: retrieved.get(q, []) for q in query_ids}
+        dropped = drop_identical_ids({q: result.ranking.get(q, []) for q in query_ids}, depth, protocol)[1]
         write_trec(bundle.first_stage_run(spec.slug), ranking, tag=result.system)
         write_scores(bundle.dataset_runs(spec.slug) / "first_stage.scores.parquet", ranking)
         write_trec(bundle.calibration_run(spec.slug), {q: retrieved.get(q, []) for q in renamed}, tag=result.system)
@@ -166,6 +167,22 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
 
 
 # --------------------------------------------------------------------------------------------- rerank
+
+
+def calibration_queries(candidates: dict[str, str], evaluated: dict[str, str], known: dict[str, str]) -> dict[str, str]:
+    """The calibration queries a dataset may use, under ids that cannot clash: a query that *is* an evaluated
+    one (same id and text, or the same text under another id: a split may repeat a query) is left out; one that
+    only shares an id with another query of the collection is renamed ``calibration:<id>``."""
+    texts = set(evaluated.values())
+    kept = {}
+    for query_id, text in candidates.items():
+        if query_id in evaluated and evaluated[query_id] == text or text in texts:
+            continue
+        clash = query_id in known and known[query_id] != text
+        kept[f"calibration:{query_id}" if clash else query_id] = text
+    if set(kept) & set(evaluated):  # never: calibrating on evaluated pairs is a test-data leak
+        raise AssertionError(f"calibration queries overlap the evaluated ones: {sorted(set(kept) & set(evaluated))[:5]}")
+    return kept
 
 
 def oracle_scores(ranking: Ranking, qrels: dict[str, dict[str, int]], depth: int) -> dict[tuple[str, str], float]:

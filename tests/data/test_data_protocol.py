@@ -121,6 +121,39 @@ def test_calibration_comes_from_the_train_split_where_ir_datasets_has_one(lookal
     for dataset_id, fact in facts.items():
         train = expected.get(dataset_id)
         assert fact["train"] == (f"ir_datasets:{train}" if train else None), dataset_id
-        if train:  # the train split's own queries, none of them evaluated
+        if train:  # the train split's own queries (the first stage leaves out any that is evaluated)
             assert fact["train_queries"] == sorted(made[dataset_id].queries["train"])
-            assert not set(fact["train_queries"]) & set(fact["judged"])
+
+
+def test_missing_documents_zero_positive_queries_and_negative_grades_score_as_pytrec_eval_does():
+    """The same run and judgments through the suite's evaluation and through pytrec_eval itself."""
+    import pytrec_eval
+
+    from runlocalai_bench.data.collection import Document, assemble
+    from runlocalai_bench.quality.metrics import evaluate
+    from runlocalai_bench.quality.reachable import best_reachable
+
+    docs = [Document(f"d{i}", "", f"text {i}") for i in range(6)]
+    judgments = [("q1", "d0", 1, str), ("q1", "gone", 2, str), ("q2", "d1", 0, str), ("q2", "d2", 0, str),
+                 ("q3", "d3", 2, str), ("q3", "d4", -1, str), ("q3", "d5", 1, str)]
+    collection = assemble("x", "test", docs, {"q1": "a", "q2": "b", "q3": "c"}, judgments, source="x")
+    assert collection.missing_judged == {"q1": ["gone"]} and collection.zero_positive_query_ids == ["q2"]
+    run = {"q1": [("d0", 3.0), ("d1", 2.0)], "q2": [("d1", 3.0), ("d2", 2.0)],
+           "q3": [("d4", 3.0), ("d5", 2.0), ("d3", 1.0)]}
+    ours = evaluate(run, collection.qrels, collection.judged_query_ids, ["nDCG@10"])["nDCG@10"]
+    evaluator = pytrec_eval.RelevanceEvaluator(collection.qrels, {"ndcg_cut.10"})
+    theirs = {q: v["ndcg_cut_10"] for q, v in evaluator.evaluate(
+        {q: {d: s for d, s in docs_} for q, docs_ in run.items()}).items()}
+    assert ours == pytest.approx(theirs) and set(ours) == {"q1", "q2", "q3"}
+    assert ours["q2"] == 0.0 and 0 < ours["q1"] < 1  # q1's ideal DCG counts the missing grade-2 document
+    assert best_reachable(collection, ["q1"])["q1"] == pytest.approx(theirs["q1"])  # d0 first is all q1 can do
+
+
+def test_calibration_never_takes_an_evaluated_query_and_renames_a_clashing_id():
+    from runlocalai_bench.run.stages import calibration_queries
+
+    evaluated = {"q1": "what is x", "q2": "what is y"}
+    known = {**evaluated, "u1": "unjudged"}
+    kept = calibration_queries({"q1": "what is x", "t9": "what is y", "q2": "another question", "t1": "fresh",
+                                "u1": "unjudged"}, evaluated, known)
+    assert kept == {"calibration:q2": "another question", "t1": "fresh", "u1": "unjudged"}

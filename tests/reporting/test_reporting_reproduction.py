@@ -7,7 +7,7 @@ import pytest
 
 from runlocalai_bench.params import ParamsError
 from runlocalai_bench.reporting.reproduction import (
-    CONSISTENT, DIFFERS, REPRODUCES, load_references, reproduction_table,
+    CONSISTENT, DIFFERS, REPRODUCES, WITHIN, load_references, reproduction_table,
 )
 from runlocalai_bench.results.tables import COLUMNS
 from support import REPO
@@ -72,7 +72,7 @@ def test_samples_full_sets_and_lifts_are_judged_by_their_own_rule(tmp_path):
     yoruba = table.loc[["miracl/yo/dev"]]
     lift = yoruba[yoruba["system"] == "rerank"].iloc[0]
     assert len(yoruba[yoruba["system"] == "rerank"]) == 1 and lift["variant"] == "torch-fp32"
-    assert lift["published"] == pytest.approx(0.6403 - 0.607) and lift["verdict"] == REPRODUCES
+    assert lift["published"] == pytest.approx(0.6403 - 0.607) and lift["verdict"] == WITHIN  # lengths differ
     assert "reranker max length 512 tokens (reference 1,024)" in lift["differences"]
 
 

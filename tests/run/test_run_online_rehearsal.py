@@ -209,12 +209,18 @@ def test_default_yaml_datasets_by_their_protocols_through_ir_datasets(mirror, tm
     assert records["beir/scifact/test"]["n_zero_positive_queries"] == 1
     assert zero in set(quality.loc[quality["dataset"] == "beir/scifact/test", "query_id"])
     assert records["beir/scidocs"]["duplicate_doc_ids"]["count"] == 1
-    calibration = {k: v["calibration"] for k, v in records.items()}
-    assert calibration["beir/scifact/test"] == {"kind": "train split", "source": "ir_datasets:beir/scifact/train",
-                                                "n_queries": len(made["beir/scifact/test"].queries["train"])}
-    assert calibration["beir/arguana"]["kind"] == "other datasets of the run"
-    assert calibration["miracl/yo/dev"]["kind"] == "other datasets of the run"
-    if "openvino-int8" in variants:
+    if "openvino-int8" in variants:  # the only calibrated variant: without it no calibration source is chosen
+        calibration = {k: v["calibration"] for k, v in records.items()}
+        assert calibration["beir/scifact/test"] == {
+            "kind": "train split", "source": "ir_datasets:beir/scifact/train", "excluded_as_evaluated": 1,
+            "n_queries": len(made["beir/scifact/test"].queries["train"]) - 1}  # the repeated test query left out
+        texts = json.loads((bundle / "runs" / "beir-scifact-test" / "calibration.queries.json").read_text())["queries"]
+        assert made["beir/scifact/test"].repeated not in texts
+        sw = json.loads((bundle / "runs" / "miracl-sw-dev" / "calibration.queries.json").read_text())["queries"]
+        assert f"calibration:{made['miracl/sw/dev'].clashing}" in sw  # renamed, never mistaken for the dev query
+        assert set(read_trec(bundle / "runs" / "miracl-sw-dev" / "calibration.trec")) == set(sw)
+        assert calibration["beir/arguana"]["kind"] == "other datasets of the run"
+        assert calibration["miracl/yo/dev"]["kind"] == "other datasets of the run"
         stage = json.loads((bundle / "stages" / "rerank--openvino-int8--cpu.json").read_text())
         assert stage["status"] == "ok" and stage["calibration"]["pairs"] > 0
         assert "beir/scifact/train" in stage["calibration"]["summary"]
