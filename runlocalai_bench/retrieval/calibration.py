@@ -42,9 +42,6 @@ class CalibrationSource:
         record = {"kind": self.kind, "source": self.source, "n_queries": len(self.queries) - self.excluded}
         return {**record, "excluded_as_evaluated": self.excluded} if self.excluded else record
 
-    def record_excluded(self, count: int) -> None:
-        self.excluded = count
-
 
 def seeded_subset(ids: list[str], n: int, seed: int) -> list[str]:
     """Up to ``n`` of ``ids`` (sorted), the same on any machine for the same seed."""

@@ -109,18 +109,18 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
         source = calibration[spec.label]
         renamed = calibration_queries(source.queries, {q: collection.queries[q] for q in query_ids},
                                       collection.queries)
-        source.record_excluded(len(source.queries) - len(renamed))
+        source = replace(source, excluded=len(source.queries) - len(renamed))
         searched = replace(collection, queries={**collection.queries, **renamed})
         progress.update("retrieving", 0, len(query_ids), spec.label, unit="queries", force=True)
         result = stage.retrieve(searched, query_ids + [q for q in renamed if q not in query_ids], spec,
                                 progress.callback("encoding documents", spec.label, unit="documents"),
                                 depth=depth + extra_depth(protocol))
-        retrieved, _ = drop_identical_ids(result.ranking, depth, protocol)
-        ranking = {q: retrieved.get(q, []) for q in query_ids}
-        dropped = drop_identical_ids({q: result.ranking.get(q, []) for q in query_ids}, depth, protocol)[1]
+        # Counted over the evaluated queries only; the calibration queries' candidates follow the same rule.
+        ranking, dropped = drop_identical_ids({q: result.ranking.get(q, []) for q in query_ids}, depth, protocol)
+        calibrated, _ = drop_identical_ids({q: result.ranking.get(q, []) for q in renamed}, depth, protocol)
         write_trec(bundle.first_stage_run(spec.slug), ranking, tag=result.system)
         write_scores(bundle.dataset_runs(spec.slug) / "first_stage.scores.parquet", ranking)
-        write_trec(bundle.calibration_run(spec.slug), {q: retrieved.get(q, []) for q in renamed}, tag=result.system)
+        write_trec(bundle.calibration_run(spec.slug), calibrated, tag=result.system)
         write_json(bundle.calibration_queries(spec.slug), {**source.record(), "queries": renamed})
         values = evaluate(ranking, collection.qrels, query_ids,
                           measure_names(params.first_stage.depth, params.reranker.depth))
