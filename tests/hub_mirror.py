@@ -107,6 +107,9 @@ class OlahServer:
         self.stop()
         raise RuntimeError(f"olah did not answer on {self.endpoint} within {timeout:.0f} s")
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)

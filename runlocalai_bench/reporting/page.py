@@ -177,8 +177,7 @@ figcaption{color:var(--muted);font-size:.85rem}
 .items li{margin:.35rem 0}
 a{color:var(--accent)}
 .row-link{font-size:.8rem;text-decoration:none}
-nav.toc{font-size:.9rem;color:var(--muted)}
-nav.toc a{margin-right:.8rem}
+nav.toc{font-size:.9rem;color:var(--muted);display:flex;flex-wrap:wrap;gap:.2rem .8rem}
 @media (max-width:40rem){body{font-size:15px;padding:.6rem}table{font-size:.75rem}h1{font-size:1.3rem}}
 @media print{body{max-width:none;font-size:10pt}nav.toc,.row-link{display:none}a{color:inherit;text-decoration:none}
  .table-wrap{overflow:visible}table{font-size:7.5pt}th{position:static}h2{break-after:avoid}

@@ -78,6 +78,15 @@ def mirror(tmp_path_factory, tiny_xlmr, session_cache):
         server.stop()
 
 
+@pytest.fixture
+def live_mirror(mirror):
+    """The module's mirror, answering: a test before this one may have stopped it to prove an offline run."""
+    server, shas = mirror
+    if not server.running():
+        server.start()
+    return server, shas
+
+
 def environment(home: Path, endpoint: str | None, offline: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HOME", "RUNLOCALAI_BENCH_CACHE"}}
@@ -153,7 +162,7 @@ def test_offline_with_nothing_cached_says_what_to_do(tmp_path):
 
 
 @needs_olah
-def test_default_yaml_datasets_by_their_protocols_through_ir_datasets(mirror, tmp_path):
+def test_default_yaml_datasets_by_their_protocols_through_ir_datasets(live_mirror, tmp_path):
     """params/default.yaml's exact dataset list, read by ir_datasets' own loaders from look-alikes that carry each
     dataset's quirks (tests/lookalikes.py), run to a complete bundle with tiny models served under the real
     names; every protocol rule is asserted on what the run wrote."""
@@ -163,7 +172,7 @@ def test_default_yaml_datasets_by_their_protocols_through_ir_datasets(mirror, tm
     from lookalikes import write_lookalikes
     from runlocalai_bench.data.trec import read_trec
 
-    server, _ = mirror
+    server, _ = live_mirror
     made = write_lookalikes(tmp_path / "ir_datasets")
     variants = "[torch-fp32, openvino-int8]" if importlib.util.find_spec("openvino") else "[torch-fp32]"
     settings = ["queries.n=null", "first_stage.depth=10", "first_stage.max_length=64", "first_stage.batch_size=16",
