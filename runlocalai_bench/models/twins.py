@@ -82,6 +82,16 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "label2id": {"LABEL_0": 0}, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
         "layer_norm_eps": 1e-05, "initializer_range": 0.1,
     },
+    # The same architecture at BERT-base width and half its depth (66M parameters, 264 MB in fp32): large enough
+    # that a memory measurement sees the weights rather than the runtimes' fixed costs (tens of MB each), small
+    # enough to export and quantize in seconds. What the memory tests load.
+    "small-xlmr": {
+        "architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta", "vocab_size": 29600,
+        "hidden_size": 768, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 3072,
+        "max_position_embeddings": 514, "type_vocab_size": 1, "num_labels": 1, "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0}, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "layer_norm_eps": 1e-05, "initializer_range": 0.02,
+    },
 }
 
 

@@ -11,8 +11,37 @@ import ctypes.util
 import gc
 import resource
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from runlocalai_bench.perf.nvml import held_now_mb
+from runlocalai_bench.rerankers.base import Reranker, Variant
+from runlocalai_bench.rerankers.registry import import_runtime
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process now (Linux VmRSS; None where /proc is absent): what is held before and
+    after a model is loaded, as opposed to :func:`peak_rss_mb`, the high-water mark."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand glibc's free heap back to the OS, so a resident-set reading counts what is held,
+    not what was freed and kept by the allocator."""
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name and sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(libc_name).malloc_trim(0)
+        except (OSError, AttributeError):  # musl and others have no malloc_trim
+            pass
 
 
 def peak_rss_mb() -> float:
@@ -29,17 +58,11 @@ def peak_rss_mb() -> float:
 
 def reset_peak_rss() -> bool:
     """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so the peak of inference
-    is not the peak of a one-time export or quantization done in the same kernel. False where unsupported.
+    is not the peak of loading the model or of an earlier job. False where unsupported.
 
     Garbage from that export (a second copy of the model, converter buffers) is collected and glibc's free
     heap returned to the OS first: VmHWM restarts at the current RSS, which must not include it."""
-    gc.collect()
-    libc_name = ctypes.util.find_library("c")
-    if libc_name and sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(libc_name).malloc_trim(0)
-        except (OSError, AttributeError):  # musl and others have no malloc_trim
-            pass
+    release_free_memory()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -63,3 +86,47 @@ def torch_peak_mb(device: str) -> dict[str, float | None]:
 
     return {"peak_vram_torch_mb": torch.cuda.max_memory_allocated(device) / 2**20,
             "peak_vram_torch_reserved_mb": torch.cuda.max_memory_reserved(device) / 2**20}
+
+
+@dataclass(frozen=True)
+class LoadMemory:
+    """What a process held before and after a reranker was loaded into it, and at the peak of loading.
+
+    ``before`` is read once the runtime's libraries are imported and before the model is read, so a job's peak
+    minus ``before`` is the model's share: weights, runtime buffers and activations, without the interpreter,
+    the libraries or the run's texts. CPU: resident set; CUDA: the process's GPU memory by NVML.
+    """
+
+    rss_before_mb: float | None
+    rss_after_mb: float | None
+    rss_load_peak_mb: float | None
+    vram_before_mb: float | None = None
+    vram_after_mb: float | None = None
+
+    def before_mb(self, device: str) -> float | None:
+        return self.vram_before_mb if device.startswith("cuda") else self.rss_before_mb
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"rss_before_load_mb": self.rss_before_mb, "rss_after_load_mb": self.rss_after_mb,
+                "rss_load_peak_mb": self.rss_load_peak_mb, "vram_before_load_mb": self.vram_before_mb,
+                "vram_after_load_mb": self.vram_after_mb}
+
+
+def memory_now(device: str) -> tuple[float | None, float | None]:
+    """(resident set, GPU memory held on ``device``) now, after freed memory went back to the OS."""
+    release_free_memory()
+    return rss_mb(), held_now_mb(device)
+
+
+def load_measured(variant: Variant, device: str, load: Callable[[], Reranker]) -> Reranker:
+    """Run ``load`` (e.g. :func:`registry.load_reranker`, whose exports are built in a process of their own) with
+    the variant's runtime already imported, and record on the reranker what the process held before and after
+    it and the peak of loading (:class:`LoadMemory`)."""
+    import_runtime(variant)
+    rss_before, vram_before = memory_now(device)
+    window = reset_peak_rss()
+    reranker = load()
+    load_peak = peak_rss_mb() if window else None
+    rss_after, vram_after = memory_now(device)
+    reranker.memory = LoadMemory(rss_before, rss_after, load_peak, vram_before, vram_after)
+    return reranker

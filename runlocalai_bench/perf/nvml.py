@@ -57,6 +57,18 @@ def process_memory_mb(handle: Any) -> float | None:
     return None
 
 
+def held_now_mb(device: str) -> float | None:
+    """GPU memory this process holds on ``device`` right now: 0 when NVML sees the GPU but not this process
+    (no CUDA context yet, so nothing held), None off CUDA or without NVML."""
+    if not device.startswith("cuda"):
+        return None
+    handle = device_handle(device)
+    if handle is None:
+        return None
+    held = process_memory_mb(handle)
+    return 0.0 if held is None else held
+
+
 class VramPeak:
     """Peak GPU memory of this process over a block, sampled every 10 ms by a background thread.
 

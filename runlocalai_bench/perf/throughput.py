@@ -42,6 +42,21 @@ class DatasetWork:
     queries: Sequence[Sequence[Pair]]  # the same pairs grouped by query
 
 
+def model_share_mb(reranker: Reranker, device: str, peak_rss: float | None, peak_vram: float | None) -> float | None:
+    """A job's peak minus what the process held before the model was loaded (the runtime's libraries and the
+    run's texts included there): the memory this model costs, on the counter the device is judged by."""
+    before = reranker.memory.before_mb(device) if reranker.memory is not None else None
+    peak = peak_vram if device.startswith("cuda") else peak_rss
+    return None if before is None or peak is None else max(peak - before, 0.0)
+
+
+def describe_runtime_memory(parts: dict[str, float] | None) -> str | None:
+    """``model 418.0 MiB + compute 3.3 MiB + ...``: the runtime's own buffers, as it logged them."""
+    if not parts:
+        return None
+    return " + ".join(f"{name} {mib:,.1f} MiB" for name, mib in parts.items())
+
+
 def throughput_jobs(params: Params, datasets: Sequence[DatasetWork],
                     fixed: bool = True) -> list[tuple[str, str | None, int, int]]:
     """(workload, dataset, batch size, max length) of every job, in the order they run. ``fixed=False`` (a
@@ -92,11 +107,17 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         tokens = int(round(row["mean_tokens"])) if workload == "fixed" else max_length
         torch_memory = torch_peak_mb(device) if sees_torch else {"peak_vram_torch_mb": None,
                                                                   "peak_vram_torch_reserved_mb": None}
+        peak_rss = peak_rss_mb()
+        runtime = reranker.runtime_memory()
         row.update(
             run_id=params.run_id, reranker=baseline or params.reranker.model, variant=variant, device=device, dataset=dataset,
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
-            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss_mb(), peak_rss_window="job" if window_reset else "process",
+            file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss, peak_rss_window="job" if window_reset else "process",
             peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,
+            model_memory_mb=model_share_mb(reranker, device, peak_rss, vram.peak_mb),
+            **(reranker.memory.as_dict() if reranker.memory else {}),
+            runtime_memory_mb=sum(runtime.values()) if runtime else None,
+            runtime_memory_detail=describe_runtime_memory(runtime),
             flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak,
             mfu=achieved / peak if peak else None, peak_source=peak_source, compute_precision=precision,
             attention_flops_share=attention_share(shape, row["mean_tokens"], row["mean_sq_tokens"]),

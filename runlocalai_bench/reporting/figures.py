@@ -520,23 +520,29 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
     if rows.empty:
         return not_drawn("peak_memory", title, "no candidates throughput rows (throughput disabled?)")
     values = rows["peak_vram_mb"].where(rows["device"].str.startswith("cuda"), rows["peak_rss_mb"]).astype(float)
-    rows = rows.assign(memory=values).groupby(["run_id", "variant", "device", "batch_size"], as_index=False).agg(
-        memory=("memory", "max"), estimate=("estimate_mb", "max"))
+    share = rows["model_memory_mb"] if "model_memory_mb" in rows else pd.Series(np.nan, index=rows.index)
+    rows = rows.assign(memory=values, share=share.astype(float)).groupby(
+        ["run_id", "variant", "device", "batch_size"], as_index=False).agg(
+        memory=("memory", "max"), share=("share", "max"), estimate=("estimate_mb", "max"))
     several = rows["run_id"].nunique() > 1
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
     labels = [f"{_label(r, several)} · batch {r['batch_size']}" for _, r in rows.iterrows()]
     _sorted_bars(ax, labels, rows["memory"].fillna(0).to_numpy(), [variant_style(v)[0] for v in rows["variant"]],
                  lambda v: size(v * 2**20))  # decimal units, as the headline and model pages print them
     order = np.argsort(rows["memory"].fillna(0).to_numpy(), kind="stable")
-    ax.scatter(rows["estimate"].to_numpy()[order], np.arange(len(order)), marker="|", s=200, color="#222222",
+    if rows["share"].notna().any():  # the model's share of the peak, drawn inside its bar
+        ax.barh(np.arange(len(order)), rows["share"].to_numpy()[order], height=0.35, color="#777777", alpha=0.8,
+                label="model's share: peak minus memory before loading")
+    ax.scatter(rows["estimate"].to_numpy()[order], np.arange(len(order)), marker="|", s=200, color="#111111",
                label="estimate: weights + one batch's activations")
     if memory_line_mb:
         ax.axvline(memory_line_mb, color="#c44e52", ls="--", label=f"device memory {memory_line_mb / 1024:.0f} GiB")
     ax.set_xlabel("peak memory, MiB (bar labels in decimal MB/GB; CPU: resident set during the job; CUDA: process "
                   "GPU memory, NVML)")
     ax.legend(loc="lower right", fontsize=7)
-    caption = ("Peak memory per variant while reranking the run's candidates (bars, sorted), next to the weights + "
-               "activations estimate (ticks) and the device's memory.")
+    caption = ("Peak memory per variant while reranking the run's candidates (bars, sorted: the whole process), the "
+               "model's share of it (dark inner bars: the peak minus what the process held before loading the model), "
+               "the weights + activations estimate to compare with that share (ticks) and the device's memory.")
     return _save(fig, folder, Figure("peak_memory", title, caption), footer)
 
 

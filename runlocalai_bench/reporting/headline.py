@@ -77,6 +77,7 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cuda = t["device"].astype(str).str.startswith("cuda")
     t["peak_memory_bytes"] = np.where(cuda, t["peak_vram_mb"].astype(float), t["peak_rss_mb"].astype(float)) * 2**20
     t["memory_kind"] = np.where(cuda, "GPU (NVML)", "resident set")
+    t["model_memory_bytes"] = t["model_memory_mb"].astype(float) * 2**20
     if "file_bytes" not in t:
         t["file_bytes"] = t["model_bytes"]
     t["file_bytes"] = t["file_bytes"].fillna(t["model_bytes"])
@@ -84,7 +85,7 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cand = t[t["workload"] == "candidates"]
     cand = cand.groupby(KEYS, as_index=False, dropna=False).agg(
         pairs_per_s=("pairs_per_s", "median"), n_timed=("n_pairs", "sum"), peak_memory_bytes=("peak_memory_bytes", "max"),
-        memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "median"),
+        model_memory_bytes=("model_memory_bytes", "max"), memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "median"),
         executed_precision=("executed_precision", "first"))
     query = t[t["workload"] == "query"].groupby(KEYS, as_index=False, dropna=False).agg(
         latency_p50_ms=("latency_p50_ms", "median"), latency_p99_ms=("latency_p99_ms", "median"))
@@ -96,13 +97,14 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     macro = per.groupby(group, as_index=False, dropna=False).agg(
         _pairs=("n_timed", "sum"), _seconds=("_seconds", "sum"), latency_p50_ms=("latency_p50_ms", "mean"),
         latency_p99_ms=("latency_p99_ms", "max"), peak_memory_bytes=("peak_memory_bytes", "max"),
-        memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "mean"),
+        model_memory_bytes=("model_memory_bytes", "max"), memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "mean"),
         executed_precision=("executed_precision", "first")).assign(dataset=MACRO)
     macro["pairs_per_s"] = macro["_pairs"] / macro["_seconds"]
     per = per.drop(columns=["_seconds", "n_timed"])
     # Variants timed on fixed shapes only (a length sweep): their file, memory and best MFU still belong here.
     fixed = t[t["workload"] == "fixed"].groupby(group, as_index=False, dropna=False).agg(
-        fixed_memory=("peak_memory_bytes", "max"), fixed_kind=("memory_kind", "first"),
+        fixed_memory=("peak_memory_bytes", "max"), fixed_model_memory=("model_memory_bytes", "max"),
+        fixed_kind=("memory_kind", "first"),
         fixed_file=("file_bytes", "max"), fixed_mfu=("mfu", "max"), fixed_precision=("executed_precision", "first"))
     out = pd.concat([per, macro[per.columns]], ignore_index=True)
     return out, fixed
@@ -144,7 +146,8 @@ def headline_table(tables: dict[str, pd.DataFrame], run_datasets: dict[str, list
         rows = rows.drop_duplicates(subset=KEYS, keep="first")
     if len(fixed):
         rows = _merge(rows, fixed, [k for k in KEYS if k != "dataset"], "left")
-        for column, source in (("peak_memory_bytes", "fixed_memory"), ("memory_kind", "fixed_kind"),
+        for column, source in (("peak_memory_bytes", "fixed_memory"), ("model_memory_bytes", "fixed_model_memory"),
+                               ("memory_kind", "fixed_kind"),
                                ("file_bytes", "fixed_file"), ("mfu", "fixed_mfu"),
                                ("executed_precision", "fixed_precision")):
             reranked = rows["system"] == "rerank"

@@ -17,6 +17,9 @@ from runlocalai_bench.paths import scrub
 from runlocalai_bench.reporting.claims import GROUPS, load_claims, sentence, verdicts
 from runlocalai_bench.reporting.figures import Figure, all_figures
 from runlocalai_bench.reporting.headline import clean_hardware, headline_table, summary_sentences
+from runlocalai_bench.reporting.memory import EXPLANATION as MEMORY_EXPLANATION
+from runlocalai_bench.reporting.memory import NUMERIC as MEMORY_NUMERIC
+from runlocalai_bench.reporting.memory import memory_display, memory_rows
 from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, Heading, Items, Note, Table, Text,
                                              render_html, render_markdown)
 from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
@@ -125,6 +128,7 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
                                   if pd.notna(r["latency_p50_ms"]) else MISSING),
             "Peak memory": (f"{size(r['peak_memory_bytes'])} ({r['memory_kind']})"
                             if pd.notna(r["peak_memory_bytes"]) else MISSING),
+            "Model's memory": size(r["model_memory_bytes"]) if pd.notna(r.get("model_memory_bytes")) else MISSING,
             "File": size(r["file_bytes"]),
             "MFU": percent(r["mfu"], digits=2),
             "Precision": _text(r["executed_precision"]) or MISSING,
@@ -141,12 +145,12 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
 
 
 HEADLINE_NUMERIC = {"nDCG@10 [95% CI]", "Lift over first stage [95% CI]", "Kendall τ / top-10 vs fp32", "Pairs/s",
-                    "Latency p50 / p99", "Peak memory", "File", "MFU"}
+                    "Latency p50 / p99", "Peak memory", "Model's memory", "File", "MFU"}
 
 # Detailed tables: how each column reads (anything else: 4 significant digits, strings as they are).
 FORMATS: dict[str, Callable[[Any], str]] = {
     **{c: duration_ms for c in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ms_per_query")},
-    **{c: (lambda v: size(mib_to_bytes(v))) for c in ("peak_rss_mb", "peak_vram_mb", "estimate_mb")},
+    **{c: (lambda v: size(mib_to_bytes(v))) for c in ("peak_rss_mb", "peak_vram_mb", "estimate_mb", "model_memory_mb")},
     **{c: size for c in ("model_bytes", "file_bytes")},
     "mfu": lambda v: percent(v, digits=2), "load_s": duration_s, "seconds": duration_s,
     **{c: (lambda v: f"{v / 1e6:,.1f} M") for c in ("params_total", "params_embedding", "params_non_embedding")},
@@ -421,7 +425,10 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                        "95% bootstrap CI; lift = paired relative lift over the first stage on the same queries; "
                        "Kendall τ and top-10 overlap = agreement of the variant's ranking with torch-fp32's on the "
                        "same pairs; pairs/s end to end on the run's candidates (tokenization included); latency = "
-                       "one query's candidates as one request (p50 / p99); peak memory during the job; file = the "
+                       "one query's candidates as one request (p50 / p99); peak memory = the process's peak during the job "
+                       "(interpreter, libraries and the run's texts included); model's memory = that peak minus what "
+                       "the process held before the model was loaded (exports are built in a process of their own, so "
+                       "neither figure carries a conversion); file = the "
                        "file the variant ran from (1 GB = 10⁹ bytes); MFU = achieved over the hardware's theoretical "
                        "peak for the precision. On a macro-average row: pairs/s over all the datasets' timed pairs, "
                        "latency = the mean of the datasets' medians / the worst dataset's p99, memory = the largest "
@@ -451,6 +458,11 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
     for figure in figures:
         svg = bundle.figures_dir / f"{figure.id}.svg"
         blocks.append(FigureBlock(figure.id, figure.title, figure.caption, svg if figure.drawn else None, figure.reason))
+    memory = memory_rows(tables["throughput"])
+    if not memory.empty:
+        blocks.append(Heading("Memory", anchor="memory"))
+        blocks.append(Table(memory_display(memory, with_run=several_runs), numeric=MEMORY_NUMERIC))
+        blocks.append(Text(MEMORY_EXPLANATION, "small"))
     blocks.append(Heading("What was run", anchor="what-was-run"))
     blocks.append(Text("\n".join(f"- {d.line()}" for d in descriptions)))
     notes = [(d.run_id, n) for d in descriptions for n in d.protocol_notes]
@@ -483,11 +495,12 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         tables, "throughput", "Speed, memory, roofline (tables/throughput)",
         ["run_id", "dataset", "reranker", "variant", "device", "workload", "batch_size", "max_length", "mean_tokens",
          "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p99_ms", "peak_rss_mb", "peak_vram_mb",
-         "model_bytes", "achieved_tflops", "peak_tflops", "mfu", "executed_precision"],
+         "model_memory_mb", "model_bytes", "achieved_tflops", "peak_tflops", "mfu", "executed_precision"],
         "`peak_tflops` is the hardware's theoretical peak for the precision's fastest path (the table's "
         "`peak_source` column says how it was computed: a GPU's datasheet, or cores × clock × operations per cycle "
         "from the CPU's flags). `peak_rss_mb` is the peak resident set during each job; `peak_vram_mb` the "
-        "process's peak GPU memory as NVML (nvidia-smi) reports it.", always=True)
+        "process's peak GPU memory as NVML (nvidia-smi) reports it; `model_memory_mb` that peak minus what the process "
+        "held before the model was loaded (section Memory).", always=True)
     blocks += detail_section(
         tables, "comparisons", "Paired comparisons (tables/comparisons)",
         ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline", "baseline_variant", "n_queries",

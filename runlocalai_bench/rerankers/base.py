@@ -65,10 +65,17 @@ class Backend:
     extra: str  # the pyproject extra that installs it
     variants: tuple[Variant, ...]
     load: Callable[[LoadRequest], "Reranker"]
+    # Builds every converted file the variant's loader reads (conversion, quantization, calibration) and returns
+    # nothing; None for backends that read the checkpoint as it is. The registry runs it in a process of its own
+    # before the measured one loads: that process never holds the checkpoint an export was made from.
+    prepare: Callable[[LoadRequest], None] | None = None
     # Extra device checks beyond "is the device there" (e.g. a CUDA build of the runtime); raises VariantUnavailable.
     check_device: Callable[[Variant, str], None] = lambda variant, device: None
     # The suffix of files ``reranker.gguf_files``-style parameters may hand this backend instead of a conversion.
     user_file_suffix: str | None = None
+    # Modules the loader imports beyond the variant's ``requires`` (e.g. sentence-transformers): imported before
+    # the memory read that precedes loading, so their code is not counted as the model's memory.
+    runtime_modules: tuple[str, ...] = ()
     # Glob patterns, relative to the export root, of the converted files a variant's loader builds (none for
     # backends that load the checkpoint as it is): lets a plan tell a cached export from one still to build.
     artifacts: Callable[[Variant], tuple[str, ...]] = lambda variant: ()
@@ -111,7 +118,8 @@ class Reranker(ABC):
     executed_precision: str  # what the runtime reports it computes in (may differ from the variant's name)
     config: Any | None  # the Hugging Face config (layers, widths: FLOP and memory models); None if unknown
     details: dict[str, Any] = field(default_factory=dict)
-    load_s: float = 0.0
+    load_s: float = 0.0  # reading the finished files into the runtime; exports are timed apart (registry)
+    memory: Any = None  # perf.memory.LoadMemory, set by the registry's loader
 
     # -- scoring
 
@@ -150,6 +158,12 @@ class Reranker(ABC):
     def memory_counters(self) -> tuple[str, ...]:
         """Counters that see this reranker's memory on its device (see :data:`NVML`)."""
         return (RESIDENT_SET,) if self.device == "cpu" else (NVML,)
+
+    def runtime_memory(self) -> dict[str, float] | None:
+        """The runtime's own account of the memory it allocated, in MiB per buffer (e.g. llama.cpp's model,
+        compute and output buffers), for the cross-check beside the measured peak; None where the runtime
+        reports nothing (torch on CPU, ONNX Runtime and OpenVINO on CPU expose no allocated-bytes figure)."""
+        return None
 
     @property
     def file_bytes(self) -> int:

@@ -1,12 +1,41 @@
-"""Converted and quantized model files, written once per model fingerprint and reused by later runs."""
+"""Converted and quantized model files, written once per model fingerprint and reused by later runs.
+
+Exports are built by a backend's ``prepare`` step in a process of their own (:func:`registry.prepare_exports`);
+the process that loads and measures a variant reads finished files only. :func:`reading_only` enforces that: an
+export missing at load time is an error, never a silent conversion inside the measured process.
+"""
 
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from runlocalai_bench.models.refs import ModelRef
+
+_READ_ONLY = [False]
+
+
+class ExportMissing(RuntimeError):
+    """A loader asked for an export that its backend's prepare step should have built."""
+
+
+@contextmanager
+def reading_only() -> Iterator[None]:
+    """Inside this block building an export raises :class:`ExportMissing` (the measured process only reads)."""
+    _READ_ONLY[0] = True
+    try:
+        yield
+    finally:
+        _READ_ONLY[0] = False
+
+
+def require_build(target: Path) -> None:
+    """Call before building ``target``: refuses inside :func:`reading_only`."""
+    if _READ_ONLY[0]:
+        raise ExportMissing(f"{target} is missing at load time: exports are built by the backend's prepare step in "
+                            "a process of their own, so the measured process never holds a second copy of the model")
 
 
 def export_root(ref: ModelRef, cache_dir: Path) -> Path:
@@ -19,6 +48,7 @@ def export_once(target: Path, build: Callable[[Path], None]) -> Path:
     """Run ``build(staging)`` unless ``target`` exists; rename into place so a crash leaves no half export."""
     if target.is_dir():
         return target
+    require_build(target)
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,19 @@ must work when an optional runtime is not installed.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import pkgutil
+import resource
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from runlocalai_bench.devices import device_kind, resolve_device, unavailable_reason
 from runlocalai_bench.models.refs import ModelRef
 from runlocalai_bench.rerankers import backends as backends_package
-from runlocalai_bench.rerankers.exports import export_root
+from runlocalai_bench.rerankers.exports import export_root, reading_only
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Reranker, Variant, VariantUnavailable
 
 
@@ -84,13 +89,70 @@ def check_available(variant: Variant, device: str) -> None:
     backend_of(variant).check_device(variant, device)
 
 
+@dataclass(frozen=True)
+class ExportRecord:
+    """What the prepare step cost, in its own process: wall time (seconds; small when everything was cached),
+    which exports it had to build, and that process's peak resident set (the memory a conversion needs)."""
+
+    seconds: float
+    built: bool
+    peak_rss_mb: float
+
+    def as_dict(self) -> dict[str, float | bool]:
+        return {"seconds": self.seconds, "built": self.built, "peak_rss_mb": self.peak_rss_mb}
+
+
+def _prepare_here(request: LoadRequest) -> ExportRecord:
+    """The child's side of :func:`prepare_exports` (module level: a spawned process imports it by name). The
+    child is fresh, so its lifetime peak resident set is what building the exports took."""
+    backend = backend_of(request.variant)
+    built_before = backend.exports_built(request.variant, request.exports)
+    started = time.perf_counter()
+    backend.prepare(request)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ExportRecord(time.perf_counter() - started, built_before is False,
+                        peak / 2**20 if sys.platform == "darwin" else peak / 2**10)  # bytes on macOS, KiB on Linux
+
+
+def prepare_exports(request: LoadRequest) -> ExportRecord | None:
+    """Build ``request``'s exports in a fresh process (spawned: it shares no memory, no imported runtime and
+    no allocator state with this one) and wait for it; None for backends that need none.
+
+    Why a process: converting, quantizing or calibrating loads the full-precision checkpoint; done in the
+    measured process, its residue (freed but resident heap, mapped files, runtime arenas) stays in every memory
+    reading that follows. Errors raised by the backend (VariantUnavailable included) come back unchanged."""
+    if backend_of(request.variant).prepare is None:
+        return None
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_prepare_here, request).result()
+
+
+# Imported by every rerank process whatever the variant: torch (the matmul probe of the roofline, tensors in the
+# timing harness) and transformers (configs, tokenizers).
+ALWAYS_IMPORTED = ("torch", "transformers")
+
+
+def import_runtime(variant: Variant) -> None:
+    """Import every library the variant's loader and the measurements will use, so the memory read before
+    loading holds them and a job's peak minus it is the model's own share, not a library imported on the way."""
+    for module in (*ALWAYS_IMPORTED, *variant.requires, *backend_of(variant).runtime_modules):
+        importlib.import_module(module)
+
+
 def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
                   calibration_pairs=(), user_file: Path | None = None) -> Reranker:
-    """Load ``folder`` as ``variant`` on ``device`` through its backend; ``load_s`` covers any conversion."""
+    """Load ``folder`` as ``variant`` on ``device`` through its backend, after its exports were built in a
+    process of their own (:func:`prepare_exports`); the loader then only reads finished files. ``load_s`` is the
+    load alone; ``details['export']`` what the exports cost. :func:`perf.memory.load_measured` wraps this with
+    the memory read before and after."""
     check_available(variant, device)
     request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
                           tuple(calibration_pairs), Path(user_file) if user_file else None)
+    export = prepare_exports(request)
     started = time.perf_counter()
-    reranker = backend_of(variant).load(request)
+    with reading_only():
+        reranker = backend_of(variant).load(request)
     reranker.load_s = time.perf_counter() - started
+    if export is not None:
+        reranker.details["export"] = export.as_dict()
     return reranker

@@ -26,7 +26,7 @@ from runlocalai_bench.models.refs import ModelRef, model_label
 from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
-from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss
+from runlocalai_bench.perf.memory import load_measured, peak_rss_mb
 from runlocalai_bench.perf.throughput import DatasetWork, measure_throughput
 from runlocalai_bench.quality.compare import ORACLE
 from runlocalai_bench.quality.depth import depth_rows
@@ -228,6 +228,38 @@ def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Col
     return calibration_sample(pairs, CALIBRATION_PAIRS, params.seed), records
 
 
+@dataclass
+class DatasetJob:
+    """What reranking one dataset needs once its corpus is gone: the evaluated queries, the first stage's
+    ranking, the (query, candidate) pairs with their keys, the judgments, the split and the query language."""
+
+    spec: DatasetSpec
+    query_ids: list[str]
+    first: Ranking
+    keys: list[tuple[str, str]]
+    pairs: list[Pair]
+    qrels: dict[str, dict[str, int]]
+    split: str
+    languages: dict[str, str]  # per evaluated query (a dict, not the collection's method: that would keep the corpus)
+
+    def language(self, query_id: str) -> str:
+        return self.languages[query_id]
+
+    @classmethod
+    def build(cls, spec: DatasetSpec, collection: Collection, query_ids: list[str], first: Ranking,
+              depth: int) -> "DatasetJob":
+        keys, pairs = candidate_pairs(collection, {q: docs[:depth] for q, docs in first.items()}, query_ids)
+        return cls(spec, query_ids, first, keys, pairs, collection.qrels, collection.split,
+                   {q: collection.query_language(q) for q in query_ids})
+
+    def grouped(self) -> list[list[Pair]]:
+        """The pairs grouped by query, in order (the per-query throughput workload)."""
+        by_query: dict[str, list[Pair]] = {}
+        for (query_id, _), pair in zip(self.keys, self.pairs):
+            by_query.setdefault(query_id, []).append(pair)
+        return list(by_query.values())
+
+
 def score_with_checkpoints(reranker: Reranker, pairs: list[Pair], params: Params, partial: Path,
                            progress: ProgressWriter, dataset: str) -> np.ndarray:
     """Scores of ``pairs``, computed ``SCORING_CHUNK`` pairs at a time; every finished chunk is saved to
@@ -302,9 +334,18 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     if variant.calibrated:
         meta["calibration"] = {"pairs": len(calibration), "datasets": calibration_records,
                                "summary": describe_calibration(calibration_records)}
+    depth, jobs = params.reranker.depth, []
+    for spec in params.datasets:
+        jobs.append(DatasetJob.build(spec, collections[spec.label], evaluated[spec.label],
+                                     read_trec(bundle.first_stage_run(spec.slug)), depth))
+        meta["datasets"][spec.label] = {"n_queries": len(evaluated[spec.label]), "n_pairs": len(jobs[-1].pairs)}
+    # The corpora are dropped before the model is loaded: the pairs hold the only texts scoring needs, and the
+    # memory read before loading (subtracted from every peak as the model's share) should not carry them.
+    del collections
     try:
-        reranker = load_reranker(variant, device, folder, ref, cache_dir, params.reranker.max_length,
-                                 calibration, Path(user_file) if user_file else None)
+        reranker = load_measured(variant, device, lambda: load_reranker(
+            variant, device, folder, ref, cache_dir, params.reranker.max_length, calibration,
+            Path(user_file) if user_file else None))
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     write_part(bundle.root, "model", label, pd.DataFrame([{
@@ -316,20 +357,13 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
                 tokenizer=tokenizer_source, weight_files=[p.name for p in reranker.weight_files],
                 executed_precision=reranker.executed_precision, backend_details=reranker.details,
                 load_s=reranker.load_s, file_bytes=reranker.file_bytes, weight_bytes=reranker.weight_bytes,
-                rerank_depth=params.reranker.depth, load_peak_rss_mb=peak_rss_mb(),
-                # From here on the peak covers the loaded model at work, not a one-time export in this kernel.
-                peak_rss_window_reset=reset_peak_rss())
+                rerank_depth=params.reranker.depth, memory=reranker.memory.as_dict() if reranker.memory else None,
+                export=reranker.details.get("export"), runtime_memory_after_load=reranker.runtime_memory())
 
-    depth, quality_frames, depth_frames, work = params.reranker.depth, [], [], []
-    for spec in params.datasets:
-        collection, query_ids = collections[spec.label], evaluated[spec.label]
-        first = read_trec(bundle.first_stage_run(spec.slug))
-        keys, pairs = candidate_pairs(collection, {q: docs[:depth] for q, docs in first.items()}, query_ids)
-        grouped: dict[str, list[Pair]] = {}
-        for (query_id, _), pair in zip(keys, pairs):
-            grouped.setdefault(query_id, []).append(pair)
-        work.append(DatasetWork(spec.label, pairs, list(grouped.values())))
-        meta["datasets"][spec.label] = {"n_queries": len(query_ids), "n_pairs": len(pairs)}
+    quality_frames, depth_frames, work = [], [], []
+    for job in jobs:
+        spec, query_ids, first, keys, pairs = job.spec, job.query_ids, job.first, job.keys, job.pairs
+        work.append(DatasetWork(spec.label, pairs, job.grouped()))
         if params.reranker.weights != "trained":
             continue
         scores_path = bundle.rerank_scores(spec.slug, label)
@@ -341,15 +375,15 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": values}).to_parquet(
             scores_path, index=False)
         scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
-        measured = evaluate(ranking, collection.qrels, query_ids, measure_names(params.first_stage.depth, depth))
+        measured = evaluate(ranking, job.qrels, query_ids, measure_names(params.first_stage.depth, depth))
         quality_frames.append(quality_rows(
-            measured, run_id=params.run_id or "", dataset=spec.label, split=collection.split, system="rerank",
+            measured, run_id=params.run_id or "", dataset=spec.label, split=job.split, system="rerank",
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
-            reranker=model_spec, variant=variant_name, device=device, language=collection.query_language))
-        depth_frames.append(depth_rows(first, by_key, params.depth_curve, collection.qrels, query_ids).assign(
+            reranker=model_spec, variant=variant_name, device=device, language=job.language))
+        depth_frames.append(depth_rows(first, by_key, params.depth_curve, job.qrels, query_ids).assign(
             run_id=params.run_id or "", dataset=spec.label, reranker=model_spec, variant=variant_name,
             device=device))
-    meta["scoring_peak_rss_mb"] = peak_rss_mb()
+    meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the model was loaded: the load's own peak is in meta["memory"]
     quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
     depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else empty
     if quality_frames:

@@ -21,6 +21,7 @@ from scipy.stats import kendalltau
 
 from runlocalai_bench.models.resolve import resolve
 from runlocalai_bench.rerankers.backends.gguf import check_convertible
+from runlocalai_bench.rerankers.backends.gguf.convert import tensor_types
 from runlocalai_bench.rerankers.backends.gguf.llamacpp import truncate_pair
 from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.exports import export_root
@@ -99,6 +100,10 @@ def test_conversion_and_quantization_write_the_requested_types(gguf_rerankers, t
     files = {name: r.weight_files[0] for name, r in gguf_rerankers.items()}
     assert all(p.is_file() and p.parent.is_relative_to(export_root(tiny_xlmr, session_cache)) for p in files.values())
     types = {name: r.details["tensor_types"] for name, r in gguf_rerankers.items()}
+    # read from llama.cpp's loader log in the measured process: the same counts gguf-py's reader finds in the file
+    assert types == {name: tensor_types(path) for name, path in files.items()}
+    buffers = gguf_rerankers["gguf-q4_k_m"].runtime_memory()  # llama.cpp's own account, beside the measured peak
+    assert any(k.startswith("model (") for k in buffers) and all(v > 0 for v in buffers.values())
     assert "F16" in types["gguf-f16"] and not {"Q8_0", "Q4_K"} & set(types["gguf-f16"])
     assert "Q8_0" in types["gguf-q8_0"]
     assert "Q4_K" in types["gguf-q4_k_m"] and "Q6_K" in types["gguf-q4_k_m"]  # the "M" mix

@@ -39,7 +39,8 @@ def check_device(variant: Variant, device: str) -> None:
             raise VariantUnavailable("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
 
 
-def load(request: LoadRequest) -> CrossEncoderReranker:
+def _exports(request: LoadRequest) -> tuple[Path, str, dict[str, Any]]:
+    """The export folder, the ONNX file inside it and what the quantization was; builds what is missing."""
     folder, max_length = request.folder, request.max_length
     fp32 = export_once(request.exports / "onnx-fp32", lambda staging: load_cross_encoder(
         folder, "cpu", max_length, backend="onnx").save_pretrained(str(staging)))
@@ -64,6 +65,16 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
         details["quantization"] = f"onnxruntime dynamic int8, preset {preset}"
     else:
         target = fp32
+    return target, file_name, details
+
+
+def prepare(request: LoadRequest) -> None:
+    _exports(request)
+
+
+def load(request: LoadRequest) -> CrossEncoderReranker:
+    target, file_name, details = _exports(request)
+    max_length = request.max_length
     provider = "CUDAExecutionProvider" if request.device.startswith("cuda") else "CPUExecutionProvider"
     ce = load_cross_encoder(target, request.device, max_length, backend="onnx",
                             model_kwargs={"file_name": file_name, "provider": provider})
@@ -77,5 +88,6 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
     return ("onnx-fp32",) + (("onnx-int8-*",) if variant.precision == "int8" else ())
 
 
-BACKEND = Backend(name="onnx", extra="onnx", variants=VARIANTS, load=load, check_device=check_device,
+BACKEND = Backend(name="onnx", extra="onnx", variants=VARIANTS, load=load,
+                  runtime_modules=("sentence_transformers",), prepare=prepare, check_device=check_device,
                   artifacts=artifacts)

@@ -36,7 +36,9 @@ def _executed_precision(ce: Any, quantized: bool) -> str:
     return f"int8 matmuls, {hint} elsewhere" if quantized else hint
 
 
-def load(request: LoadRequest) -> CrossEncoderReranker:
+def _exports(request: LoadRequest) -> tuple[Path, str, dict[str, str], dict[str, Any]]:
+    """The IR folder, the model file inside it, the inference-precision hint and the quantization details;
+    builds what is missing (the float IR; for int8, nncf's calibrated copy)."""
     folder, max_length, precision = request.folder, request.max_length, request.variant.precision
     fp32 = export_once(request.exports / "openvino-fp32", lambda staging: load_cross_encoder(
         folder, "cpu", max_length, backend="openvino").save_pretrained(str(staging)))
@@ -61,6 +63,16 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
         file_name, hint = "openvino/openvino_model_qint8_static.xml", {}
         details["quantization"] = (f"nncf static int8, calibrated on {len(pairs)} pairs of queries outside the evaluated "
                                    f"set ({digest})")
+    return target, file_name, hint, details
+
+
+def prepare(request: LoadRequest) -> None:
+    _exports(request)
+
+
+def load(request: LoadRequest) -> CrossEncoderReranker:
+    target, file_name, hint, details = _exports(request)
+    precision, max_length = request.variant.precision, request.max_length
     ce = load_cross_encoder(target, request.device, max_length, backend="openvino",
                             model_kwargs={"file_name": file_name, "ov_config": hint})
     xml = target / file_name
@@ -91,4 +103,5 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
     return ("openvino-fp32",) + (("openvino-int8-cal*",) if variant.precision == "int8" else ())
 
 
-BACKEND = Backend(name="openvino", extra="openvino", variants=VARIANTS, load=load, artifacts=artifacts)
+BACKEND = Backend(name="openvino", extra="openvino", variants=VARIANTS, load=load,
+                  runtime_modules=("sentence_transformers",), prepare=prepare, artifacts=artifacts)

@@ -50,6 +50,14 @@ def load(request: LoadRequest) -> TorchReranker:
     if variant.precision == "int8":
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
+        # transformers maps the safetensors file and the fp32 tensors alias that mapping: quantizing touches every
+        # Linear weight, and those file pages stay resident as long as any tensor (the embeddings) keeps the
+        # mapping alive, so int8 would hold the int8 copy *and* the fp32 pages. Moving the parameters into the
+        # process's own memory first releases the mapping; the fp32 Linear weights are then freed as quantize_
+        # replaces them.
+        with torch.no_grad():
+            for parameter in ce.model.parameters():
+                parameter.data = parameter.data.clone()
         quantize_(ce.model, Int8DynamicActivationInt8WeightConfig())
         details["quantization"] = "torchao Int8DynamicActivationInt8WeightConfig (all nn.Linear)"
     files = sorted(request.folder.glob("*.safetensors")) or sorted(request.folder.glob("pytorch_model*.bin"))
@@ -59,4 +67,4 @@ def load(request: LoadRequest) -> TorchReranker:
 
 
 # torch itself is a core dependency; the extra covers what torch-int8 adds.
-BACKEND = Backend(name="torch", extra="torchao", variants=VARIANTS, load=load)
+BACKEND = Backend(name="torch", extra="torchao", variants=VARIANTS, load=load, runtime_modules=("sentence_transformers",))

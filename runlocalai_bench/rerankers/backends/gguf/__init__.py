@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runlocalai_bench.rerankers.backends.gguf.convert import FILE_TYPES, gguf_file, llama_cpp_version, tensor_types
+from runlocalai_bench.rerankers.backends.gguf.convert import FILE_TYPES, gguf_file, llama_cpp_version
 from runlocalai_bench.rerankers.backends.gguf.llamacpp import LlamaCppReranker
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant, VariantUnavailable
 
@@ -54,6 +54,13 @@ def check_device(variant: Variant, device: str) -> None:
                                      "(rebuild with CMAKE_ARGS=-DGGML_CUDA=on)")
 
 
+def prepare(request: LoadRequest) -> None:
+    """Convert to F16 with llama.cpp's converter and quantize from it (nothing for a user's own file)."""
+    if request.user_file is None:
+        check_convertible(request.folder)
+        gguf_file(request.folder, request.exports, request.variant.precision)
+
+
 def load(request: LoadRequest) -> LlamaCppReranker:
     from transformers import AutoConfig
 
@@ -67,7 +74,6 @@ def load(request: LoadRequest) -> LlamaCppReranker:
         path = gguf_file(folder, request.exports, precision)
         details["source"] = "llama.cpp convert_hf_to_gguf.py (F16)" + (
             "" if precision == "f16" else f" then llama_model_quantize to {precision.upper()}")
-    details["tensor_types"] = tensor_types(path)
     config = AutoConfig.from_pretrained(folder, local_files_only=True) if (folder / "config.json").is_file() else None
     reranker = LlamaCppReranker.load(request.variant, request.device, path, config)
     reranker.details = {**details, **reranker.details}
@@ -78,5 +84,5 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
     return (f"gguf/llama.cpp-*/model-{FILE_TYPES[variant.precision][0]}.gguf",)
 
 
-BACKEND = Backend(name="gguf", extra="gguf", variants=VARIANTS, load=load, check_device=check_device,
-                  user_file_suffix=".gguf", artifacts=artifacts)
+BACKEND = Backend(name="gguf", extra="gguf", variants=VARIANTS, load=load, runtime_modules=("llama_cpp.llama",),
+                  prepare=prepare, check_device=check_device, user_file_suffix=".gguf", artifacts=artifacts)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from runlocalai_bench.environment import usable_cores
 from runlocalai_bench.models.refs import default_cache_dir
+from runlocalai_bench.rerankers.exports import require_build
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +148,14 @@ def gguf_file(folder: Path, export_root: Path, precision: str) -> Path:
     root = Path(export_root) / "gguf" / f"llama.cpp-{llama_cpp_version()}"
     f16 = root / "model-F16.gguf"
     if not f16.is_file():
+        require_build(f16)
         log.info("converting %s to GGUF F16 with llama.cpp's converter", folder)
         convert(Path(folder), f16, "f16")
     if precision == "f16":
         return f16
     target = root / f"model-{FILE_TYPES[precision][0]}.gguf"
     if not target.is_file():
+        require_build(target)
         log.info("quantizing %s to %s", f16, FILE_TYPES[precision][0])
         quantize(f16, target, precision)
     return target

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,62 @@ def amx_repack_crashes() -> bool:
     import llama_cpp
 
     return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+# llama.cpp's own account of its allocations, as it logs them while loading a model and creating a context:
+# "load_tensors:   CPU_Mapped model buffer size =   418.02 MiB", "sched_reserve:  CPU compute buffer size = ...".
+# ... and what the file holds, as its loader counts it: "llama_model_loader: - type q4_K:   72 tensors".
+TYPE_LINE = re.compile(r"llama_model_loader: - type\s+(?P<type>\w+):\s+(?P<count>\d+) tensors")
+BUFFER_LINE = re.compile(r"(?P<where>[\w.-]+)\s+(?P<kind>model|KV|RS|output|compute) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
+
+
+class LlamaLog:
+    """llama.cpp's log lines, kept for the buffer sizes it reports (no C API returns them), then handed to
+    llama-cpp-python's own callback so what it prints is unchanged. One per process: llama.cpp has one log."""
+
+    lines: list[str] = []
+    _callback: Any = None
+
+    @classmethod
+    def install(cls) -> None:
+        if cls._callback is not None:
+            return
+        import llama_cpp
+        import llama_cpp._logger as upstream
+
+        @llama_cpp.llama_log_callback
+        def capture(level: int, text: bytes, user_data: Any) -> None:
+            cls.lines.append(text.decode("utf-8", errors="replace"))
+            upstream.llama_log_callback(level, text, user_data)
+
+        cls._callback = capture  # referenced here: llama.cpp holds a raw pointer to it
+        llama_cpp.llama_log_set(capture, ctypes.c_void_p(0))
+
+    @classmethod
+    def mark(cls) -> int:
+        return len(cls.lines)
+
+    @classmethod
+    def tensor_types_since(cls, mark: int) -> dict[str, int]:
+        """Tensors per ggml type (upper case, as gguf-py names them) in the file loaded after ``mark``. Read from
+        the loader's log rather than with gguf-py's reader, which parses every metadata array (the 250k-token
+        vocabulary) and would put a transient peak of hundreds of MB into the measured process."""
+        found: dict[str, int] = {}
+        for line in cls.lines[mark:]:
+            match = TYPE_LINE.search(line)
+            if match:
+                found[match["type"].upper()] = int(match["count"])
+        return dict(sorted(found.items()))
+
+    @classmethod
+    def buffers_since(cls, mark: int) -> dict[str, float]:
+        """MiB per buffer (``"<kind> (<backend buffer>)"``) logged after ``mark``; a buffer logged twice (a
+        context reserved again) keeps its last size."""
+        found: dict[str, float] = {}
+        for line in cls.lines[mark:]:
+            for match in BUFFER_LINE.finditer(line):
+                found[f"{match['kind']} ({match['where']})"] = float(match["mib"])
+        return found
 
 
 class UnsupportedGGUF(RuntimeError):
@@ -111,6 +168,8 @@ class LlamaCppReranker(Reranker):
     _ctx: Any = None
     _capacity: tuple[int, int] = (0, 0)  # (tokens, sequences) the current context holds
     _specials: dict[str, list[int]] = field(default_factory=dict)
+    _model_buffers: dict[str, float] = field(default_factory=dict)  # llama.cpp's log at model load
+    _context_buffers: dict[str, float] = field(default_factory=dict)  # ... at the current context's creation
 
     # -- lifecycle
 
@@ -120,6 +179,7 @@ class LlamaCppReranker(Reranker):
         import llama_cpp.llama  # noqa: F401 - installs llama-cpp-python's log callback, silenced below
 
         logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+        LlamaLog.install()
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 999 if device.startswith("cuda") else 0  # every layer on the GPU, or none
@@ -130,19 +190,22 @@ class LlamaCppReranker(Reranker):
         amx_disabled = amx_repack_crashes()
         if amx_disabled:
             params.use_extra_bufts = False
+        mark = LlamaLog.mark()
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise UnsupportedGGUF(f"{path}: llama.cpp could not load this file (see its log above)")
+        model_buffers, types = LlamaLog.buffers_since(mark), LlamaLog.tensor_types_since(mark)
         threads = threads or usable_cores()
         reranker = cls(variant=variant, device=device, weight_files=[Path(path)], executed_precision=_file_type(model),
                        config=config, threads=threads)
         reranker._model = model
+        reranker._model_buffers = model_buffers
         reranker._vocab = llama_cpp.llama_model_get_vocab(model)
         reranker._check_rank_head(path)
         reranker._specials = reranker._layout()
         reranker.details.update(amx_repack="disabled: " + AMX_NOTE if amx_disabled else "not used",
                                 threads=threads, layout=reranker.layout_description(),
-                                n_gpu_layers=params.n_gpu_layers, model_desc=_model_desc(model))
+                                n_gpu_layers=params.n_gpu_layers, model_desc=_model_desc(model), tensor_types=types)
         return reranker
 
     def _check_rank_head(self, path: Path) -> None:
@@ -195,6 +258,12 @@ class LlamaCppReranker(Reranker):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown may have torn the module down already
             pass
+
+    def runtime_memory(self) -> dict[str, float] | None:
+        """llama.cpp's buffers as it logged them: the model's (at load) and the current context's (output,
+        compute; KV for models that have one), MiB each, keyed ``"<kind> (<backend buffer>)"``."""
+        parts = {**self._model_buffers, **self._context_buffers}
+        return parts or None
 
     # -- what the measurements need to know (weights stay in the mmapped file's format: weight_bytes = file_bytes)
 
@@ -273,10 +342,12 @@ class LlamaCppReranker(Reranker):
         params.n_threads = params.n_threads_batch = self.threads
         if not self.device.startswith("cuda"):
             params.op_offload = False  # a CUDA build must not move a CPU variant's work to the GPU
+        mark = LlamaLog.mark()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx:
             raise RuntimeError(f"llama.cpp could not create a context of {tokens} tokens x {sequences} sequences")
         self._ctx, self._capacity = ctx, (tokens, sequences)
+        self._context_buffers = LlamaLog.buffers_since(mark)
         self.details["context_tokens"] = tokens
         self.details["context_sequences"] = sequences
 
