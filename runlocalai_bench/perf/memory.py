@@ -112,6 +112,22 @@ class LoadMemory:
                 "vram_after_load_mb": self.vram_after_mb}
 
 
+def resident_split_mb() -> dict[str, float | None]:
+    """The resident set now, split (Linux): ``rss_anon_mb`` (the process's own heap: copies, buffers,
+    activations) and ``rss_file_mb`` (mapped files' pages that were touched: memory-mapped weights count here, and
+    only the pages read so far, e.g. the embedding rows of the tokens seen)."""
+    found: dict[str, float | None] = {"rss_anon_mb": None, "rss_file_mb": None}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                found["rss_anon_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("RssFile:"):
+                found["rss_file_mb"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return found
+
+
 def memory_now(device: str) -> tuple[float | None, float | None]:
     """(resident set, GPU memory held on ``device``) now, after freed memory went back to the OS."""
     release_free_memory()
@@ -123,6 +139,11 @@ def load_measured(variant: Variant, device: str, load: Callable[[], Reranker]) -
     the variant's runtime already imported, and record on the reranker what the process held before and after
     it and the peak of loading (:class:`LoadMemory`)."""
     import_runtime(variant)
+    if device.startswith("cuda"):  # the CUDA context (shared by torch, ONNX Runtime and llama.cpp) is not the model's
+        import torch
+
+        torch.zeros(1, device=device)
+        torch.cuda.synchronize(device)
     rss_before, vram_before = memory_now(device)
     window = reset_peak_rss()
     reranker = load()

@@ -17,7 +17,8 @@ import pandas as pd
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.energy import EnergyMeter
 from runlocalai_bench.perf.flops import attention_share, flops_per_pair, memory_estimate_mb, model_shape
-from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss, reset_torch_peak, torch_peak_mb
+from runlocalai_bench.perf.memory import (peak_rss_mb, reset_peak_rss, reset_torch_peak, resident_split_mb,
+                                          torch_peak_mb)
 from runlocalai_bench.perf.nvml import VramPeak
 from runlocalai_bench.perf.peaks import measured_matmul_tflops, theoretical_peak
 from runlocalai_bench.perf.timing import time_candidates, time_fixed, time_queries, timed_queries, timed_sample
@@ -47,7 +48,8 @@ def model_share_mb(reranker: Reranker, device: str, peak_rss: float | None, peak
     run's texts included there): the memory this model costs, on the counter the device is judged by."""
     before = reranker.memory.before_mb(device) if reranker.memory is not None else None
     peak = peak_vram if device.startswith("cuda") else peak_rss
-    return None if before is None or peak is None else max(peak - before, 0.0)
+    # Not clamped: a negative share (memory freed below the before-load reading) is a finding to see, not to hide.
+    return None if before is None or peak is None else peak - before
 
 
 def describe_runtime_memory(parts: dict[str, float] | None) -> str | None:
@@ -108,6 +110,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         torch_memory = torch_peak_mb(device) if sees_torch else {"peak_vram_torch_mb": None,
                                                                   "peak_vram_torch_reserved_mb": None}
         peak_rss = peak_rss_mb()
+        split = resident_split_mb()  # at the job's end: the process's own heap vs touched pages of mapped files
         runtime = reranker.runtime_memory()
         row.update(
             run_id=params.run_id, reranker=baseline or params.reranker.model, variant=variant, device=device, dataset=dataset,
@@ -115,7 +118,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss, peak_rss_window="job" if window_reset else "process",
             peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,
             model_memory_mb=model_share_mb(reranker, device, peak_rss, vram.peak_mb),
-            **(reranker.memory.as_dict() if reranker.memory else {}),
+            **(reranker.memory.as_dict() if reranker.memory else {}), **split,
             runtime_memory_mb=sum(runtime.values()) if runtime else None,
             runtime_memory_detail=describe_runtime_memory(runtime),
             flops_per_pair=flops, achieved_tflops=achieved, peak_tflops=peak,

@@ -541,7 +541,7 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
                   "GPU memory, NVML)")
     ax.legend(loc="lower right", fontsize=7)
     caption = ("Peak memory per variant while reranking the run's candidates (bars, sorted: the whole process), the "
-               "model's share of it (dark inner bars: the peak minus what the process held before loading the model), "
+               "model's share of it (grey inner bars: the peak minus what the process held before loading the model), "
                "the weights + activations estimate to compare with that share (ticks) and the device's memory.")
     return _save(fig, folder, Figure("peak_memory", title, caption), footer)
 

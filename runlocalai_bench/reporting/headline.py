@@ -77,7 +77,9 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cuda = t["device"].astype(str).str.startswith("cuda")
     t["peak_memory_bytes"] = np.where(cuda, t["peak_vram_mb"].astype(float), t["peak_rss_mb"].astype(float)) * 2**20
     t["memory_kind"] = np.where(cuda, "GPU (NVML)", "resident set")
-    t["model_memory_bytes"] = t["model_memory_mb"].astype(float) * 2**20
+    # Bundles measured before exports moved to their own process have no model share: shown as missing there.
+    t["model_memory_bytes"] = (t["model_memory_mb"].astype(float) * 2**20 if "model_memory_mb" in t
+                               else np.nan)
     if "file_bytes" not in t:
         t["file_bytes"] = t["model_bytes"]
     t["file_bytes"] = t["file_bytes"].fillna(t["model_bytes"])

@@ -16,8 +16,9 @@ from runlocalai_bench.units import MISSING, mib_to_bytes, size
 
 KEYS = ["run_id", "reranker", "variant", "device"]
 SOURCES = ["rss_before_load_mb", "rss_after_load_mb", "vram_before_load_mb", "vram_after_load_mb", "peak_rss_mb",
-           "peak_vram_mb", "model_memory_mb", "estimate_mb", "runtime_memory_mb", "runtime_memory_detail"]
-NUMERIC = {"Before load", "After load", "Peak", "Model's memory", "Estimate", "Runtime's account"}
+           "peak_vram_mb", "model_memory_mb", "estimate_mb", "rss_file_mb", "runtime_memory_mb", "runtime_memory_detail"]
+NUMERIC = {"Before load", "After load", "Peak", "Model's share", "Estimate", "Share / estimate", "Mapped files",
+           "Runtime's account"}
 
 
 def memory_rows(throughput: pd.DataFrame) -> pd.DataFrame:
@@ -58,20 +59,29 @@ def memory_display(rows: pd.DataFrame, with_run: bool) -> pd.DataFrame:
                      "Counter": "GPU (NVML)" if cuda else "resident set", "Workload": r["workload"],
                      **{name: size(mib_to_bytes(v)) if pd.notna(v) else MISSING
                         for name, v in (("Before load", before), ("After load", after), ("Peak", peak),
-                                        ("Model's memory", r["model_memory_mb"]), ("Estimate", r["estimate_mb"]))},
+                                        ("Model's share", r["model_memory_mb"]), ("Estimate", r["estimate_mb"]))},
+                     "Share / estimate": (f"{r['model_memory_mb'] / r['estimate_mb']:.2f}"
+                                          if pd.notna(r["model_memory_mb"]) and pd.notna(r["estimate_mb"])
+                                          and r["estimate_mb"] > 0 else MISSING),
+                     "Mapped files": (size(mib_to_bytes(r["rss_file_mb"])) if not cuda and pd.notna(r["rss_file_mb"])
+                                      else MISSING),
                      "Runtime's account": runtime})
         out.append(line)
     return pd.DataFrame(out)
 
 
 EXPLANATION = (
-    "Each variant runs in a process that holds only that variant: exports (ONNX, OpenVINO, GGUF conversion and "
-    "quantization, nncf calibration) are built beforehand in a process of their own and the measured one reads the "
-    "finished files. Before load = resident set (CPU) or the process's GPU memory by NVML (CUDA) once the runtime's "
-    "libraries are imported; after load = the same once the model is read (memory-mapped weights count only when "
-    "touched, so this can be low until the first batch); peak = the largest job peak on the run's candidates (per "
-    "dataset, the largest shown); model's memory = peak minus before load; estimate = weights as stored plus one "
-    "batch's activations (compare it with the model's memory). Runtime's account = the buffers the runtime reports "
-    "allocating (llama.cpp logs its model, output, KV and compute buffers; torch on CPU, ONNX Runtime and OpenVINO "
-    "report none); the measured model's memory also holds the tokenizer, the scored batch's inputs and the runtime's "
-    "own heap, so it exceeds the buffers. 1 GB = 10⁹ bytes.")
+    "Each variant runs in a process of its own. Exports (ONNX and OpenVINO conversion, int8 quantization and nncf "
+    "calibration, GGUF conversion and quantization) are built beforehand in another process, and the measured one "
+    "reads the finished files; torch-int8 is the exception, quantized by torchao as it loads (its load peak holds "
+    "the fp32 weights once). Before load = resident set (CPU) or the process's GPU memory by NVML (CUDA, with the "
+    "CUDA context already created) once every library the run uses is imported: torch and transformers are in it for "
+    "every variant, GGUF included, so a peak here is larger than llama-server's own would be by about that "
+    "before-load figure. After load = the same once the model is read. Peak = the largest job peak on the run's "
+    "candidates. Model's share = peak minus before load. Estimate = weights as stored plus one batch's activations; "
+    "share / estimate says how far the real cost is from it. Mapped files = pages of memory-mapped files resident at "
+    "the job's end (the safetensors of torch's fp32/bf16/fp16 variants and the GGUF file are mapped: only the pages "
+    "read count, so the embedding rows of tokens never seen stay on disk and a share can be below the file size). "
+    "Runtime's account = the buffers the runtime reports allocating on that counter (llama.cpp's model, output, KV "
+    "and compute buffers, from its log; torch on CPU, ONNX Runtime and OpenVINO report none); the measured share "
+    "also holds the tokenizer, the batch's inputs and the runtime's own heap. 1 GB = 10⁹ bytes.")

@@ -128,7 +128,7 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
                                   if pd.notna(r["latency_p50_ms"]) else MISSING),
             "Peak memory": (f"{size(r['peak_memory_bytes'])} ({r['memory_kind']})"
                             if pd.notna(r["peak_memory_bytes"]) else MISSING),
-            "Model's memory": size(r["model_memory_bytes"]) if pd.notna(r.get("model_memory_bytes")) else MISSING,
+            "Model's share": size(r["model_memory_bytes"]) if pd.notna(r.get("model_memory_bytes")) else MISSING,
             "File": size(r["file_bytes"]),
             "MFU": percent(r["mfu"], digits=2),
             "Precision": _text(r["executed_precision"]) or MISSING,
@@ -145,7 +145,7 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
 
 
 HEADLINE_NUMERIC = {"nDCG@10 [95% CI]", "Lift over first stage [95% CI]", "Kendall τ / top-10 vs fp32", "Pairs/s",
-                    "Latency p50 / p99", "Peak memory", "Model's memory", "File", "MFU"}
+                    "Latency p50 / p99", "Peak memory", "Model's share", "File", "MFU"}
 
 # Detailed tables: how each column reads (anything else: 4 significant digits, strings as they are).
 FORMATS: dict[str, Callable[[Any], str]] = {
@@ -426,9 +426,8 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                        "Kendall τ and top-10 overlap = agreement of the variant's ranking with torch-fp32's on the "
                        "same pairs; pairs/s end to end on the run's candidates (tokenization included); latency = "
                        "one query's candidates as one request (p50 / p99); peak memory = the process's peak during the job "
-                       "(interpreter, libraries and the run's texts included); model's memory = that peak minus what "
-                       "the process held before the model was loaded (exports are built in a process of their own, so "
-                       "neither figure carries a conversion); file = the "
+                       "(interpreter, libraries and the run's texts included); model's share = that peak minus what "
+                       "the process held before the model was loaded (section Memory); file = the "
                        "file the variant ran from (1 GB = 10⁹ bytes); MFU = achieved over the hardware's theoretical "
                        "peak for the precision. On a macro-average row: pairs/s over all the datasets' timed pairs, "
                        "latency = the mean of the datasets' medians / the worst dataset's p99, memory = the largest "

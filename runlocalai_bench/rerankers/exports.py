@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from runlocalai_bench.models.refs import ModelRef
 
-_READ_ONLY = [False]
+_READ_ONLY = [0]  # how many reading_only blocks are open (nested blocks stay read-only until the outermost ends)
 
 
 class ExportMissing(RuntimeError):
@@ -24,11 +24,11 @@ class ExportMissing(RuntimeError):
 @contextmanager
 def reading_only() -> Iterator[None]:
     """Inside this block building an export raises :class:`ExportMissing` (the measured process only reads)."""
-    _READ_ONLY[0] = True
+    _READ_ONLY[0] += 1
     try:
         yield
     finally:
-        _READ_ONLY[0] = False
+        _READ_ONLY[0] -= 1
 
 
 def require_build(target: Path) -> None:

@@ -9,12 +9,14 @@ must work when an optional runtime is not installed.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import multiprocessing
 import pkgutil
 import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +91,10 @@ def check_available(variant: Variant, device: str) -> None:
     backend_of(variant).check_device(variant, device)
 
 
+class ExportFailed(RuntimeError):
+    """The process building a variant's exports died without an answer."""
+
+
 @dataclass(frozen=True)
 class ExportRecord:
     """What the prepare step cost, in its own process: wall time (seconds; small when everything was cached),
@@ -109,9 +115,22 @@ def _prepare_here(request: LoadRequest) -> ExportRecord:
     built_before = backend.exports_built(request.variant, request.exports)
     started = time.perf_counter()
     backend.prepare(request)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return ExportRecord(time.perf_counter() - started, built_before is False,
-                        peak / 2**20 if sys.platform == "darwin" else peak / 2**10)  # bytes on macOS, KiB on Linux
+    return ExportRecord(time.perf_counter() - started, built_before is False, _own_peak_mb())
+
+
+def _own_peak_mb() -> float:
+    """This process's peak resident set, or its children's if larger (llama.cpp's converter is a subprocess).
+    Linux: VmHWM, because ``ru_maxrss`` of a spawned process starts at its parent's resident set at fork time."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    children = children / 2**20 if sys.platform == "darwin" else children / 2**10  # bytes on macOS, KiB on Linux
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return max(int(line.split()[1]) / 1024, children)
+    except OSError:
+        pass
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max(own / 2**20 if sys.platform == "darwin" else own / 2**10, children)
 
 
 def prepare_exports(request: LoadRequest) -> ExportRecord | None:
@@ -124,18 +143,26 @@ def prepare_exports(request: LoadRequest) -> ExportRecord | None:
     if backend_of(request.variant).prepare is None:
         return None
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_prepare_here, request).result()
+        try:
+            return pool.submit(_prepare_here, request).result()
+        except BrokenProcessPool as exc:  # killed (out of memory, a signal): say what was being built
+            raise ExportFailed(f"building the {request.variant.name} export of {request.folder.name} under "
+                               f"{request.exports} killed its process (out of memory? a conversion holds the full "
+                               "checkpoint at least once): no export was written") from exc
 
 
-# Imported by every rerank process whatever the variant: torch (the matmul probe of the roofline, tensors in the
-# timing harness) and transformers (configs, tokenizers).
-ALWAYS_IMPORTED = ("torch", "transformers")
+# Imported by every rerank process whatever the variant: torch (tensors in the timing harness, the roofline's
+# matmul probe), transformers (configs, tokenizers), pyarrow's parquet writer (the stage's tables).
+ALWAYS_IMPORTED = ("torch", "transformers", "pyarrow.parquet")
+# Imported where installed: the roofline's int8 probe runs ONNX Runtime's MatMulInteger for every int8 variant.
+IMPORTED_IF_INSTALLED = ("onnxruntime", "onnx")
 
 
 def import_runtime(variant: Variant) -> None:
     """Import every library the variant's loader and the measurements will use, so the memory read before
     loading holds them and a job's peak minus it is the model's own share, not a library imported on the way."""
-    for module in (*ALWAYS_IMPORTED, *variant.requires, *backend_of(variant).runtime_modules):
+    optional = tuple(m for m in IMPORTED_IF_INSTALLED if importlib.util.find_spec(m) is not None)
+    for module in (*ALWAYS_IMPORTED, *optional, *variant.requires, *backend_of(variant).runtime_modules):
         importlib.import_module(module)
 
 

@@ -37,11 +37,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "how deep it retrieved and how many candidates were reranked"),
     Table("throughput", ("run_id", "reranker", "variant", "device", "weights", "workload", "batch_size", "max_length",
                          "mean_tokens", "n_pairs", "pairs_per_s", "pairs_per_s_iqr", "latency_p50_ms", "latency_p90_ms",
-                         "latency_p99_ms", "load_s", "model_bytes", "peak_rss_mb", "peak_vram_mb", "model_memory_mb",
-                         "flops_per_pair", "achieved_tflops", "peak_tflops", "mfu", "dataset"),
+                         "latency_p99_ms", "load_s", "model_bytes", "peak_rss_mb", "peak_vram_mb", "flops_per_pair",
+                         "achieved_tflops", "peak_tflops", "mfu", "dataset"),
           "pairs/s, latency, memory and roofline per variant, device, workload (candidates and query per dataset, "
-          "fixed shapes once: dataset empty); memory: the job's peak, and the model's share (the peak minus what "
-          "the process held before the model was loaded)"),
+          "fixed shapes once: dataset empty); memory: the job's peak; bundles from 2026-12 on add the model's "
+          "share (model_memory_mb: the peak minus what the process held before the model was loaded), the "
+          "memory before and after loading and the runtime's own account (runtime_memory_mb)"),
     Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
                     "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),
           "each variant's scores against torch-fp32 on the same pairs"),
@@ -82,8 +83,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                        "weights", "ndcg10", "ndcg10_ci_low", "ndcg10_ci_high", "lift_abs", "lift_abs_ci_low",
                        "lift_abs_ci_high", "lift_rel", "lift_rel_ci_low", "lift_rel_ci_high", "p_value", "kendall_tau",
                        "top10_overlap", "pairs_per_s", "latency_p50_ms", "latency_p99_ms", "peak_memory_bytes",
-                       "model_memory_bytes", "memory_kind", "file_bytes", "mfu", "executed_precision", "first_stage", "first_stage_depth",
-                       "rerank_depth", "n_queries", "reason"),
+                       "model_memory_bytes", "memory_kind", "file_bytes", "mfu", "executed_precision", "first_stage",
+                       "first_stage_depth", "rerank_depth", "n_queries", "reason"),
           "the numbers an editor quotes, one row per dataset (and macro-average; level = the run's headline level), "
           "system (first stage, rerank, or the oracle ceiling), reranker (comparison = one of reranker.baselines), "
           "variant and device, derived from the tables above; sorted by quality, then speed"),

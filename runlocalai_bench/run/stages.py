@@ -383,7 +383,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         depth_frames.append(depth_rows(first, by_key, params.depth_curve, job.qrels, query_ids).assign(
             run_id=params.run_id or "", dataset=spec.label, reranker=model_spec, variant=variant_name,
             device=device))
-    meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the model was loaded: the load's own peak is in meta["memory"]
+    meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the window opened before loading: the load's peak included
     quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
     depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else empty
     if quality_frames:

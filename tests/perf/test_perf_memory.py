@@ -3,7 +3,7 @@ XLM-R twin: 66M parameters, 264 MB in fp32, so that a model's share is its weigh
 runtimes' fixed costs (tens of MB each, which dominate the 9M-parameter tiny twin).
 
 The margin: 32 MB, an eighth of the fp32 weights; resident-set readings of the same process repeated here
-differed by under 10 MB."""
+differed by under 10 MB (onnx-int8 on an AMD EPYC, 2 cores: peak 657 and 656 MB, model's share 137 and 136 MB)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def onnx_int8(cache) -> dict[str, dict]:
 def test_a_process_that_built_its_export_measures_like_one_that_only_loads_it(onnx_int8, cache, tmp_path):
     built, cached = onnx_int8["built"], onnx_int8["cached"]
     assert built["export"]["built"] is True and cached["export"]["built"] is False
-    # the conversion's memory is spent in the prepare process (it held the fp32 checkpoint: 264 MB)
-    assert built["export"]["peak_rss_mb"] > 264
-    for key in ("rss_before_load_mb", "peak_rss_mb", "model_memory_mb"):
+    # the conversion's memory is spent in the prepare process: it loaded the fp32 checkpoint (264 MB) and the
+    # exporter, where a prepare that finds its files cached loads nothing
+    assert built["export"]["peak_rss_mb"] - cached["export"]["peak_rss_mb"] > 264
+    for key in ("peak_rss_mb", "model_memory_mb"):
         assert abs(built[key] - cached[key]) <= MARGIN_MB, (key, built[key], cached[key])
     # the control: building the export inside the measured process (the suite's old way) leaves the exporter's
     # libraries and residue resident, and every later reading carries them
@@ -59,7 +60,8 @@ def test_a_process_that_built_its_export_measures_like_one_that_only_loads_it(on
     fresh.mkdir()
     (fresh / "twins").symlink_to(cache / "twins", target_is_directory=True)
     inside = probe("onnx-int8", fresh, "--export-here")
-    assert inside["rss_before_load_mb"] - cached["rss_before_load_mb"] > MARGIN_MB
+    assert inside["rss_before_load_mb"] - cached["rss_before_load_mb"] > MARGIN_MB  # measured here: +79 MB
+    assert inside["peak_rss_mb"] > cached["peak_rss_mb"]  # measured here: +49 MB
 
 
 @needs_onnx
@@ -72,5 +74,5 @@ def test_quantized_variants_cost_less_memory_than_fp32(onnx_int8, cache):
         assert q4["runtime_memory"] and any(k.startswith("compute (") for k in q4["runtime_memory"])
     if importlib.util.find_spec("torchao"):
         shares["torch-int8"] = probe("torch-int8", cache)["model_memory_mb"]
-    assert fp32 > 264  # the weights are all touched while scoring
+    assert fp32 > 170  # every encoder weight (42.5M fp32 parameters) is read while scoring, mapped or not
     assert all(share < fp32 for share in shares.values()), (fp32, shares)

@@ -84,7 +84,10 @@ class LlamaLog:
 
     @classmethod
     def mark(cls) -> int:
-        return len(cls.lines)
+        """Where the next lines will start. Called before a model load or a context creation (the only lines
+        read back), it also drops what earlier reads no longer need, so the list stays short in long runs."""
+        cls.lines.clear()
+        return 0
 
     @classmethod
     def tensor_types_since(cls, mark: int) -> dict[str, int]:
@@ -261,8 +264,15 @@ class LlamaCppReranker(Reranker):
 
     def runtime_memory(self) -> dict[str, float] | None:
         """llama.cpp's buffers as it logged them: the model's (at load) and the current context's (output,
-        compute; KV for models that have one), MiB each, keyed ``"<kind> (<backend buffer>)"``."""
-        parts = {**self._model_buffers, **self._context_buffers}
+        compute; KV for models that have one), MiB each, keyed ``"<kind> (<backend buffer>)"``; only those on the
+        counter this run is judged by: GPU buffers (``CUDA0``...) on CUDA, host buffers (``CPU``, ``CPU_Mapped``,
+        pinned ``CUDA_Host``) on the CPU."""
+        def on_gpu(key: str) -> bool:
+            buffer = key.split("(", 1)[1].rstrip(")")
+            return buffer.startswith(("CUDA", "ROCm", "Metal", "Vulkan")) and not buffer.endswith("_Host")
+
+        parts = {k: v for k, v in {**self._model_buffers, **self._context_buffers}.items()
+                 if on_gpu(k) == self.device.startswith("cuda")}
         return parts or None
 
     # -- what the measurements need to know (weights stay in the mmapped file's format: weight_bytes = file_bytes)
