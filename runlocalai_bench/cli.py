@@ -109,7 +109,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from runlocalai_bench.reporting.merge import merge_bundles
 
-    out = merge_bundles([Path(b) for b in args.bundles], Path(args.out))
+    out = merge_bundles([Path(b) for b in args.bundles], Path(args.out), drop=args.drop_run)
     print(f"merged bundle: {out}")
     return EXIT_OK
 
@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="pool bundles from several machines into one")
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--out", required=True)
+    merge.add_argument("--drop-run", action="append", default=[], metavar="RUN_ID",
+                       help="leave this run out of a pooled input (repeatable): replaces a run by its rerun")
     merge.set_defaults(func=_cmd_merge)
 
     converter = sub.add_parser("gguf-converter", help="fetch llama.cpp's GGUF converter for the installed "

@@ -6,11 +6,12 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
 from runlocalai_bench.environment import git_state
-from runlocalai_bench.params import dump_params
+from runlocalai_bench.params import dump_params, read_params
 from runlocalai_bench.reporting.provenance import run_descriptions, write_descriptions
 from runlocalai_bench.reporting.report import build_report
 from runlocalai_bench.results.bundle import Bundle, write_json
@@ -24,39 +25,84 @@ def manifest(bundle: Bundle) -> dict:
     return json.loads(path.read_text())
 
 
-def merge_bundles(paths: list[Path], out: Path) -> Path:
-    """Refuse incompatible schema versions and repeated runs; rows keep their run_id, hence their hardware."""
+# Tables the report derives from the others (build_report writes them anew): never concatenated, so an input
+# written by an older version of the report does not have to carry the current derived columns.
+DERIVED = ("headline", "verdicts", "reproduction")
+
+
+def runs_in(bundle: Bundle) -> list[str]:
+    """The runs a bundle holds: its own, or each pooled run's (a bundle made by this merge)."""
+    info = manifest(bundle)
+    return list(info.get("merged_from") or [info["run_id"]])
+
+
+def _pooled(bundle: Bundle) -> bool:
+    return bool(manifest(bundle).get("merged_from"))
+
+
+def run_environment(bundle: Bundle, run_id: str) -> dict:
+    return (json.loads((bundle.root / "environments" / f"{run_id}.json").read_text(encoding="utf-8"))
+            if _pooled(bundle) else bundle.environment())
+
+
+def run_params_path(bundle: Bundle, run_id: str) -> Path:
+    return bundle.root / "params" / f"{run_id}.yaml" if _pooled(bundle) else bundle.params_path
+
+
+def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Path:
+    """Refuse incompatible schema versions and repeated runs; rows keep their run_id, hence their hardware.
+
+    A pooled bundle may be an input: its runs join the new pool. ``drop`` leaves runs out by run_id (every row,
+    environment, parameters and description of them): how a pool gets one of its runs replaced by a rerun."""
     if out.exists():
         raise BundleError(f"{out} already exists: choose another --out")
     bundles = [Bundle(Path(p)) for p in paths]
+    drop = set(drop)
     seen: dict[str, Path] = {}
+    kept: dict[Path, list[str]] = {}
     for bundle in bundles:
         info = manifest(bundle)
         if info.get("schema_version") != SCHEMA_VERSION:
             raise BundleError(f"{bundle.root}: table schema version {info.get('schema_version')}, this tool reads "
                               f"{SCHEMA_VERSION}; re-run or convert it with a matching runlocalai-bench")
-        if info["run_id"] in seen:
-            raise BundleError(f"{bundle.root}: run {info['run_id']!r} is already in {seen[info['run_id']]} (same run twice)")
-        seen[info["run_id"]] = bundle.root
+        kept[bundle.root] = [r for r in runs_in(bundle) if r not in drop]
+        if not kept[bundle.root]:
+            raise BundleError(f"{bundle.root}: every run of it is dropped ({', '.join(runs_in(bundle))}); leave it out")
+        for run_id in kept[bundle.root]:
+            if run_id in seen:
+                raise BundleError(f"{bundle.root}: run {run_id!r} is already in {seen[run_id]} (same run twice)")
+            seen[run_id] = bundle.root
+    unknown = drop - {r for b in bundles for r in runs_in(b)}
+    if unknown:
+        raise BundleError(f"--drop-run {', '.join(sorted(unknown))}: no such run in the inputs; they hold "
+                          f"{', '.join(sorted(r for b in bundles for r in runs_in(b)))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         for name in TABLES:
-            frames = [read_table(b.root, name) for b in bundles]
-            frames = [f for f in frames if not f.empty]
+            if name in DERIVED:  # rebuilt from the pooled rows by build_report below
+                continue
+            frames = []
+            for b in bundles:
+                frame = read_table(b.root, name)
+                if "run_id" in frame.columns:
+                    frame = frame[frame["run_id"].isin(kept[b.root])]
+                if not frame.empty:
+                    frames.append(frame)
             write_table(staging, name, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name]))
         for bundle in bundles:
-            run_id = manifest(bundle)["run_id"]
-            write_json(staging / "environments" / f"{run_id}.json", bundle.environment())
-            (staging / "params").mkdir(exist_ok=True)
-            shutil.copy(bundle.params_path, staging / "params" / f"{run_id}.yaml")
-        write_descriptions(staging, [d for b in bundles for d in run_descriptions(b)])
+            for run_id in kept[bundle.root]:
+                write_json(staging / "environments" / f"{run_id}.json", run_environment(bundle, run_id))
+                (staging / "params").mkdir(exist_ok=True)
+                shutil.copy(run_params_path(bundle, run_id), staging / "params" / f"{run_id}.yaml")
+        write_descriptions(staging, [d for b in bundles for d in run_descriptions(b) if d.run_id in kept[b.root]])
         merged_id = "merged-" + "-".join(sorted(seen))[:80]
-        first = bundles[0].params().model_copy(update={"run_id": merged_id})
+        first_run = kept[bundles[0].root][0]
+        first = read_params(run_params_path(bundles[0], first_run)).model_copy(update={"run_id": merged_id})
         # Report tools read one params.yaml (the claims file, the run id); a pool has no single set of parameters,
         # so the file says whose it is. Each run's own parameters are in params/<run_id>.yaml.
         (staging / "params.yaml").write_text(
-            f"# A pooled bundle ({', '.join(sorted(seen))}). These are the parameters of {manifest(bundles[0])['run_id']},\n"
+            f"# A pooled bundle ({', '.join(sorted(seen))}). These are the parameters of {first_run},\n"
             "# the first run given to `runlocalai-bench merge`, with its run_id replaced; they do not describe the\n"
             "# other runs. Each run's own parameters: params/<run_id>.yaml; what each run was: the report.\n"
             + dump_params(first), encoding="utf-8")

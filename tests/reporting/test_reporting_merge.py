@@ -62,6 +62,21 @@ def test_a_pooled_report_describes_every_run(smoke_bundle, tmp_path, session_cac
     assert built["commit"] and set(manifest["merged_by"]) == {"commit", "dirty"}
     assert built["tables_digest"] in (merged / "report.md").read_text()
 
+    # A pooled bundle is an input too: one of its runs replaced by its rerun (here the same bundle again).
+    with pytest.raises(BundleError, match="same run twice"):
+        merge_bundles([merged, twin], tmp_path / "twice")
+    with pytest.raises(BundleError, match="no such run"):
+        merge_bundles([merged], tmp_path / "unknown", drop=["twin-cpu"])
+    replaced = merge_bundles([merged, twin], tmp_path / "replaced", drop=["twin-bm25"])
+    assert json.loads((replaced / "bundle.json").read_text())["merged_from"] == ["smoke-a", "twin-bm25"]
+    for table in ("throughput", "quality", "runs"):
+        before = pd.read_parquet(merged / "tables" / f"{table}.parquet")
+        after = pd.read_parquet(replaced / "tables" / f"{table}.parquet")
+        assert len(after) == len(before) and set(after["run_id"]) == set(before["run_id"])
+    only = merge_bundles([merged], tmp_path / "only", drop=["twin-bm25"])
+    assert set(pd.read_parquet(only / "tables" / "throughput.parquet")["run_id"]) == {"smoke-a"}
+    assert {p.stem for d in ("environments", "params", "provenance") for p in (only / d).iterdir()} == {"smoke-a"}
+
 
 def test_a_length_sweep_and_a_stand_in_tokenizer_are_said_in_the_run_line():
     from runlocalai_bench.reporting.provenance import RunDescription
