@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--out", required=True)
     merge.add_argument("--drop-run", action="append", default=[], metavar="RUN_ID",
-                       help="leave this run out of a pooled input (repeatable): replaces a run by its rerun")
+                       help="leave this run out of the pooled inputs (repeatable); a run bundle given explicitly is kept, "
+                            "so POOL RERUN --drop-run ID replaces a pooled run by its rerun")
     merge.set_defaults(func=_cmd_merge)
 
     converter = sub.add_parser("gguf-converter", help="fetch llama.cpp's GGUF converter for the installed "

@@ -537,8 +537,8 @@ def peak_memory(throughput: pd.DataFrame, memory_line_mb: float | None, folder: 
                label="estimate: weights + one batch's activations")
     if memory_line_mb:
         ax.axvline(memory_line_mb, color="#c44e52", ls="--", label=f"device memory {memory_line_mb / 1024:.0f} GiB")
-    ax.set_xlabel("peak memory, MiB (bar labels in decimal MB/GB; CPU: resident set during the job; CUDA: process "
-                  "GPU memory, NVML)")
+    ax.set_xlabel("peak memory, MiB (labels in decimal MB/GB)\nCPU: resident set during the job; CUDA: the process's "
+                  "GPU memory (NVML)")
     ax.legend(loc="lower right", fontsize=7)
     caption = ("Peak memory per variant while reranking the run's candidates (bars, sorted: the whole process), the "
                "model's share of it (grey inner bars: the peak minus what the process held before loading the model), "

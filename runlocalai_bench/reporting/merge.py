@@ -52,8 +52,9 @@ def run_params_path(bundle: Bundle, run_id: str) -> Path:
 def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Path:
     """Refuse incompatible schema versions and repeated runs; rows keep their run_id, hence their hardware.
 
-    A pooled bundle may be an input: its runs join the new pool. ``drop`` leaves runs out by run_id (every row,
-    environment, parameters and description of them): how a pool gets one of its runs replaced by a rerun."""
+    A pooled bundle may be an input: its runs join the new pool. ``drop`` leaves runs of pooled inputs out by
+    run_id (every row, environment, parameters and description of them), while a single-run bundle given
+    explicitly is always kept: ``merge POOL RERUN --drop-run ID`` replaces a pooled run by its rerun."""
     if out.exists():
         raise BundleError(f"{out} already exists: choose another --out")
     bundles = [Bundle(Path(p)) for p in paths]
@@ -65,17 +66,18 @@ def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Pat
         if info.get("schema_version") != SCHEMA_VERSION:
             raise BundleError(f"{bundle.root}: table schema version {info.get('schema_version')}, this tool reads "
                               f"{SCHEMA_VERSION}; re-run or convert it with a matching runlocalai-bench")
-        kept[bundle.root] = [r for r in runs_in(bundle) if r not in drop]
+        kept[bundle.root] = [r for r in runs_in(bundle) if not (_pooled(bundle) and r in drop)]
         if not kept[bundle.root]:
             raise BundleError(f"{bundle.root}: every run of it is dropped ({', '.join(runs_in(bundle))}); leave it out")
         for run_id in kept[bundle.root]:
             if run_id in seen:
                 raise BundleError(f"{bundle.root}: run {run_id!r} is already in {seen[run_id]} (same run twice)")
             seen[run_id] = bundle.root
-    unknown = drop - {r for b in bundles for r in runs_in(b)}
+    pooled_runs = {r for b in bundles if _pooled(b) for r in runs_in(b)}
+    unknown = drop - pooled_runs
     if unknown:
-        raise BundleError(f"--drop-run {', '.join(sorted(unknown))}: no such run in the inputs; they hold "
-                          f"{', '.join(sorted(r for b in bundles for r in runs_in(b)))}")
+        raise BundleError(f"--drop-run {', '.join(sorted(unknown))}: no such run in a pooled input; they hold "
+                          f"{', '.join(sorted(pooled_runs)) or 'none (no input is a pooled bundle)'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
