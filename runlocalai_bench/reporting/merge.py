@@ -59,6 +59,11 @@ def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Pat
         raise BundleError(f"{out} already exists: choose another --out")
     bundles = [Bundle(Path(p)) for p in paths]
     drop = set(drop)
+    pooled_runs = {r for b in bundles if _pooled(b) for r in runs_in(b)}
+    unknown = drop - pooled_runs
+    if unknown:
+        raise BundleError(f"--drop-run {', '.join(sorted(unknown))}: no such run in a pooled input; they hold "
+                          f"{', '.join(sorted(pooled_runs)) or 'none (no input is a pooled bundle)'}")
     seen: dict[str, Path] = {}
     kept: dict[Path, list[str]] = {}
     for bundle in bundles:
@@ -73,11 +78,6 @@ def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Pat
             if run_id in seen:
                 raise BundleError(f"{bundle.root}: run {run_id!r} is already in {seen[run_id]} (same run twice)")
             seen[run_id] = bundle.root
-    pooled_runs = {r for b in bundles if _pooled(b) for r in runs_in(b)}
-    unknown = drop - pooled_runs
-    if unknown:
-        raise BundleError(f"--drop-run {', '.join(sorted(unknown))}: no such run in a pooled input; they hold "
-                          f"{', '.join(sorted(pooled_runs)) or 'none (no input is a pooled bundle)'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
