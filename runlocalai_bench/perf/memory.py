@@ -20,16 +20,23 @@ from runlocalai_bench.rerankers.base import Reranker, Variant
 from runlocalai_bench.rerankers.registry import import_runtime
 
 
+def _status_mb(*fields: str) -> dict[str, float | None]:
+    """Fields of ``/proc/self/status`` (kB there) in MiB; None for each where /proc is absent (not Linux)."""
+    found: dict[str, float | None] = dict.fromkeys(fields)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            name = line.split(":", 1)[0]
+            if name in found:
+                found[name] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return found
+
+
 def rss_mb() -> float | None:
     """Resident memory of this process now (Linux VmRSS; None where /proc is absent): what is held before and
     after a model is loaded, as opposed to :func:`peak_rss_mb`, the high-water mark."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    return _status_mb("VmRSS")["VmRSS"]
 
 
 def release_free_memory() -> None:
@@ -46,12 +53,9 @@ def release_free_memory() -> None:
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process since start or the last :func:`reset_peak_rss` (Linux VmHWM)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _status_mb("VmHWM")["VmHWM"]
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
@@ -60,8 +64,8 @@ def reset_peak_rss() -> bool:
     """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so the peak of inference
     is not the peak of loading the model or of an earlier job. False where unsupported.
 
-    Garbage from that export (a second copy of the model, converter buffers) is collected and glibc's free
-    heap returned to the OS first: VmHWM restarts at the current RSS, which must not include it."""
+    Garbage is collected and glibc's free heap returned to the OS first: VmHWM restarts at the current RSS,
+    which must not include memory already freed."""
     release_free_memory()
     try:
         Path("/proc/self/clear_refs").write_text("5")
@@ -116,16 +120,8 @@ def resident_split_mb() -> dict[str, float | None]:
     """The resident set now, split (Linux): ``rss_anon_mb`` (the process's own heap: copies, buffers,
     activations) and ``rss_file_mb`` (mapped files' pages that were touched: memory-mapped weights count here, and
     only the pages read so far, e.g. the embedding rows of the tokens seen)."""
-    found: dict[str, float | None] = {"rss_anon_mb": None, "rss_file_mb": None}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                found["rss_anon_mb"] = int(line.split()[1]) / 1024
-            elif line.startswith("RssFile:"):
-                found["rss_file_mb"] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return found
+    found = _status_mb("RssAnon", "RssFile")
+    return {"rss_anon_mb": found["RssAnon"], "rss_file_mb": found["RssFile"]}
 
 
 def memory_now(device: str) -> tuple[float | None, float | None]:
