@@ -29,9 +29,46 @@ CPU_FLAGS = ("avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512_vn
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask, which containers and ``taskset`` narrow): what
-    torch, ONNX Runtime and llama.cpp are given, so no backend is handicapped by another's default."""
+    """Logical CPUs this process may run on (its affinity mask, which containers and ``taskset`` narrow)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on: SMT siblings (two hardware threads of one core)
+    count once. Why it matters: siblings share one core's vector units, so a CPU's FLOP peak and a claim about
+    "an 8-core CPU" are counted in cores, and a backend given one thread per sibling competes with itself.
+    Read from sysfs topology (package, core) on Linux; elsewhere psutil's machine-wide count, capped at the
+    usable CPUs."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topology.joinpath("physical_package_id").read_text().strip(),
+                       topology.joinpath("core_id").read_text().strip()))
+        except OSError:
+            cores = set()
+            break
+    if cores:
+        return len(cores)
+    return max(1, min(psutil.cpu_count(logical=False) or usable_cores(), usable_cores()))
+
+
+THREAD_CHOICES = ("physical", "logical")
+
+
+def compute_threads(choice: str | int = "physical") -> int:
+    """The one thread count every backend computes with (torch intra-op, ONNX Runtime intra-op, OpenVINO
+    ``INFERENCE_NUM_THREADS``, llama.cpp ``n_threads``), so speed is compared on equal terms: ``physical``
+    (default: one per physical core, what each runtime's own tuning guides recommend for dense math),
+    ``logical`` (every usable hardware thread), or a number."""
+    if choice == "physical":
+        return physical_cores()
+    if choice == "logical":
+        return usable_cores()
+    if isinstance(choice, int) and not isinstance(choice, bool) and choice > 0:
+        return choice
+    raise ValueError(f"threads: {choice!r} is not accepted; give 'physical', 'logical' or a positive integer")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -59,7 +96,8 @@ def cpu_info() -> dict[str, Any]:
         "architecture": platform.machine(),
         "logical_cores": psutil.cpu_count(logical=True),
         "physical_cores": psutil.cpu_count(logical=False),
-        "usable_cores": usable_cores(),
+        "usable_cores": usable_cores(),  # logical CPUs in the affinity mask
+        "usable_physical_cores": physical_cores(),
         "flags": sorted(f for f in CPU_FLAGS if f in flags),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
     }
@@ -141,8 +179,12 @@ def device_profile(env: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
         return {"label": gpu["name"], "gpu_class": gpu_class(gpu["name"]), "memory_gb": gpu.get("memory_gb"),
                 "cores": None}
     cpu = env.get("cpu", {})
-    return {"label": f"{cpu.get('model', 'unknown CPU')} ({cpu.get('usable_cores', '?')} cores)", "gpu_class": None,
-            "memory_gb": cpu.get("memory_gb"), "cores": cpu.get("usable_cores")}
+    # Claims about "an 8-core CPU" count physical cores; records from before 2026-12 have only the logical count.
+    cores = cpu.get("usable_physical_cores", cpu.get("usable_cores"))
+    threads = cpu.get("usable_cores")
+    label = f"{cores} cores" if cores == threads or threads is None else f"{cores} cores, {threads} threads"
+    return {"label": f"{cpu.get('model', 'unknown CPU')} ({label})", "gpu_class": None,
+            "memory_gb": cpu.get("memory_gb"), "cores": cores}
 
 
 def hardware_label(env: dict[str, Any], device: str = "cpu") -> str:

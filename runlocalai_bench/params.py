@@ -116,6 +116,11 @@ class RerankerParams(_Strict):
     depth_curve: list[int] = Field(default_factory=lambda: [10, 20, 50, 100],
                                    description="reranked depths evaluated from the one scoring pass (capped at depth)")
     length_sorted: bool = True
+    threads: Literal["physical", "logical"] | int = Field(
+        default="physical",
+        description="CPU threads every backend computes with (torch, ONNX Runtime, OpenVINO, llama.cpp alike, so "
+                    "speed is compared on equal terms): physical = one per physical core of the usable CPUs, "
+                    "logical = every hardware thread, or a number; recorded per execution")
     baselines: list[str] = Field(
         default_factory=list,
         description="other rerankers (hub ids, local folders, twin:NAME) scored on exactly the same candidates in "
@@ -135,6 +140,13 @@ class RerankerParams(_Strict):
             if not str(path).endswith(suffix):
                 raise ValueError(f"{variant}: {path!r} is not a {suffix} file")
         return files
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError(f"threads must be 'physical', 'logical' or a positive integer, got {value}")
+        return value
 
     @field_validator("variants", "devices", "baselines")
     @classmethod

@@ -6,6 +6,7 @@ inputs differ.
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Mapping, Sequence
 
 Ranking = dict[str, list[tuple[str, float]]]
@@ -13,8 +14,15 @@ Key = tuple[str, str]  # (query_id, doc_id)
 
 
 def order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Deterministic rank order: score descending, ties broken by doc id ascending."""
-    return sorted(((d, float(s)) for d, s in scored), key=lambda item: (-item[1], item[0]))
+    """Deterministic rank order: score descending, ties broken by doc id ascending.
+
+    A NaN score raises: ``sorted`` does not fail on NaN keys, it silently scrambles every other document's
+    place (all comparisons with NaN are false)."""
+    items = [(d, float(s)) for d, s in scored]
+    bad = [d for d, s in items if math.isnan(s)]
+    if bad:
+        raise ValueError(f"cannot rank {len(bad)} of {len(items)} documents scored NaN (first: {bad[0]!r})")
+    return sorted(items, key=lambda item: (-item[1], item[0]))
 
 
 def rerank_top(first_stage: Mapping[str, Sequence[tuple[str, float]]], scores: Mapping[Key, float], k: int,

@@ -3,7 +3,7 @@ a measured matmul kept beside it as a sanity check.
 
 Theoretical peaks:
 - NVIDIA GPUs: dense (no sparsity) tensor-core rates from the vendors' datasheets (:data:`GPU_DATASHEET`).
-- CPUs: usable cores x clock x FLOPs per cycle per core of the widest unit the CPU's flags offer for the
+- CPUs: usable physical cores x clock x FLOPs per cycle per core of the widest unit the CPU's flags offer for the
   precision (:data:`CPU_PATHS`; AMX tiles, AVX-512 VNNI/BF16/FP16, AVX-512, AVX2/FMA). Per-cycle figures assume
   two FMA ports, the most a core has, so the figure is an upper bound. The clock is the highest the machine
   reports (cpufreq's maximum, /proc/cpuinfo, the model name); where the measured matmul ran faster than that
@@ -99,7 +99,8 @@ def theoretical_peak(device: str, precision: str, measured_tflops: float | None,
     if device != "cpu":
         return None, f"no theoretical peak for {device}"
     info = cpu_info()
-    cores = info["usable_cores"]
+    # Physical cores: SMT siblings share one core's vector units, so they add no FLOPs to the peak.
+    cores = info.get("usable_physical_cores", info["usable_cores"])
     per_cycle, path = cpu_path(precision, set(info["flags"]))
     clock, clock_source = cpu_clock_ghz()
     implied = measured_tflops * 1e3 / (cores * per_cycle) if measured_tflops else None
@@ -128,7 +129,7 @@ def measured_matmul_tflops(device: str, precision: str, cache_dir: Path | None =
         return now, now
     path = Path(cache_dir) / "peaks.json"
     cpu = cpu_info()
-    key = f"{device}|{precision}|{cpu['model']}|{cpu['usable_cores']} cores"
+    key = f"{device}|{precision}|{cpu['model']}|{cpu.get('usable_physical_cores', cpu['usable_cores'])} cores"
     if device.startswith("cuda"):
         import torch
 

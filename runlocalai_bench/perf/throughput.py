@@ -127,7 +127,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
             matmul_tflops=matmul, matmul_tflops_now=matmul_now,
             matmul_source=f"best {precision} {'ONNX Runtime MatMulInteger' if precision == 'int8' and device == 'cpu' else 'torch matmul'} "
                           "of a 1024x1024 by 1024x4096 product measured on this machine",
-            executed_precision=reranker.executed_precision, gpu=name,
+            executed_precision=reranker.executed_precision, gpu=name, threads=reranker.details.get("threads"),
             estimate_mb=memory_estimate_mb(shape, reranker.weights_format(),
                                            *reranker.activation_shape(batch_size, tokens)),
             joules_per_1k_pairs=meter.joules / row["pairs_timed"] * 1e3 if meter.joules is not None else None,

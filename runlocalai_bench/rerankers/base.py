@@ -55,6 +55,7 @@ class LoadRequest:
     max_length: int
     calibration_pairs: Sequence[Pair] = ()  # for static quantization: pairs of queries the run does not evaluate
     user_file: Path | None = None  # an existing file in the backend's own format, used instead of converting
+    threads: int = 1  # CPU threads the runtime computes with (environment.compute_threads): the same for every backend
 
 
 @dataclass(frozen=True)

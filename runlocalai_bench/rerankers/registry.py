@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runlocalai_bench.devices import device_kind, resolve_device, unavailable_reason
+from runlocalai_bench.environment import compute_threads
 from runlocalai_bench.models.refs import ModelRef
 from runlocalai_bench.rerankers import backends as backends_package
 from runlocalai_bench.rerankers.exports import export_root, reading_only
@@ -167,19 +168,26 @@ def import_runtime(variant: Variant) -> None:
 
 
 def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
-                  calibration_pairs=(), user_file: Path | None = None) -> Reranker:
+                  calibration_pairs=(), user_file: Path | None = None, threads: int | None = None) -> Reranker:
     """Load ``folder`` as ``variant`` on ``device`` through its backend, after its exports were built in a
     process of their own (:func:`prepare_exports`); the loader then only reads finished files. ``load_s`` is the
     load alone; ``details['export']`` what the exports cost. :func:`perf.memory.load_measured` wraps this with
     the memory read before and after."""
+    import torch
+
     check_available(variant, device)
+    threads = threads or compute_threads()
+    # torch is in every rerank process (tokenizers' tensors, the roofline's probe, the torch backend itself):
+    # its pool gets the same count as the backend's runtime, so no runtime computes beside an idle-spinning other.
+    torch.set_num_threads(threads)
     request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
-                          tuple(calibration_pairs), Path(user_file) if user_file else None)
+                          tuple(calibration_pairs), Path(user_file) if user_file else None, threads)
     export = prepare_exports(request)
     started = time.perf_counter()
     with reading_only():
         reranker = backend_of(variant).load(request)
     reranker.load_s = time.perf_counter() - started
+    reranker.details["threads"] = threads
     if export is not None:
         reranker.details["export"] = export.as_dict()
     return reranker

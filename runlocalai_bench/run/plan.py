@@ -34,6 +34,7 @@ import pandas as pd
 
 from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
 from runlocalai_bench.devices import resolve_device
+from runlocalai_bench.environment import compute_threads
 from runlocalai_bench.models.hub import cached_commit
 from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
 from runlocalai_bench.models.resolve import local_folder, resolve
@@ -187,7 +188,8 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
             if spec.calibrated or _export_built(variant, ref, params) is False:
                 continue  # its export would be built by the run (calibrated ones always are): not worth minutes
             try:
-                reranker = load_reranker(spec, resolved, folder, ref, params.cache_path, params.reranker.max_length)
+                reranker = load_reranker(spec, resolved, folder, ref, params.cache_path, params.reranker.max_length,
+                                         threads=compute_threads(params.reranker.threads))
                 shape = shape or model_shape(reranker.config)
                 batch = params.reranker.batch_size
                 reranker.score(sample[:batch], batch, params.reranker.max_length)  # warm-up

@@ -21,11 +21,13 @@ from runlocalai_bench.data.rankings import Ranking, rerank_top
 from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.data.trec import read_trec, write_scores, write_trec
 from runlocalai_bench.devices import resolve_device
+from runlocalai_bench.environment import compute_threads
 from runlocalai_bench.models.facts import model_facts
 from runlocalai_bench.models.refs import ModelRef, model_label
 from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
+from runlocalai_bench.quality.finite import check_finite
 from runlocalai_bench.perf.memory import load_measured, peak_rss_mb
 from runlocalai_bench.perf.throughput import DatasetWork, measure_throughput
 from runlocalai_bench.quality.compare import ORACLE
@@ -345,7 +347,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     try:
         reranker = load_measured(variant, device, lambda: load_reranker(
             variant, device, folder, ref, cache_dir, params.reranker.max_length, calibration,
-            Path(user_file) if user_file else None))
+            Path(user_file) if user_file else None, compute_threads(params.reranker.threads)))
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     write_part(bundle.root, "model", label, pd.DataFrame([{
@@ -369,6 +371,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         scores_path = bundle.rerank_scores(spec.slug, label)
         values = score_with_checkpoints(reranker, pairs, params, scores_path.with_suffix(".partial.parquet"),
                                         progress, spec.label)
+        check_finite(values, f"{model_spec} {variant_name} on {device}", spec.label)
         by_key = scores_by_key(keys, values)
         ranking = rerank_top(first, by_key, depth, query_ids)
         write_trec(bundle.rerank_run(spec.slug, label), ranking, tag=f"{variant_name}@{device}")

@@ -57,3 +57,25 @@ def test_tiny_model_through_every_cpu_variant(fixture_run, session_cache):
     assert {"torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"} <= set(scores)
     for name in ("onnx-fp32", "openvino-fp32"):  # fp32 exports compute the same function
         np.testing.assert_allclose(scores[name], scores["torch-fp32"], atol=1e-3)
+
+
+def test_every_backend_computes_with_the_runs_thread_count(session_cache):
+    """Equal terms for speed: torch, ONNX Runtime and OpenVINO are all given the run's one count (here 1, not the
+    machine's default) and record it; each runtime is asked what it was configured with."""
+    ref = resolve("twin:tiny-bert", None, session_cache)
+    before = torch.get_num_threads()
+    try:
+        for name in ("torch-fp32", "onnx-fp32", "openvino-fp32"):
+            variant = VARIANTS[name]
+            if variant.missing_modules():
+                continue
+            reranker = load_reranker(variant, "cpu", ref.location, ref, session_cache, 128, threads=1)
+            assert reranker.details["threads"] == 1 and torch.get_num_threads() == 1, name
+            model = reranker.cross_encoder.model
+            if variant.backend == "onnx":
+                assert model.session.get_session_options().intra_op_num_threads == 1
+            elif variant.backend == "openvino":
+                assert int(model.request.get_property("INFERENCE_NUM_THREADS")) == 1
+            reranker.close()
+    finally:
+        torch.set_num_threads(before)

@@ -201,3 +201,12 @@ def test_model_only_forward_leaves_tokenization_and_batch_filling_outside(gguf_r
     monkeypatch.setattr(reranker, "prepare", refuse)
     monkeypatch.setattr(reranker, "encode", refuse)
     np.testing.assert_allclose(reranker.forward(features), expected, rtol=1e-5)
+
+
+@needs_llama_cpp
+def test_llama_cpp_computes_with_the_runs_thread_count(gguf_rerankers, tiny_xlmr, session_cache):
+    path = gguf_rerankers["gguf-q4_k_m"].weight_files[0]
+    reranker = load_reranker(get_variant("gguf-q4_k_m"), "cpu", tiny_xlmr.location, tiny_xlmr, session_cache, 128,
+                             user_file=path, threads=1)
+    assert reranker.threads == 1 and reranker.details["threads"] == 1
+    reranker.close()

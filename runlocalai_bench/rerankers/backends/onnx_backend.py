@@ -76,12 +76,17 @@ def load(request: LoadRequest) -> CrossEncoderReranker:
     target, file_name, details = _exports(request)
     max_length = request.max_length
     provider = "CUDAExecutionProvider" if request.device.startswith("cuda") else "CPUExecutionProvider"
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    # The run's one thread count (ONNX Runtime's default is one per logical CPU, torch's one per physical core).
+    options.intra_op_num_threads = request.threads
     ce = load_cross_encoder(target, request.device, max_length, backend="onnx",
-                            model_kwargs={"file_name": file_name, "provider": provider})
+                            model_kwargs={"file_name": file_name, "provider": provider, "session_options": options})
     files = [p for p in (target / file_name, target / (file_name + "_data")) if p.exists()]
     return CrossEncoderReranker(variant=request.variant, device=request.device, weight_files=files,
                                 executed_precision=request.variant.precision, config=ce.model.config,
-                                details={**details, "provider": provider}, cross_encoder=ce)
+                                details={**details, "provider": provider, "threads": request.threads}, cross_encoder=ce)
 
 
 def artifacts(variant: Variant) -> tuple[str, ...]:

@@ -73,12 +73,14 @@ def prepare(request: LoadRequest) -> None:
 def load(request: LoadRequest) -> CrossEncoderReranker:
     target, file_name, hint, details = _exports(request)
     precision, max_length = request.variant.precision, request.max_length
+    # The run's one thread count (OpenVINO's CPU plugin otherwise picks its own from the machine's cores).
+    ov_config = {**hint, "INFERENCE_NUM_THREADS": str(request.threads)}
     ce = load_cross_encoder(target, request.device, max_length, backend="openvino",
-                            model_kwargs={"file_name": file_name, "ov_config": hint})
+                            model_kwargs={"file_name": file_name, "ov_config": ov_config})
     xml = target / file_name
     return CrossEncoderReranker(variant=request.variant, device=request.device, weight_files=[xml, xml.with_suffix(".bin")],
                                 executed_precision=_executed_precision(ce, precision == "int8"), config=ce.model.config,
-                                details={**details, "ov_config": hint}, cross_encoder=ce)
+                                details={**details, "ov_config": ov_config, "threads": request.threads}, cross_encoder=ce)
 
 
 def _nncf_quantize(folder: Path, max_length: int, pairs: Sequence[Pair]) -> None:

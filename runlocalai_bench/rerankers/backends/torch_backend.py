@@ -46,7 +46,7 @@ def load(request: LoadRequest) -> TorchReranker:
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}[variant.precision]
     ce = load_cross_encoder(request.folder, request.device, request.max_length, model_kwargs={"dtype": dtype})
     ce.model.eval()
-    details: dict[str, Any] = {}
+    details: dict[str, Any] = {"threads": torch.get_num_threads()}  # set by the registry for every backend
     if variant.precision == "int8":
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 

@@ -75,7 +75,7 @@ def load(request: LoadRequest) -> LlamaCppReranker:
         details["source"] = "llama.cpp convert_hf_to_gguf.py (F16)" + (
             "" if precision == "f16" else f" then llama_model_quantize to {precision.upper()}")
     config = AutoConfig.from_pretrained(folder, local_files_only=True) if (folder / "config.json").is_file() else None
-    reranker = LlamaCppReranker.load(request.variant, request.device, path, config)
+    reranker = LlamaCppReranker.load(request.variant, request.device, path, config, threads=request.threads)
     reranker.details = {**details, **reranker.details}
     return reranker
 

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runlocalai_bench.environment import usable_cores
+from runlocalai_bench.environment import compute_threads
 from runlocalai_bench.rerankers.base import Features, Pair, Progress, Reranker, Scores
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class LlamaCppReranker(Reranker):
         if not model:
             raise UnsupportedGGUF(f"{path}: llama.cpp could not load this file (see its log above)")
         model_buffers, types = LlamaLog.buffers_since(mark), LlamaLog.tensor_types_since(mark)
-        threads = threads or usable_cores()
+        threads = threads or compute_threads()
         reranker = cls(variant=variant, device=device, weight_files=[Path(path)], executed_precision=_file_type(model),
                        config=config, threads=threads)
         reranker._model = model
