@@ -8,6 +8,7 @@ synthetic batches of exact shape (batch size x max length). GPU work is synchron
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -44,13 +45,28 @@ def run_rounds(step: Callable[[], tuple[int, list[float]]], warmup_rounds: int, 
     return Rounds(rates, latencies, total)
 
 
+# A tail percentile is reported only when at least this many samples lie at or beyond it (n >= 5 / (1 - p)):
+# p90 needs 50 samples, p99 500. Below that a "p99" is the largest one or two samples, not a tail estimate.
+TAIL_SAMPLES = 5
+TAILS = (90, 99)
+
+
+def min_samples(percentile: float) -> int:
+    """Samples a percentile needs before it is reported (:data:`TAIL_SAMPLES` at or beyond it)."""
+    return math.ceil(TAIL_SAMPLES / (1 - percentile / 100) - 1e-9)
+
+
 def summarize_rounds(rounds: Rounds) -> dict[str, float]:
+    """Median pairs/s with its quartiles over rounds; latency p50 always, p90 and p99 only from enough samples
+    (:func:`min_samples`), NaN otherwise ("n too small" in the report)."""
     rates = np.asarray(rounds.pairs_per_s)
     q1, median, q3 = np.percentile(rates, [25, 50, 75])
-    p50, p90, p99 = np.percentile(np.asarray(rounds.batch_latencies_s) * 1e3, [50, 90, 99])
-    return {"pairs_per_s": float(median), "pairs_per_s_iqr": float(q3 - q1), "latency_p50_ms": float(p50),
-            "latency_p90_ms": float(p90), "latency_p99_ms": float(p99), "rounds": int(rates.size),
-            "pairs_timed": rounds.pairs_total}
+    latencies = np.asarray(rounds.batch_latencies_s) * 1e3
+    tails = {f"latency_p{p}_ms": float(np.percentile(latencies, p)) if latencies.size >= min_samples(p) else float("nan")
+             for p in TAILS}
+    return {"pairs_per_s": float(median), "pairs_per_s_iqr": float(q3 - q1), "pairs_per_s_q1": float(q1),
+            "pairs_per_s_q3": float(q3), "latency_p50_ms": float(np.percentile(latencies, 50)), **tails,
+            "latency_samples": int(latencies.size), "rounds": int(rates.size), "pairs_timed": rounds.pairs_total}
 
 
 def timed_sample(pairs: Sequence[Pair], max_pairs: int | None, seed: int) -> list[Pair]:

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from runlocalai_bench.perf import timing  # noqa: E402
 from runlocalai_bench.quality.stats import bootstrap_mean  # noqa: E402
 from runlocalai_bench.quality.summary import MACRO  # noqa: E402
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS  # noqa: E402
@@ -467,11 +468,12 @@ def latency_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> F
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
     _sorted_bars(ax, [_label(r, several) for _, r in rows.iterrows()], rows["p50"].to_numpy(),
                  [variant_style(v)[0] for v in rows["variant"]], duration_ms,
-                 rows["p50"].to_numpy(), rows["p99"].to_numpy())
+                 rows["p50"].to_numpy(), rows["p99"].fillna(rows["p50"]).to_numpy())  # no whisker: n too small
     _backend_legend(ax, rows["variant"])
     ax.set_xlabel(f"ms per query, {rows['k'].mean():.0f} candidates each (bar = p50, whisker = p99)")
     caption = ("The latency a search box feels: one request scores one query's candidates, tokenization included; "
-               "median over queries (bar) and 99th percentile (whisker).")
+               "median over queries (bar) and 99th percentile (whisker; none where fewer than "
+               f"{timing.min_samples(99)} requests were timed, too few for a 99th percentile).")
     return _save(fig, folder, Figure("latency_by_variant", title, caption), footer)
 
 
