@@ -15,6 +15,12 @@ import pandas as pd
 
 from runlocalai_bench.results.tables import COLUMNS
 
+# How ir-measures' nDCG (pytrec_eval's ndcg_cut) treats judgments, checked against the library by a test: the
+# methods section of every report quotes it.
+NDCG_CONVENTION = ("linear gain (a document's gain is its judgment grade: grade 2 counts twice grade 1), grades "
+                   "of 0 or below count as not relevant (gain 0), log2 rank discount, the ideal ranking built from "
+                   "all the query's judgments (judged documents outside the candidates included)")
+
 def measure_names(first_stage_depth: int, rerank_depth: int) -> list[str]:
     """nDCG@10 and RR@10; recall at the first stage's depth (the candidate ceiling, equal for every system
     since the reranked run keeps the unreranked tail) and at the reranked depth (how much of it the reranker

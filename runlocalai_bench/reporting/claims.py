@@ -1,11 +1,15 @@
 """Published claims as data, and verdicts that always point at the measurement behind them.
 
 A claim names a table, a column and a range; its filters say which rows are evidence for it (the reranker,
-the first stage it must follow, the minimum depth and query count, the class of hardware). The verdict is one
-of :data:`VERDICTS`:
+the first stage it must follow with its max length and depth, the rerank depth, the query count, the class of
+hardware, the pinned speed workload). The verdict is one of :data:`VERDICTS`; how each rule decides is written
+once, in :data:`RULE_TEXT`, formatted with the claim's own terms and quoted in the report beside the verdict:
 
-- **holds** / **contradicted**: the value (its 95% CI where the table has one) lies inside / outside the range;
-- **inconclusive**: the CI straddles a bound of the range, so the measurement cannot tell;
+- **holds** / **contradicted**: the interval (95% CI, or the run's spread for speed) lies wholly inside / outside
+  the range;
+- **consistent**: the estimate lies inside the range, the interval reaches past a bound (more data could still
+  contradict it); the smallest n at which "holds" is reachable at the observed spread is given beside it;
+- **inconclusive**: the estimate lies outside, the interval reaches inside;
 - **not tested on this hardware**: rows exist, but on hardware outside the claim's class (a 2-core VM for a
   "modern CPU", a datacenter GPU for a "consumer GPU"); the measured value is reported beside the claim;
 - **not measurable with random weights**: a quality claim and only shape-twin runs;
@@ -14,6 +18,7 @@ of :data:`VERDICTS`:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,13 +30,14 @@ from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.quality.summary import MACRO
 from runlocalai_bench.units import duration_ms, percent, sig
 
-HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE = "holds", "consistent", "contradicted", "inconclusive"
 NOT_TESTED, NOT_MEASURABLE, NO_MATCH = "not tested on this hardware", "not measurable with random weights", "no matching run"
-VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTED, NOT_MEASURABLE, NO_MATCH)
+VERDICTS = (HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE, NOT_TESTED, NOT_MEASURABLE, NO_MATCH)
+JUDGED = (HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE)  # verdicts on evidence (the others say why there is none)
 # A verdict row: the claim, what was measured where, the verdict and its evidence; ``anchor`` names the table
 # row behind it ("summary-12": row 12 of tables/summary, an id in report.html).
 VERDICT_COLUMNS = ["claim", "group", "text", "measured", "hardware", "verdict", "evidence", "note", "anchor", "where",
-                   "would_change", "reason"]
+                   "would_change", "reason", "rule", "holds_from_n"]
 OTHER_DEVICE = "measured on "  # how a not-tested reason starts when the row ran on another kind of device
 # Columns whose table carries a 95% CI, and how that CI was made (named in the evidence).
 CI_COLUMNS = {
@@ -41,6 +47,36 @@ CI_COLUMNS = {
     "diff": ("diff_ci_low", "diff_ci_high", "paired bootstrap CI of the difference"),
     "ndcg10": ("ndcg10_ci_low", "ndcg10_ci_high", "bootstrap CI of the mean"),
 }
+# Columns judged on the run's spread rather than a CI: timed rounds' quartiles (older bundles carry only the IQR:
+# the median +- IQR/2 then).
+SPREAD_COLUMNS = {"pairs_per_s": ("pairs_per_s_q1", "pairs_per_s_q3", "pairs_per_s_iqr")}
+# Columns each run's setup adds to the summary and comparisons rows before the filters see them (the tables
+# record the first stage's model and depth, not the token limits it and the reranker ran with).
+SETUP_COLUMNS = ("first_stage_max_length", "reranker_max_length")
+
+# How each rule decides, written once in the claims file's terms ({margin}, {delta}, ...): the report quotes the
+# formatted text beside every verdict, so what the code does and what the reader is told cannot drift apart.
+RULE_TEXT = {
+    "range": "holds when the whole interval ({interval}) lies inside {band}; consistent when the estimate lies "
+             "inside and the interval reaches past a bound; contradicted when the whole interval lies outside; "
+             "inconclusive when the estimate lies outside and the interval reaches inside",
+    "range_exact": "holds when the value lies inside {band}, contradicted outside (an exact value, read from the "
+                   "checkpoint or the file: no interval)",
+    "equals": "holds when the value reads {equals!r} (case and surrounding spaces ignored), else contradicted",
+    "costs_quality": "holds when the paired 95% CI of the difference against torch-fp32 lies wholly below "
+                     "-{margin} (a loss larger than the margin); contradicted when its lower end is at or above "
+                     "-{margin} (no loss worth the name: any loss is smaller than the margin, or it is a gain); "
+                     "inconclusive when the CI straddles -{margin}",
+    "strict_upgrade": "holds when at least {min_datasets} datasets with at least {min_queries} queries each were "
+                      "compared, on every one the paired 95% CI's lower end is above -{delta} (not worse by more "
+                      "than the margin) and the macro-average's CI lies above 0 (better overall); contradicted when "
+                      "a dataset's CI lies wholly below -{delta} or the macro-average's wholly below 0; inconclusive "
+                      "otherwise (fewer datasets or queries than required included)",
+}
+MOST_TEXT = ("'most tasks' is judged on the per-dataset verdicts of each run, variant and device: every dataset "
+             "of the run counts (one without evidence counts against the claim and is named); holds when it holds "
+             "on more than half of them, contradicted when it is contradicted on half or more, consistent when holds "
+             "and consistent together are more than half, inconclusive otherwise")
 
 
 class Range(BaseModel):
@@ -70,13 +106,14 @@ class Claim(BaseModel):
     table: Literal["summary", "throughput", "comparisons", "model", "depth", "headline"]
     column: str  # e.g. lift_rel, pairs_per_s, model_bytes, peak_vram_mb, params_total, diff
     rule: Literal["range", "equals", "strict_upgrade", "costs_quality"] = Field(
-        default="range", description="range: low <= value <= high (on the CI where the table has one); equals: "
-        "the column's text is `equals`; strict_upgrade: on tables/comparisons, the reranker is significantly "
-        "worse (Holm-adjusted over datasets) on no dataset and its macro-average difference over the baseline has "
-        "a CI above 0; costs_quality: a paired difference whose CI lies below 0 (a measurable loss); within "
-        "+-margin, or above 0, contradicts it")
+        default="range", description="how the verdict is decided: RULE_TEXT says it in full, with this claim's terms")
     equals: str | None = None
-    margin: float = Field(default=0.005, ge=0, description="costs_quality: differences within +-margin are no loss")
+    margin: float = Field(default=0.005, ge=0, description="costs_quality: a loss smaller than this is no loss")
+    delta: float = Field(default=0.01, ge=0, description="strict_upgrade: the non-inferiority margin per dataset "
+                                                         "(nDCG@10 points as a fraction)")
+    min_datasets: int = Field(default=3, ge=1, description="strict_upgrade: fewer datasets are inconclusive")
+    min_queries: int = Field(default=50, ge=1, description="strict_upgrade: a dataset with fewer queries is too "
+                                                           "small to show non-inferiority")
     low: float | None = None  # the claim holds when low <= value <= high (either bound may be open)
     high: float | None = None
     unit: str = ""
@@ -91,6 +128,18 @@ class Claim(BaseModel):
                                                   "tally (holds where it holds on more than half the datasets)")
     min_cpu_cores: int | None = Field(default=None, description="CPU rows from machines with fewer usable cores do not test it")
     note: str = Field(default="", description="how the claim is read, shown with its verdict")
+
+    def rule_text(self) -> str:
+        """The rule as the report states it, in this claim's terms."""
+        bounds = [f"{_number(self.low)}{self.unit}" if self.low is not None else "-inf",
+                  f"{_number(self.high)}{self.unit}" if self.high is not None else "+inf"]
+        interval = ("the run's interquartile spread of timed rounds" if self.column in SPREAD_COLUMNS
+                    else "the 95% CI" if self.column in CI_COLUMNS else None)
+        rule = "range_exact" if self.rule == "range" and interval is None else self.rule
+        text = RULE_TEXT[rule].format(band=f"[{bounds[0]}, {bounds[1]}]", interval=interval, equals=self.equals,
+                                           margin=f"{self.margin:g}", delta=f"{self.delta:g}",
+                                           min_datasets=self.min_datasets, min_queries=self.min_queries)
+        return text + (f"; {MOST_TEXT}" if self.most else "")
 
     @model_validator(mode="after")
     def _rule(self) -> "Claim":
@@ -194,14 +243,41 @@ def _hardware_reason(claim: Claim, device: str, profile: dict[str, Any]) -> str 
     return None
 
 
-def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
-    """(verdict, measured text, CI note) for one evidence row."""
+def decide_range(estimate: float, low: float, high: float, band_low: float | None, band_high: float | None) -> str:
+    """The range rule on an interval [low, high] around ``estimate`` (RULE_TEXT["range"])."""
+    def inside(value: float) -> bool:
+        return (band_low is None or value >= band_low) and (band_high is None or value <= band_high)
+
+    if inside(low) and inside(high):
+        return HOLDS
+    if (band_low is not None and high < band_low) or (band_high is not None and low > band_high):
+        return CONTRADICTED
+    return CONSISTENT if inside(estimate) else INCONCLUSIVE
+
+
+def holds_from_n(estimate: float, low: float, high: float, n: int, band_low: float | None,
+                 band_high: float | None) -> int | None:
+    """The smallest number of queries at which this interval would fit inside the band, if the estimate stayed
+    where it is and the interval narrowed as 1/sqrt(n) (a bootstrap CI of a mean does): ``n`` when it already
+    fits, None when the estimate lies outside the band or on a bound (no n makes it hold)."""
+    distances = [d for d in ((estimate - band_low) if band_low is not None else None,
+                             (band_high - estimate) if band_high is not None else None) if d is not None]
+    if not distances or min(distances) <= 0:
+        return None
+    # The interval's two sides separately: a percentile CI of a ratio is not symmetric.
+    needed = max(((estimate - low) / (estimate - band_low)) ** 2 if band_low is not None else 0.0,
+                 ((high - estimate) / (band_high - estimate)) ** 2 if band_high is not None else 0.0)
+    return max(n, math.ceil(n * needed))
+
+
+def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str, int | None]:
+    """(verdict, measured text, interval note, smallest n for "holds") for one evidence row."""
     if claim.rule == "equals":
         text = str(row[claim.column])
-        return (HOLDS if text.strip().lower() == claim.equals.strip().lower() else CONTRADICTED), text, ""
+        return (HOLDS if text.strip().lower() == claim.equals.strip().lower() else CONTRADICTED), text, "", None
     value = float(row[claim.column]) * claim.scale
     if claim.rule == "costs_quality":
-        return _costs_quality(claim, row)
+        return (*_costs_quality(claim, row), None)
     inside = (claim.low is None or value >= claim.low) and (claim.high is None or value <= claim.high)
     measured = f"{_number(value)}{claim.unit}"
     ci = CI_COLUMNS.get(claim.column)
@@ -210,14 +286,31 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
         measured += f" (95% CI {sig(low)}{claim.unit} to {sig(high)}{claim.unit})"
         n = row.get("n_queries")
         note = f"{ci[2]}{f' over {int(n)} queries' if pd.notna(n) else ''}"
-        below = claim.low is not None and high < claim.low
-        above = claim.high is not None and low > claim.high
-        within = (claim.low is None or low >= claim.low) and (claim.high is None or high <= claim.high)
-        verdict = CONTRADICTED if below or above else HOLDS if within else INCONCLUSIVE
-        return verdict, measured, note
-    if claim.column == "pairs_per_s" and pd.notna(row.get("pairs_per_s_iqr")):
-        measured += f" (IQR {sig(float(row['pairs_per_s_iqr']) * claim.scale)})"
-    return (HOLDS if inside else CONTRADICTED), measured, ""
+        reachable = holds_from_n(value, low, high, int(n), claim.low, claim.high) if pd.notna(n) else None
+        return decide_range(value, low, high, claim.low, claim.high), measured, note, reachable
+    spread = _spread(claim, row, value)
+    if spread is not None:
+        low, high, source = spread
+        measured += f" (interquartile spread {sig(low)} to {sig(high)}{claim.unit} over {source})"
+        return decide_range(value, low, high, claim.low, claim.high), measured, "", None
+    return (HOLDS if inside else CONTRADICTED), measured, "", None
+
+
+def _spread(claim: Claim, row: pd.Series, value: float) -> tuple[float, float, str] | None:
+    """(low, high, what) of the run's spread of a timed rate: its rounds' quartiles, or the median +- IQR/2 for
+    bundles that kept only the IQR."""
+    columns = SPREAD_COLUMNS.get(claim.column)
+    if not columns:
+        return None
+    rounds = row.get("rounds")
+    over = f"{int(rounds)} timed rounds" if rounds is not None and pd.notna(rounds) else "the timed rounds"
+    q1, q3, iqr = (row.get(c) for c in columns)
+    if q1 is not None and q3 is not None and pd.notna(q1) and pd.notna(q3):
+        return float(q1) * claim.scale, float(q3) * claim.scale, over
+    if iqr is not None and pd.notna(iqr):
+        half = float(iqr) * claim.scale / 2
+        return value - half, value + half, f"{over}, the median +- half the IQR"
+    return None
 
 
 def _number(value: float) -> str:
@@ -227,18 +320,17 @@ def _number(value: float) -> str:
 
 
 def _costs_quality(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
-    """"X trades quality for size": its paired nDCG@10 difference against torch-fp32 shows a loss (CI below 0);
-    a CI inside +-margin (no loss worth the name) or above 0 (a gain) contradicts it."""
+    """"X trades quality for size", decided by RULE_TEXT["costs_quality"]: a paired difference against
+    torch-fp32 whose CI lies below -margin is a loss; one whose CI's lower end is at or above -margin is no loss
+    worth the name, however significant (with thousands of queries a drift of -0.002 is significant and
+    negligible)."""
     diff, low, high = (float(row[c]) for c in ("diff", "diff_ci_low", "diff_ci_high"))
     margin = claim.margin
-    if high < 0:
-        verdict = HOLDS
-    elif low > 0 or (low >= -margin and high <= margin):
-        verdict = CONTRADICTED
-    else:
-        verdict = INCONCLUSIVE
+    verdict = HOLDS if high < -margin else CONTRADICTED if low >= -margin else INCONCLUSIVE
     measured = f"{diff:+.4f} nDCG@10 (95% CI {low:+.4f} to {high:+.4f}) against torch-fp32"
-    note = (f"paired bootstrap CI over {int(row['n_queries'])} queries; within +-{margin:g} counts as no loss"
+    if verdict == CONTRADICTED:
+        measured += f": no loss worth the name (any loss below the {margin:g} margin)" if low < 0 else ": no loss"
+    note = (f"paired bootstrap CI over {int(row['n_queries'])} queries; a loss smaller than {margin:g} is no loss"
             if pd.notna(row.get("n_queries")) else "")
     return verdict, measured, note
 
@@ -311,10 +403,11 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
     """Verdict rows for one claim: one per evidence row, or one saying why there is none.
 
     ``weights`` maps run_id to "trained"/"random"; ``profiles`` maps "run_id|device" to the device's profile
-    (:func:`environment.device_profile`: label, GPU class, cores).
+    (:func:`environment.device_profile`: label, GPU class, cores). Tables carry the runs' setup columns
+    (:func:`with_setups`) when the claim filters on them.
     """
     base = {"claim": claim.id, "text": claim.text, "note": claim.note, "anchor": None, "where": None,
-            "group": claim.group}
+            "group": claim.group, "rule": claim.rule_text(), "holds_from_n": None}
     table = tables.get(claim.table, pd.DataFrame())
     if claim.rule == "strict_upgrade":
         random_runs = sorted(r for r, w in weights.items() if w == "random")
@@ -341,7 +434,7 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
     for _, row in rows.iterrows():
         device = row.get("device") if isinstance(row.get("device"), str) else "cpu"
         profile = profiles.get(f"{row['run_id']}|{device}", {"label": device})
-        verdict, measured, ci_note = _judge_value(claim, row)
+        verdict, measured, ci_note, reachable = _judge_value(claim, row)
         evidence = f"tables/{claim.table}: {_where(row)}" + (f"; {ci_note}" if ci_note else "")
         reason = _hardware_reason(claim, device, profile)
         if reason:
@@ -350,29 +443,40 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
             verdict, evidence = NOT_MEASURABLE, f"{evidence}; random weights"
         out.append({**base, "measured": measured, "hardware": profile.get("label", device), "verdict": verdict,
                     "evidence": evidence, "reason": reason, "anchor": f"{claim.table}-{row.name}",
-                    "where": describe_row(row, profile.get("label")), "_row": row})
+                    "where": describe_row(row, profile.get("label")), "_row": row,
+                    "holds_from_n": reachable if verdict in JUDGED else None})
     if claim.most and "dataset" in rows.columns:
-        out += _tallies(claim, base, out)
+        out += _tallies(claim, base, out, table)
     return [{k: v for k, v in r.items() if k != "_row"} for r in out]
 
 
-def _tallies(claim: Claim, base: dict, judged: list[dict]) -> list[dict]:
-    """For an "on most tasks" claim: per run, variant and device, the verdict on the per-dataset verdicts."""
+def _tallies(claim: Claim, base: dict, judged: list[dict], table: pd.DataFrame) -> list[dict]:
+    """For an "on most tasks" claim: per run, variant and device, the verdict on the per-dataset verdicts
+    (MOST_TEXT). The denominator is every dataset the run evaluated (its rows in the unfiltered table), so a
+    dataset the filters dropped (too few queries, another setup) counts against the claim and is named."""
     groups: dict[tuple, list[dict]] = {}
     for verdict in judged:
         row = verdict["_row"]
-        if row.get("dataset") != MACRO and verdict["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE):
+        if row.get("dataset") != MACRO and verdict["verdict"] in JUDGED:
             groups.setdefault((row["run_id"], row.get("variant"), row.get("device")), []).append(verdict)
     out = []
     for (run_id, variant, device), verdicts_ in groups.items():
-        if len(verdicts_) < 2:
+        run_rows = table[table["run_id"] == run_id] if "run_id" in table else table.iloc[0:0]
+        run_datasets = sorted({str(d) for d in run_rows.get("dataset", pd.Series(dtype=str)).dropna()} - {MACRO})
+        judged_datasets = {x["_row"]["dataset"] for x in verdicts_}
+        missing = [d for d in run_datasets if d not in judged_datasets]
+        n = len(judged_datasets) + len(missing)
+        if n < 2:
             continue
-        counts = {v: [x["_row"]["dataset"] for x in verdicts_ if x["verdict"] == v] for v in (HOLDS, CONTRADICTED, INCONCLUSIVE)}
-        n = len(verdicts_)
-        verdict = HOLDS if len(counts[HOLDS]) > n / 2 else CONTRADICTED if len(counts[CONTRADICTED]) >= n / 2 else INCONCLUSIVE
-        measured = f"holds on {len(counts[HOLDS])} of {n} datasets"
+        counts = {v: [x["_row"]["dataset"] for x in verdicts_ if x["verdict"] == v] for v in JUDGED}
+        holds, contradicted = len(counts[HOLDS]), len(counts[CONTRADICTED])
+        verdict = (HOLDS if holds > n / 2 else CONTRADICTED if contradicted >= n / 2
+                   else CONSISTENT if holds + len(counts[CONSISTENT]) > n / 2 else INCONCLUSIVE)
+        measured = f"holds on {holds} of {n} datasets" + (
+            f" ({len(counts[CONSISTENT])} more consistent)" if counts[CONSISTENT] else "")
         evidence = (f"tables/summary: run {run_id}, variant {variant}, device {device}; per-dataset verdicts: "
                     + "; ".join(f"{v} on {', '.join(d)}" for v, d in counts.items() if d)
+                    + (f"; no evidence (the claim's filters leave no row) on {', '.join(missing)}" if missing else "")
                     + f"; 'most' read as more than half ({n // 2 + 1} of {n})")
         out.append({**base, "claim": f"{claim.id} (most datasets)", "measured": measured,
                     "hardware": verdicts_[0]["hardware"], "verdict": verdict, "evidence": evidence,
@@ -403,10 +507,14 @@ def _oriented(claim: Claim, table: pd.DataFrame) -> tuple[pd.DataFrame, bool, st
     return rows, False, why
 
 
-def holm_worse(datasets: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+HOLM_ALPHA = 0.05  # family-wise error rate of the Holm step-down over one comparison's datasets
+
+
+def holm_worse(datasets: pd.DataFrame, alpha: float | None = None) -> list[str]:
     """Datasets where the difference is negative and significant after Holm's step-down adjustment over the
     datasets' two-sided p-values: with ten datasets and two equal rerankers, an unadjusted 5% test would find
     one "significantly worse" dataset by chance about four times in ten."""
+    alpha = HOLM_ALPHA if alpha is None else alpha
     ordered = datasets.sort_values("p_value", kind="stable")
     m, worse = len(ordered), []
     for i, (_, row) in enumerate(ordered.iterrows()):
@@ -418,9 +526,10 @@ def holm_worse(datasets: pd.DataFrame, alpha: float = 0.05) -> list[str]:
 
 
 def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dict[str, dict[str, Any]]) -> list[dict]:
-    """"A is a strict upgrade over B": on the same candidates, A is significantly worse on no dataset (paired
-    sign-flip p, Holm-adjusted over the datasets: :func:`holm_worse`), and its macro-average difference (the
-    one dataset's, with one) has a CI above 0."""
+    """"A is a strict upgrade over B", decided by RULE_TEXT["strict_upgrade"]: non-inferiority on every dataset
+    (paired CI's lower end above -delta) and superiority on the macro-average (CI above 0), on enough datasets
+    and queries. Not finding a significant loss is not evidence of no loss: an underpowered dataset stays
+    inconclusive. Holm-adjusted significant losses (:func:`holm_worse`) are reported beside it."""
     rows, swapped, why_none = _oriented(claim, table)
     if rows.empty:
         return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH, "evidence": why_none}]
@@ -429,22 +538,36 @@ def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dic
         datasets = group[group["dataset"] != MACRO]
         overall = group[group["dataset"] == MACRO]
         overall = overall.iloc[0] if len(overall) else (datasets.iloc[0] if len(datasets) == 1 else None)
-        worse = holm_worse(datasets)
         profile = profiles.get(f"{run_id}|{device}", {"label": device})
         if overall is None:
             out.append({**base, "measured": None, "hardware": profile.get("label"), "verdict": NO_MATCH,
                         "evidence": f"tables/comparisons: run {run_id} has no macro-average row for {device}"})
             continue
         low, high = float(overall["diff_ci_low"]), float(overall["diff_ci_high"])
-        verdict = (CONTRADICTED if worse or high < 0 else HOLDS if low > 0 else INCONCLUSIVE)
+        inferior = sorted(datasets.loc[datasets["diff_ci_high"] < -claim.delta, "dataset"])
+        not_shown = sorted(datasets.loc[~(datasets["diff_ci_low"] > -claim.delta), "dataset"])
+        small = sorted(datasets.loc[datasets["n_queries"] < claim.min_queries, "dataset"])
+        enough = len(datasets) >= claim.min_datasets and not small
+        if inferior or high < 0:
+            verdict = CONTRADICTED
+        elif enough and not not_shown and low > 0:
+            verdict = HOLDS
+        else:
+            verdict = INCONCLUSIVE
+        worse = holm_worse(datasets)
         level = "the macro-average" if overall["dataset"] == MACRO else overall["dataset"]
         measured = (f"{float(overall['diff']):+.3f} nDCG@10 (95% CI {low:+.3f} to {high:+.3f}) on {level}; "
-                    f"significantly worse (Holm-adjusted) on {len(worse)} of {len(datasets)} "
-                    f"dataset{'s' if len(datasets) != 1 else ''}" + (f" ({', '.join(worse)})" if worse else ""))
+                    f"not worse by more than {claim.delta:g} (CI above -{claim.delta:g}) on "
+                    f"{len(datasets) - len(not_shown)} of {len(datasets)} dataset{'s' if len(datasets) != 1 else ''}"
+                    + (f"; worse by more than {claim.delta:g} on {', '.join(inferior)}" if inferior else "")
+                    + f"; significantly worse (Holm-adjusted) on {len(worse)}" + (f" ({', '.join(worse)})" if worse else ""))
+        shortfalls = ([f"{len(datasets)} dataset{'s' if len(datasets) != 1 else ''}, the rule needs "
+                       f"{claim.min_datasets}"] if len(datasets) < claim.min_datasets else []) + (
+            [f"fewer than {claim.min_queries} queries on {', '.join(small)}"] if small else [])
         evidence = (f"tables/comparisons: run {run_id}, {variant} on {device}, {claim.filters['reranker']} minus "
                     f"{claim.filters['baseline']} per query on the same candidates"
                     + ("; the run compared them the other way round: difference negated" if swapped else "")
-                    + "; strict upgrade = no dataset significantly worse and the overall CI above 0")
+                    + (f"; too little evidence for 'holds': {'; '.join(shortfalls)}" if shortfalls else ""))
         reason = _hardware_reason(claim, str(device), profile)
         out.append({**base, "measured": measured, "hardware": profile.get("label", device),
                     "verdict": NOT_TESTED if reason else verdict, "evidence": evidence + (f"; {reason}" if reason else ""),
@@ -473,26 +596,46 @@ def what_would_change(claim: Claim, verdict: dict) -> str:
             return "a run on a CUDA GPU (bench/device_check.sh prepares one)"
         return f"a run that measures it: {verdict['evidence']}"
     if claim.rule == "strict_upgrade":
-        return {HOLDS: "a dataset where it is significantly worse, or an overall CI reaching 0",
-                CONTRADICTED: "no dataset significantly worse and an overall CI above 0",
-                INCONCLUSIVE: "more queries or datasets, narrowing the overall CI to one side of 0"}[label]
+        return {HOLDS: f"a dataset where it is worse by more than {claim.delta:g}, or an overall CI reaching 0",
+                CONTRADICTED: f"no dataset worse by more than {claim.delta:g} and an overall CI above 0",
+                INCONCLUSIVE: f"at least {claim.min_datasets} datasets of {claim.min_queries}+ queries each, every "
+                              f"CI's lower end above -{claim.delta:g} and the overall CI above 0"}[label]
     if claim.rule == "equals":
         return "a different checkpoint" if label == HOLDS else f"a checkpoint whose {claim.column} is {claim.equals}"
     if claim.rule == "costs_quality":
-        return {HOLDS: "a run where the loss's CI reaches 0 (more queries, other datasets)",
-                CONTRADICTED: "a run where the CI lies below 0 (a measurable loss)",
-                INCONCLUSIVE: f"more queries, narrowing the CI below 0 or within +-{claim.margin:g}"}[label]
+        return {HOLDS: f"a run where the loss's CI reaches -{claim.margin:g} (more queries, other datasets)",
+                CONTRADICTED: f"a run where the CI lies below -{claim.margin:g} (a loss larger than the margin)",
+                INCONCLUSIVE: f"more queries, narrowing the CI to one side of -{claim.margin:g}"}[label]
     bounds = " and ".join(b for b in (f"{claim.low:g}{claim.unit}" if claim.low is not None else "",
                                       f"{claim.high:g}{claim.unit}" if claim.high is not None else "") if b)
-    if label == INCONCLUSIVE:
-        return f"more queries or datasets, narrowing the CI to one side of {bounds}"
+    if label in (INCONCLUSIVE, CONSISTENT):
+        needed = verdict.get("holds_from_n")
+        more = f"about {int(needed):,} queries at this spread" if needed else "more queries or datasets"
+        return f"{more}, narrowing the interval to one side of {bounds}"
     if label == HOLDS:
         return f"a measurement (on other hardware, datasets or settings the claim covers) outside {bounds}"
     return f"a measurement inside the claimed range ({bounds})"
 
 
+def with_setups(tables: dict[str, pd.DataFrame], setups: dict[str, dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """The quality tables with each run's setup columns (:data:`SETUP_COLUMNS`) joined on run_id, so a claim can
+    ask for the setup it is about (a 512-token first stage, not cpu.yaml's 256)."""
+    out = dict(tables)
+    for name in ("summary", "comparisons", "depth"):
+        frame = tables.get(name)
+        if frame is None or frame.empty or "run_id" not in frame:
+            continue
+        frame = frame.copy()
+        for column in SETUP_COLUMNS:
+            frame[column] = frame["run_id"].map(lambda run: setups.get(run, {}).get(column))
+        out[name] = frame
+    return out
+
+
 def verdicts(claims: ClaimsFile, tables: dict[str, pd.DataFrame], weights: dict[str, str],
-             profiles: dict[str, dict[str, Any]]) -> pd.DataFrame:
+             profiles: dict[str, dict[str, Any]], setups: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Every claim judged; ``setups`` maps run_id to its setup (:data:`SETUP_COLUMNS`)."""
+    tables = with_setups(tables, setups or {})
     rows = []
     for claim in claims.claims:
         for row in judge(claim, tables, weights, profiles):

@@ -12,14 +12,16 @@ from typing import Any, Callable
 import pandas as pd
 
 from runlocalai_bench.environment import device_profile, git_state
-from runlocalai_bench.params import read_params
+from runlocalai_bench.params import Params, read_params
 from runlocalai_bench.paths import scrub
-from runlocalai_bench.reporting.claims import GROUPS, load_claims, sentence, verdicts
+from runlocalai_bench.reporting.claims import CONSISTENT, GROUPS, INCONCLUSIVE, load_claims, sentence, verdicts
 from runlocalai_bench.reporting.figures import Figure, all_figures
 from runlocalai_bench.reporting.headline import clean_hardware, headline_table, summary_sentences
 from runlocalai_bench.reporting.memory import EXPLANATION as MEMORY_EXPLANATION
 from runlocalai_bench.reporting.memory import NUMERIC as MEMORY_NUMERIC
 from runlocalai_bench.reporting.memory import memory_display, memory_rows
+from runlocalai_bench.reporting.methods import methods_blocks
+from runlocalai_bench.perf import timing
 from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, Heading, Items, Note, Table, Text,
                                              render_html, render_markdown)
 from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
@@ -45,18 +47,27 @@ def environments(bundle: Bundle) -> dict[str, dict[str, Any]]:
     return {params.run_id or "": bundle.environment()}
 
 
+def _pooled_params(bundle: Bundle) -> list[Params]:
+    """The parameters of every run a (merged) bundle pools."""
+    pooled = bundle.root / "params"
+    return [read_params(p) for p in sorted(pooled.glob("*.yaml"))] if pooled.is_dir() else [bundle.params()]
+
+
 def reranking_runs(bundle: Bundle) -> dict[str, str]:
     """run_id -> reranker weights ("trained"/"random") of every pooled run that reranked at all."""
-    pooled = bundle.root / "params"
-    params = [read_params(p) for p in sorted(pooled.glob("*.yaml"))] if pooled.is_dir() else [bundle.params()]
-    return {p.run_id or "": p.reranker.weights for p in params if "rerank" in p.stages}
+    return {p.run_id or "": p.reranker.weights for p in _pooled_params(bundle) if "rerank" in p.stages}
+
+
+def run_setups(bundle: Bundle) -> dict[str, dict[str, Any]]:
+    """run_id -> the setup a claim may pin beyond what the tables record: the token limits the first stage and
+    the reranker ran with (claims.SETUP_COLUMNS)."""
+    return {p.run_id or "": {"first_stage_max_length": p.first_stage.max_length,
+                             "reranker_max_length": p.reranker.max_length} for p in _pooled_params(bundle)}
 
 
 def main_rerankers(bundle: Bundle) -> dict[str, str]:
     """run_id -> the reranker under test of every pooled run (the others in its tables are comparisons)."""
-    pooled = bundle.root / "params"
-    params = [read_params(p) for p in sorted(pooled.glob("*.yaml"))] if pooled.is_dir() else [bundle.params()]
-    return {p.run_id or "": p.reranker.model for p in params}
+    return {p.run_id or "": p.reranker.model for p in _pooled_params(bundle)}
 
 
 def device_profiles(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
@@ -124,7 +135,8 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
             "Kendall τ / top-10 vs fp32": (f"{r['kendall_tau']:.3f} / {r['top10_overlap']:.2f}"
                                            if pd.notna(r["kendall_tau"]) else MISSING),
             "Pairs/s": rate(r["pairs_per_s"]),
-            "Latency p50 / p99": (f"{duration_ms(r['latency_p50_ms'])} / {duration_ms(r['latency_p99_ms'])}"
+            "Latency p50 / p99": (f"{duration_ms(r['latency_p50_ms'])} / "
+                                  + (duration_ms(r['latency_p99_ms']) if pd.notna(r["latency_p99_ms"]) else "n too small")
                                   if pd.notna(r["latency_p50_ms"]) else MISSING),
             "Peak memory": (f"{size(r['peak_memory_bytes'])} ({r['memory_kind']})"
                             if pd.notna(r["peak_memory_bytes"]) else MISSING),
@@ -261,8 +273,13 @@ def verdict_items(table: pd.DataFrame) -> list[tuple[str, str | None, str | None
         note = _text(v["note"])
         if note:
             text += f" _({note[0].upper() + note[1:]}.)_"
+        needed = v.get("holds_from_n")
+        if v["verdict"] in (CONSISTENT, INCONCLUSIVE) and needed is not None and pd.notna(needed):
+            text += f" \"Holds\" is reachable from about {int(needed):,} queries at this spread."
         if _text(v.get("would_change")):
             text += f" Would change with: {v['would_change']}."
+        if _text(v.get("rule")):
+            text += f" Rule: {v['rule']}."
         items.append((text, f"verdict-{index}", _text(v["anchor"]) or None))
     return items
 
@@ -309,7 +326,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     if claims_path:
         claims = load_claims(claims_path)
         unmeasurable = [(u.text, u.reason) for u in claims.unmeasurable]
-        verdict_table = verdicts(claims, tables, weights, profiles)
+        verdict_table = verdicts(claims, tables, weights, profiles, run_setups(bundle))
         lift = next((c for c in claims.claims if c.table == "summary" and c.column == "lift_rel"), None)
         if lift and lift.low is not None and lift.high is not None:
             claimed_lift = (lift.low, lift.high)
@@ -328,7 +345,8 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
                            digest, Path(claims_path).name if claims_path else None, unmeasurable, report_commit)
     title = f"runlocalai-bench report: {params.run_id}"
     (bundle.root / "report.md").write_text(scrub(render_markdown(blocks)), encoding="utf-8")
-    toc = [("headline", "Headline"), ("claims", "Claims"), ("reproduction", "Reproduction"), ("cite", "Cite"),
+    toc = [("headline", "Headline"), ("claims", "Claims"), ("reproduction", "Reproduction"), ("methods", "Methods"),
+           ("cite", "Cite"),
            ("figures", "Figures"),
            ("what-was-run", "What was run"), ("details", "Detailed tables")]
     (bundle.root / "report.html").write_text(scrub(render_html(blocks, title, toc)), encoding="utf-8")
@@ -425,7 +443,8 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                        "95% bootstrap CI; lift = paired relative lift over the first stage on the same queries; "
                        "Kendall τ and top-10 overlap = agreement of the variant's ranking with torch-fp32's on the "
                        "same pairs; pairs/s end to end on the run's candidates (tokenization included); latency = "
-                       "one query's candidates as one request (p50 / p99); peak memory = the process's peak during the job "
+                       f"one query's candidates as one request (p50 / p99; p99 only from {timing.min_samples(99)}+ requests, "
+                       "else 'n too small'); peak memory = the process's peak during the job "
                        "(interpreter, libraries and the run's texts included); model's share = that peak minus what "
                        "the process held before the model was loaded (section Memory); file = the "
                        "file the variant ran from (1 GB = 10⁹ bytes); MFU = achieved over the hardware's theoretical "
@@ -445,12 +464,15 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         blocks.append(Text("No claims file was given for this run."))
     else:
         blocks.append(Text(f"Each published statement from `{claims_name}` with its verdict: holds / contradicted "
-                           "(the value, or its 95% CI, is inside / outside the claimed range), inconclusive (the CI "
-                           "straddles a bound), not tested on this hardware, not measurable with random weights, or "
-                           "no matching run (the evidence says which filter found nothing). Each links to the table "
-                           "row behind it."))
+                           "(the value, or its interval: the 95% CI, or for speed the spread of the timed rounds, "
+                           "lies wholly inside / outside the claimed range), consistent (the estimate is inside, "
+                           "the interval reaches past a bound), inconclusive (the estimate is outside, the interval "
+                           "reaches inside), not tested on this hardware, not measurable with random weights, or "
+                           "no matching run (the evidence says which filter found nothing). Each states the rule "
+                           "that decided it, in the claims file's terms, and links to the table row behind it."))
         blocks += claims_blocks(verdict_table, unmeasurable)
     blocks += reproduction_blocks(tables["reproduction"], several_runs)
+    blocks += methods_blocks(_pooled_params(bundle), descriptions, tables)
     blocks.append(Heading("Cite this", anchor="cite"))
     blocks.append(Text(f"```text\n{cite_text(descriptions, digest, report_commit)}\n```", "cite"))
     blocks.append(Heading("Figures", anchor="figures"))

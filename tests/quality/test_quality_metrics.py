@@ -31,3 +31,34 @@ def test_equal_scores_are_evaluated_in_our_doc_id_order():
     ranking = {"q": order([("b", 0.5), ("a", 0.5)])}
     assert ranking["q"][0][0] == "a"
     assert evaluate(ranking, qrels, ["q"], ["RR@10"])["RR@10"]["q"] == 1.0
+
+
+def test_ndcg_conventions_are_what_the_methods_section_says():
+    """metrics.NDCG_CONVENTION is quoted in every report: linear gain, grades <= 0 gain nothing, the ideal from
+    every judgment. Checked against ir-measures itself, so a library change cannot make the text wrong."""
+    from runlocalai_bench.quality.metrics import NDCG_CONVENTION
+
+    assert "linear gain" in NDCG_CONVENTION and "0 or below" in NDCG_CONVENTION
+    ranking = {"q": [("a", 2.0), ("b", 1.0)]}
+    graded = evaluate(ranking, {"q": {"a": 1, "b": 2}}, ["q"], ["nDCG@10"])["nDCG@10"]["q"]
+    assert graded == pytest.approx((1 + 2 / math.log2(3)) / (2 + 1 / math.log2(3)))  # linear, not 2^g - 1
+    negative = evaluate(ranking, {"q": {"a": -1, "b": 1}}, ["q"], ["nDCG@10"])["nDCG@10"]["q"]
+    zero = evaluate(ranking, {"q": {"a": 0, "b": 1}}, ["q"], ["nDCG@10"])["nDCG@10"]["q"]
+    assert negative == zero == pytest.approx(1 / math.log2(3))
+    unretrieved = evaluate(ranking, {"q": {"a": 1, "z": 1}}, ["q"], ["nDCG@10"])["nDCG@10"]["q"]
+    assert unretrieved == pytest.approx(1 / (1 + 1 / math.log2(3)))
+
+
+def test_non_finite_scores_fail_with_one_line_and_are_never_ranked():
+    import numpy as np
+
+    from runlocalai_bench.quality.finite import NonFiniteScores, check_finite
+
+    with pytest.raises(ValueError, match="cannot rank 1 of 4 documents scored NaN"):
+        order([("a", 1.0), ("b", float("nan")), ("c", 3.0), ("d", 2.0)])  # used to put a first
+    check_finite(np.array([0.1, -3.0], dtype=np.float32), "m torch-fp16 on cpu", "beir/scifact/test")
+    with pytest.raises(NonFiniteScores) as error:
+        check_finite(np.array([0.1, np.nan, np.inf, np.nan], dtype=np.float32), "m torch-fp16 on cuda", "beir/scifact/test")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("m torch-fp16 on cuda: 3 of 4 pairs of beir/scifact/test scored non-finite (2 NaN, 1 infinite)")

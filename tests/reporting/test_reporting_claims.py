@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from runlocalai_bench.reporting.claims import (
-    CONTRADICTED, HOLDS, INCONCLUSIVE, NO_MATCH, NOT_MEASURABLE, NOT_TESTED, Claim, judge, load_claims, sentence,
+    CONSISTENT, CONTRADICTED, HOLDS, INCONCLUSIVE, NO_MATCH, NOT_MEASURABLE, NOT_TESTED, Claim, ClaimsFile, judge,
+    load_claims, sentence, verdicts,
 )
 
 from support import REPO
@@ -31,7 +32,11 @@ def test_shipped_claims_file_validates_and_names_its_evidence():
     assert {"ndcg-lift", "cpu-throughput", "gpu-throughput", "fp16-file", "fp16-vram"} <= set(claims)
     lift = claims["ndcg-lift"].filters
     assert lift["first_stage"] == "dense:BAAI/bge-m3" and lift["rerank_depth"].min >= 20 and lift["n_queries"].min >= 50
+    assert lift["first_stage_max_length"].min >= 512 and lift["first_stage_depth"].min >= 100
     assert claims["gpu-throughput"].gpu_class == "consumer"
+    for speed in ("cpu-throughput", "gpu-throughput"):  # one pinned workload, not one verdict per dataset
+        pinned = claims[speed].filters
+        assert pinned["workload"] == "fixed" and isinstance(pinned["batch_size"], int) and isinstance(pinned["max_length"], int)
 
 
 def test_a_lift_after_another_first_stage_is_not_evidence():
@@ -49,8 +54,8 @@ def test_a_lift_after_another_first_stage_is_not_evidence():
 
 
 @pytest.mark.parametrize("low, high, verdict", [
-    (0.085, 0.12, HOLDS), (-0.03, 0.21, INCONCLUSIVE), (0.12, 0.14, HOLDS), (0.01, 0.05, CONTRADICTED),
-    (0.16, 0.20, CONTRADICTED), (0.13, 0.17, INCONCLUSIVE),
+    (0.085, 0.12, HOLDS), (-0.03, 0.21, CONSISTENT), (0.12, 0.14, HOLDS), (0.01, 0.05, CONTRADICTED),
+    (0.16, 0.20, CONTRADICTED), (0.12, 0.175, CONSISTENT), (0.05, 0.09, INCONCLUSIVE), (0.14, 0.18, INCONCLUSIVE),
 ])
 def test_verdicts_follow_the_confidence_interval(low, high, verdict):
     """A 9% lift with a CI of -3% to 21% used to read "holds"."""
@@ -76,7 +81,8 @@ def test_verdict_for_each_outcome():
                           "device": ["cpu", "cpu", "cuda"], "pairs_per_s": [12.0, 3.0, 400.0], "pairs_per_s_iqr": 0.5})
     rows = judge(claim, {"throughput": table}, {"r1": "random"}, {"r1|cpu": CPU})
     assert [r["verdict"] for r in rows] == [HOLDS, CONTRADICTED, NOT_TESTED] and rows[0]["hardware"] == CPU["label"]
-    assert "run r1" in rows[0]["evidence"] and rows[0]["measured"] == "12 pairs/s (IQR 0.500)"
+    assert "run r1" in rows[0]["evidence"]
+    assert rows[0]["measured"] == "12 pairs/s (interquartile spread 11.8 to 12.2 pairs/s over the timed rounds, the median +- half the IQR)"
     assert "measured on cuda, the claim is about cpu" in rows[2]["evidence"] and rows[2]["measured"].startswith("400")
     assert judge(lift_claim(), {"summary": pd.DataFrame()}, {"r1": "random"}, {})[0]["verdict"] == NOT_MEASURABLE
 
@@ -135,3 +141,107 @@ def test_most_tasks_is_judged_on_the_tally_of_datasets():
     assert "contradicted on c" in tally["evidence"]
     macro = next(v for v in verdicts if "macro-average over a, b, c, d" in v["evidence"])
     assert macro["verdict"] == CONTRADICTED  # 7% [5, 7.5] lies below 8-15%
+
+
+def test_a_ci_straddling_a_bound_is_consistent_and_says_from_how_many_queries_it_could_hold():
+    """11% with a CI of 7% to 15% over 50 queries: the estimate is inside 8-15%, the CI reaches below 8%.
+    The lower side must shrink from 4 to 3 points: (4/3)^2 x 50 = 89 queries."""
+    row = summary_row(n_queries=50, lift_rel=0.11, lift_rel_ci_low=0.07, lift_rel_ci_high=0.15)
+    result = judge(lift_claim(), {"summary": row}, {"r": "trained"}, {})[0]
+    assert result["verdict"] == CONSISTENT and result["holds_from_n"] == 89
+    outside = judge(lift_claim(), {"summary": summary_row(lift_rel=0.07, lift_rel_ci_low=0.05, lift_rel_ci_high=0.09)},
+                    {"r": "trained"}, {})[0]
+    assert outside["verdict"] == INCONCLUSIVE and outside["holds_from_n"] is None  # no n makes 7% hold
+    assert "holds when the whole interval (the 95% CI) lies inside [8%, 15%]" in result["rule"]
+
+
+def quantization_row(diff: float, low: float, high: float, n: int = 3000) -> pd.DataFrame:
+    return pd.DataFrame([{"run_id": "r", "dataset": "macro-average", "kind": "quantization", "level": True,
+                          "reranker": "m", "variant": "onnx-int8", "device": "cpu", "baseline": "m",
+                          "baseline_variant": "torch-fp32", "n_queries": n, "diff": diff, "diff_ci_low": low,
+                          "diff_ci_high": high}])
+
+
+@pytest.mark.parametrize("diff, low, high, verdict", [
+    (-0.002, -0.003, -0.001, CONTRADICTED),  # significant and negligible: no loss worth the name
+    (-0.02, -0.03, -0.01, HOLDS),  # a loss larger than the margin
+    (-0.004, -0.008, 0.0, INCONCLUSIVE),  # may or may not exceed the margin
+    (0.004, 0.001, 0.008, CONTRADICTED),  # a gain
+    (-0.005, -0.005, -0.004, CONTRADICTED),  # at the margin: no loss larger than it
+])
+def test_the_quantization_tradeoff_holds_only_for_a_loss_beyond_the_margin(diff, low, high, verdict):
+    claim = Claim(id="q", text="trades quality", group="quantization", table="comparisons", column="diff",
+                  rule="costs_quality", margin=0.005, filters={"kind": "quantization"})
+    result = judge(claim, {"comparisons": quantization_row(diff, low, high)}, {"r": "trained"}, {})[0]
+    assert result["verdict"] == verdict
+    if (diff, low, high) == (-0.002, -0.003, -0.001):
+        assert "no loss worth the name" in result["measured"]
+    assert "-0.005" in result["rule"]
+    wider = claim.model_copy(update={"margin": 0.01})
+    assert "-0.01" in wider.rule_text() and "-0.005" not in wider.rule_text()
+
+
+def comparison_rows(datasets: list[tuple[str, float, float, int]], macro: tuple[float, float] | None) -> pd.DataFrame:
+    rows = [{"run_id": "r", "dataset": name, "kind": "baseline", "reranker": "A", "variant": "torch-fp32",
+             "device": "cpu", "baseline": "B", "baseline_variant": "torch-fp32", "n_queries": n,
+             "diff": (low + high) / 2, "diff_ci_low": low, "diff_ci_high": high, "p_value": 0.5}
+            for name, low, high, n in datasets]
+    if macro:
+        rows.append({**rows[0], "dataset": "macro-average", "n_queries": sum(d[3] for d in datasets),
+                     "diff": sum(macro) / 2, "diff_ci_low": macro[0], "diff_ci_high": macro[1]})
+    return pd.DataFrame(rows)
+
+
+UPGRADE = Claim(id="up", text="strict upgrade", group="comparisons", table="comparisons", column="diff",
+                rule="strict_upgrade", delta=0.01, min_datasets=3, min_queries=50,
+                filters={"reranker": "A", "baseline": "B", "kind": "baseline"})
+
+
+@pytest.mark.parametrize("datasets, macro, verdict", [
+    ([("a", 0.01, 0.05, 300)], None, INCONCLUSIVE),  # one dataset cannot make a strict upgrade
+    ([("a", 0.01, 0.05, 300), ("b", 0.0, 0.04, 300), ("c", -0.005, 0.03, 300)], (0.01, 0.03), HOLDS),
+    ([("a", 0.01, 0.05, 300), ("b", 0.0, 0.04, 300), ("c", -0.005, 0.03, 40)], (0.01, 0.03), INCONCLUSIVE),
+    ([("a", 0.01, 0.05, 300), ("b", 0.0, 0.04, 300), ("c", -0.03, 0.02, 300)], (0.01, 0.03), INCONCLUSIVE),
+    ([("a", 0.01, 0.05, 300), ("b", 0.0, 0.04, 300), ("c", -0.05, -0.02, 300)], (0.0, 0.02), CONTRADICTED),
+    ([("a", 0.0, 0.02, 300), ("b", -0.004, 0.02, 300), ("c", -0.005, 0.01, 300)], (-0.001, 0.01), INCONCLUSIVE),
+])
+def test_a_strict_upgrade_needs_non_inferiority_everywhere_and_a_gain_overall(datasets, macro, verdict):
+    """Non-inferiority per dataset (CI above -delta) on enough datasets and queries, superiority on the
+    macro-average; an underpowered dataset is not evidence of "never worse"."""
+    result = judge(UPGRADE, {"comparisons": comparison_rows(datasets, macro)}, {"r": "trained"}, {})[0]
+    assert result["verdict"] == verdict, result["measured"]
+    if len(datasets) == 1:
+        assert "1 dataset, the rule needs 3" in result["evidence"]
+    assert "at least 3 datasets with at least 50 queries" in result["rule"]
+
+
+def test_most_tasks_counts_datasets_the_filters_dropped_against_the_claim():
+    """Four datasets, two too small to be evidence: holding on the other two is not "most"."""
+    claim = lift_claim(n_queries={"min": 50}).model_copy(update={"most": True})
+    rows = pd.concat([summary_row(dataset=name, n_queries=n, lift_rel=0.10, lift_rel_ci_low=0.09, lift_rel_ci_high=0.11)
+                      for name, n in (("a", 300), ("b", 300), ("c", 20), ("d", 30))])
+    tally = next(v for v in judge(claim, {"summary": rows}, {"r": "trained"}, {}) if v["claim"] == "lift (most datasets)")
+    assert tally["measured"] == "holds on 2 of 4 datasets" and tally["verdict"] == INCONCLUSIVE
+    assert "no evidence (the claim's filters leave no row) on c, d" in tally["evidence"]
+
+
+def test_evidence_must_match_the_runs_setup_not_only_the_model_names():
+    """cpu.yaml's quick run (a 256-token first stage) is not evidence for a claim about the 512-token setup."""
+    claims = ClaimsFile(model="m", source="s", retrieved="2026-12-01",
+                        claims=[lift_claim(first_stage_max_length={"min": 512})])
+    quick = verdicts(claims, {"summary": summary_row()}, {"r": "trained"}, {}, {"r": {"first_stage_max_length": 256}})
+    assert quick["verdict"].tolist() == [NO_MATCH]
+    assert "first_stage_max_length >= 512" in quick["evidence"][0] and "256" in quick["evidence"][0]
+    full = verdicts(claims, {"summary": summary_row()}, {"r": "trained"}, {}, {"r": {"first_stage_max_length": 512}})
+    assert full["verdict"].tolist() == [HOLDS]
+
+
+def test_a_speed_claim_is_judged_on_the_spread_of_its_rounds():
+    claim = Claim(id="cpu", text="10-30 pairs/s", group="speed", table="throughput", column="pairs_per_s", low=10,
+                  high=30, unit=" pairs/s", filters={"workload": "fixed"})
+    table = pd.DataFrame({"run_id": ["steady", "noisy", "slow"], "workload": "fixed", "device": "cpu",
+                          "pairs_per_s": [12.0, 12.0, 9.0], "pairs_per_s_q1": [11.5, 8.0, 8.5],
+                          "pairs_per_s_q3": [12.5, 14.0, 11.0], "rounds": 5})
+    rows = judge(claim, {"throughput": table}, {}, {})
+    assert [r["verdict"] for r in rows] == [HOLDS, CONSISTENT, INCONCLUSIVE]
+    assert "over 5 timed rounds" in rows[0]["measured"]

@@ -8,10 +8,13 @@ from runlocalai_bench.reporting.claims import CONTRADICTED, HOLDS, INCONCLUSIVE,
 from runlocalai_bench.reporting.report import load_tables
 
 
-def upgrade(reranker: str, baseline: str) -> Claim:
+def upgrade(reranker: str, baseline: str, **evidence) -> Claim:
+    """The rule at the smoke bundle's size (a handful of queries on two tiny datasets) unless told otherwise:
+    the shipped claims ask for 3 datasets of 50+ queries, which a smoke run never has."""
     return Claim(id="upgrade", text=f"{reranker} is a strict upgrade over {baseline}", group="comparisons",
                  table="comparisons", column="diff", rule="strict_upgrade",
-                 filters={"reranker": reranker, "baseline": baseline})
+                 filters={"reranker": reranker, "baseline": baseline},
+                 **{"min_datasets": 1, "min_queries": 1, **evidence})
 
 
 @pytest.mark.slow
@@ -79,7 +82,10 @@ def test_a_dataset_significantly_worse_breaks_a_strict_upgrade():
     assert macro["diff_ci_low"] > 0  # better overall ...
     verdict = judge(upgrade("main", "old"), {"comparisons": table}, {"r": "trained"}, {})[0]
     assert verdict["verdict"] == CONTRADICTED
-    assert "significantly worse (Holm-adjusted) on 1 of 2 datasets (b)" in verdict["measured"]
+    assert "worse by more than 0.01 on b; significantly worse (Holm-adjusted) on 1 (b)" in verdict["measured"]
+    # The shipped evidence rule (3 datasets of 50+ queries) does not change a contradiction: a clear loss is one.
+    strict = judge(upgrade("main", "old", min_datasets=3, min_queries=50), {"comparisons": table}, {"r": "trained"}, {})
+    assert strict[0]["verdict"] == CONTRADICTED
 
 
 def test_holm_keeps_chance_findings_across_many_datasets_from_breaking_an_upgrade():

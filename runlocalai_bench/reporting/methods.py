@@ -1,0 +1,92 @@
+"""The report's Methods section, generated from the constants and parameters the code used, never a copy of them.
+
+A reader who must defend a number needs to know how its interval was made (percentile bootstrap, how many
+resamples, which seed, what was resampled), which test gave its p-value and what was corrected for what, how
+nDCG@10 treats grades and ties, which queries were left out and why, and how speed was timed. Each sentence
+below reads the module constant or run parameter it states (``stats.LEVEL``, ``timing.TAIL_SAMPLES``,
+``claims.HOLM_ALPHA``, ``params.bootstrap_samples``, ...) at the time the report is built, so changing a constant
+changes the text.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from runlocalai_bench.params import Params
+from runlocalai_bench.perf import timing
+from runlocalai_bench.quality import metrics, stats
+from runlocalai_bench.reporting import claims
+from runlocalai_bench.reporting.page import Block, Heading, Items, Text
+from runlocalai_bench.reporting.provenance import RunDescription
+
+
+def _per_run(values: dict[str, str]) -> str:
+    """"X" when every run used the same, else "X (run a), Y (run b)"."""
+    distinct = sorted(set(values.values()))
+    if len(distinct) == 1:
+        return distinct[0]
+    return ", ".join(f"{value} ({', '.join(sorted(r for r, v in values.items() if v == value))})" for value in distinct)
+
+
+def _threads(throughput: pd.DataFrame) -> str:
+    if throughput.empty or "threads" not in throughput:
+        return ("not recorded by these runs (bundles from before 2026-12: each backend used its own default "
+                "thread count)")
+    recorded = throughput.dropna(subset=["threads"])
+    if recorded.empty:
+        return "not recorded by these runs (each backend used its own default thread count)"
+    counts = recorded.groupby("run_id")["threads"].agg(lambda t: ", ".join(str(int(x)) for x in sorted(set(t))))
+    missing = sorted(set(throughput["run_id"]) - set(counts.index))
+    text = "; ".join(f"run {run}: {value}" for run, value in counts.items())
+    return text + (f"; runs {', '.join(missing)}: not recorded (their backends' own defaults)" if missing else "")
+
+
+def methods_blocks(params: Sequence[Params], descriptions: Sequence[RunDescription],
+                   tables: dict[str, pd.DataFrame]) -> list[Block]:
+    """The Methods section for the runs of a bundle."""
+    level = f"{stats.LEVEL:.0%}"
+    samples = _per_run({p.run_id or "": f"{p.bootstrap_samples:,}" for p in params})
+    seeds = _per_run({p.run_id or "": str(p.seed) for p in params})
+    rounds = _per_run({p.run_id or "": f"at least {p.throughput.min_rounds} rounds and {p.throughput.min_seconds:g} s "
+                                       f"after {p.throughput.warmup_rounds} untimed" for p in params})
+    threads_choice = _per_run({p.run_id or "": str(p.reranker.threads) for p in params})
+    items = [
+        f"**Intervals.** {level} percentile bootstrap intervals with {samples} resamples, seeded with the run's "
+        f"seed ({seeds}): the same inputs give the same interval on any machine. The resampling unit is the "
+        "query: a mean's interval resamples the evaluated queries with replacement; a paired lift or difference "
+        "resamples the same queries for both systems, and its absolute and relative forms come from the same "
+        "resamples.",
+        "**Macro-averages over datasets** are the mean of the per-dataset means (each dataset weighs the same); "
+        "their interval resamples queries within each dataset, so it treats the datasets as fixed: it says how "
+        "sure the run is about these datasets, not about datasets in general.",
+        "**Tests.** p-values are two-sided paired sign-flip randomization tests of the (macro-)mean per-query "
+        f"difference: every sign pattern when 2^n is at most the {samples} resamples, else that many seeded "
+        "random flips with the observed pattern counted once ((extreme + 1) / (flips + 1)).",
+        f"**Multiple comparisons.** Only the strict-upgrade verdicts correct: Holm's step-down at a family-wise "
+        f"{claims.HOLM_ALPHA:g} over one comparison's datasets. Every p-value printed in a table row (summary, "
+        "comparisons) is uncorrected across variants, datasets and measures: among k such rows about "
+        f"{claims.HOLM_ALPHA:g} x k are 'significant' by chance.",
+        f"**nDCG@10** by ir-measures (pytrec_eval): {metrics.NDCG_CONVENTION}. Ties in score are broken by "
+        "document id ascending before evaluation (the evaluator receives rank-derived scores, so its own tie rule "
+        "cannot reorder them); a query that retrieved nothing relevant scores 0 and is kept; a reranker's "
+        "non-finite score fails its execution rather than being ranked.",
+        "**Queries evaluated and left out.** " + "; ".join(
+            f"run {d.run_id}: " + ", ".join(f"{name} {n:,} queries" for name, n in d.queries.items())
+            for d in descriptions if d.queries) + ". Per dataset, the split's judged queries are evaluated (a "
+        "seeded sample of them where `queries.n` is set); queries without a judgment in the split are not part "
+        "of it; calibration queries of static int8 variants are never evaluated ones. Exclusions by each "
+        "collection's protocol, with counts:" + "".join(f" {note}" for d in descriptions for note in d.protocol_notes),
+        f"**Speed.** pairs/s is the median over timed rounds ({rounds}); its spread is the interquartile range "
+        "of the rounds, and speed claims are judged on that spread at the one workload each claim pins. Latency "
+        f"percentiles: p50 always; p90 and p99 only from at least {timing.min_samples(90)} and "
+        f"{timing.min_samples(99)} samples ({timing.TAIL_SAMPLES} at or beyond the percentile), else 'n too "
+        f"small'. Threads: every backend computes with the same count (parameter reranker.threads: "
+        f"{threads_choice}); per execution: {_threads(tables.get('throughput', pd.DataFrame()))}.",
+        "**Verdict rules** are quoted beside each verdict in the Claims section, in the claims file's terms.",
+    ]
+    return [Heading("Methods", anchor="methods"),
+            Text("How every interval, p-value and verdict of this report was computed; generated from the "
+                 "constants and parameters the code ran with.", "small"),
+            Items([(text, None, None) for text in items])]
