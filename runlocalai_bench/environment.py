@@ -179,8 +179,12 @@ def device_profile(env: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
         return {"label": gpu["name"], "gpu_class": gpu_class(gpu["name"]), "memory_gb": gpu.get("memory_gb"),
                 "cores": None}
     cpu = env.get("cpu", {})
-    # Claims about "an 8-core CPU" count physical cores; records from before 2026-12 have only the logical count.
-    cores = cpu.get("usable_physical_cores", cpu.get("usable_cores"))
+    # Claims about "an 8-core CPU" count physical cores. Records from before 2026-12 have the usable logical
+    # count and the machine's physical one: the smaller is the most the run could have used.
+    cores = cpu.get("usable_physical_cores")
+    if cores is None:
+        known = [c for c in (cpu.get("usable_cores"), cpu.get("physical_cores")) if c]
+        cores = min(known) if known else None
     threads = cpu.get("usable_cores")
     label = f"{cores} cores" if cores == threads or threads is None else f"{cores} cores, {threads} threads"
     return {"label": f"{cpu.get('model', 'unknown CPU')} ({label})", "gpu_class": None,

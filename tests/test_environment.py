@@ -33,5 +33,8 @@ def test_a_cpu_claims_core_count_is_physical_cores():
     env = {"cpu": {"model": "Laptop CPU", "usable_cores": 8, "usable_physical_cores": 4}}
     profile = device_profile(env, "cpu")
     assert profile["cores"] == 4 and profile["label"] == "Laptop CPU (4 cores, 8 threads)"
-    assert device_profile({"cpu": {"model": "Old", "usable_cores": 2}}, "cpu")["cores"] == 2  # records before 2026-12
+    # Records from before 2026-12: the usable logical count and the machine's physical count, the smaller wins.
+    old = {"cpu": {"model": "Old laptop", "usable_cores": 8, "physical_cores": 4}}
+    assert device_profile(old, "cpu")["cores"] == 4
+    assert device_profile({"cpu": {"model": "Old VM", "usable_cores": 2}}, "cpu")["cores"] == 2
     assert cpu_info()["usable_physical_cores"] == physical_cores()

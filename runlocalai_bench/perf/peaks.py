@@ -167,7 +167,11 @@ def onnxruntime_int8_tops(seconds: float = 1.0) -> float:
         [helper.make_tensor_value_info("A", TensorProto.UINT8, [M, K])],
         [helper.make_tensor_value_info("Y", TensorProto.INT32, [M, N])], initializer=[weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the run's one thread count (set at load for every backend)
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {"A": rng.integers(0, 255, (M, K), dtype=np.uint8)}
     return 2.0 * M * K * N / _best_seconds(lambda: session.run(None, feed), seconds) / 1e12
 

@@ -25,8 +25,10 @@ from typing import Any, Literal
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from scipy.stats import norm
 
 from runlocalai_bench.params import ParamsError, format_validation_error
+from runlocalai_bench.quality import stats
 from runlocalai_bench.quality.summary import MACRO
 from runlocalai_bench.units import duration_ms, percent, sig
 
@@ -59,16 +61,20 @@ SETUP_COLUMNS = ("first_stage_max_length", "reranker_max_length")
 RULE_TEXT = {
     "range": "holds when the whole interval ({interval}) lies inside {band}; consistent when the estimate lies "
              "inside and the interval reaches past a bound; contradicted when the whole interval lies outside; "
-             "inconclusive when the estimate lies outside and the interval reaches inside",
+             "inconclusive when the estimate lies outside and the interval reaches inside; without a recorded "
+             "interval, inconclusive. 'Holds' becomes reachable, with {power} probability if the estimate and the "
+             "spread stay as observed, at the number of queries given beside a consistent verdict",
     "range_exact": "holds when the value lies inside {band}, contradicted outside (an exact value, read from the "
                    "checkpoint or the file: no interval)",
+    "range_point": "holds when the measured value lies inside {band}, contradicted outside (one measurement of "
+                   "the run, judged as measured: the table records no interval for it)",
     "equals": "holds when the value reads {equals!r} (case and surrounding spaces ignored), else contradicted",
-    "costs_quality": "holds when the paired 95% CI of the difference against torch-fp32 lies wholly below "
+    "costs_quality": "holds when the paired {level} CI of the difference against torch-fp32 lies wholly below "
                      "-{margin} (a loss larger than the margin); contradicted when its lower end is at or above "
                      "-{margin} (no loss worth the name: any loss is smaller than the margin, or it is a gain); "
                      "inconclusive when the CI straddles -{margin}",
     "strict_upgrade": "holds when at least {min_datasets} datasets with at least {min_queries} queries each were "
-                      "compared, on every one the paired 95% CI's lower end is above -{delta} (not worse by more "
+                      "compared, on every one the paired {level} CI's lower end is above -{delta} (not worse by more "
                       "than the margin) and the macro-average's CI lies above 0 (better overall); contradicted when "
                       "a dataset's CI lies wholly below -{delta} or the macro-average's wholly below 0; inconclusive "
                       "otherwise (fewer datasets or queries than required included)",
@@ -134,9 +140,12 @@ class Claim(BaseModel):
         bounds = [f"{_number(self.low)}{self.unit}" if self.low is not None else "-inf",
                   f"{_number(self.high)}{self.unit}" if self.high is not None else "+inf"]
         interval = ("the run's interquartile spread of timed rounds" if self.column in SPREAD_COLUMNS
-                    else "the 95% CI" if self.column in CI_COLUMNS else None)
-        rule = "range_exact" if self.rule == "range" and interval is None else self.rule
+                    else f"the {stats.LEVEL:.0%} CI" if self.column in CI_COLUMNS else None)
+        rule = self.rule
+        if rule == "range" and interval is None:
+            rule = "range_exact" if self.table == "model" else "range_point"
         text = RULE_TEXT[rule].format(band=f"[{bounds[0]}, {bounds[1]}]", interval=interval, equals=self.equals,
+                                      level=f"{stats.LEVEL:.0%}", power=f"{POWER:.0%}",
                                            margin=f"{self.margin:g}", delta=f"{self.delta:g}",
                                            min_datasets=self.min_datasets, min_queries=self.min_queries)
         return text + (f"; {MOST_TEXT}" if self.most else "")
@@ -255,19 +264,28 @@ def decide_range(estimate: float, low: float, high: float, band_low: float | Non
     return CONSISTENT if inside(estimate) else INCONCLUSIVE
 
 
+POWER = 0.8  # the probability with which holds_from_n's query count is expected to give "holds"
+
+
 def holds_from_n(estimate: float, low: float, high: float, n: int, band_low: float | None,
                  band_high: float | None) -> int | None:
-    """The smallest number of queries at which this interval would fit inside the band, if the estimate stayed
-    where it is and the interval narrowed as 1/sqrt(n) (a bootstrap CI of a mean does): ``n`` when it already
-    fits, None when the estimate lies outside the band or on a bound (no n makes it hold)."""
+    """The number of queries at which a rerun would give "holds" with probability :data:`POWER`, if the true value
+    were the estimate and the interval narrowed as 1/sqrt(n) (a bootstrap CI of a mean does); None when the
+    estimate lies outside the band or on a bound (no n makes it hold).
+
+    Each side separately (a percentile CI of a ratio is not symmetric): the side's half-width h at n is
+    z_level x SE; the rerun's bound clears the band's with probability POWER when the distance d from the estimate
+    to the band's bound is at least (z_level + z_power) x SE', so n' = n (h / d)^2 ((z_level + z_power) / z_level)^2.
+    The sample-size formula of a one-sided test, applied to the nearer bound; the other side is taken as
+    independent of it, which slightly overstates the power when both bounds are close."""
     distances = [d for d in ((estimate - band_low) if band_low is not None else None,
                              (band_high - estimate) if band_high is not None else None) if d is not None]
     if not distances or min(distances) <= 0:
         return None
-    # The interval's two sides separately: a percentile CI of a ratio is not symmetric.
+    z_level, z_power = norm.ppf(0.5 + stats.LEVEL / 2), norm.ppf(POWER)
     needed = max(((estimate - low) / (estimate - band_low)) ** 2 if band_low is not None else 0.0,
                  ((high - estimate) / (band_high - estimate)) ** 2 if band_high is not None else 0.0)
-    return max(n, math.ceil(n * needed))
+    return math.ceil(n * needed * ((z_level + z_power) / z_level) ** 2)
 
 
 def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str, int | None]:
@@ -283,7 +301,7 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str, int | Non
     ci = CI_COLUMNS.get(claim.column)
     if ci and all(c in row and pd.notna(row[c]) for c in ci[:2]):
         low, high = float(row[ci[0]]) * claim.scale, float(row[ci[1]]) * claim.scale
-        measured += f" (95% CI {sig(low)}{claim.unit} to {sig(high)}{claim.unit})"
+        measured += f" ({stats.LEVEL:.0%} CI {sig(low)}{claim.unit} to {sig(high)}{claim.unit})"
         n = row.get("n_queries")
         note = f"{ci[2]}{f' over {int(n)} queries' if pd.notna(n) else ''}"
         reachable = holds_from_n(value, low, high, int(n), claim.low, claim.high) if pd.notna(n) else None
@@ -293,6 +311,8 @@ def _judge_value(claim: Claim, row: pd.Series) -> tuple[str, str, str, int | Non
         low, high, source = spread
         measured += f" (interquartile spread {sig(low)} to {sig(high)}{claim.unit} over {source})"
         return decide_range(value, low, high, claim.low, claim.high), measured, "", None
+    if ci or claim.column in SPREAD_COLUMNS:  # the rule needs an interval this row does not have
+        return INCONCLUSIVE, measured + " (no interval recorded)", "the row records no interval, so the rule cannot decide", None
     return (HOLDS if inside else CONTRADICTED), measured, "", None
 
 
@@ -326,8 +346,10 @@ def _costs_quality(claim: Claim, row: pd.Series) -> tuple[str, str, str]:
     negligible)."""
     diff, low, high = (float(row[c]) for c in ("diff", "diff_ci_low", "diff_ci_high"))
     margin = claim.margin
+    if not all(math.isfinite(v) for v in (diff, low, high)):
+        return INCONCLUSIVE, f"{diff:+.4f} nDCG@10 against torch-fp32 (no CI recorded)", "the row records no CI"
     verdict = HOLDS if high < -margin else CONTRADICTED if low >= -margin else INCONCLUSIVE
-    measured = f"{diff:+.4f} nDCG@10 (95% CI {low:+.4f} to {high:+.4f}) against torch-fp32"
+    measured = f"{diff:+.4f} nDCG@10 ({stats.LEVEL:.0%} CI {low:+.4f} to {high:+.4f}) against torch-fp32"
     if verdict == CONTRADICTED:
         measured += f": no loss worth the name (any loss below the {margin:g} margin)" if low < 0 else ": no loss"
     note = (f"paired bootstrap CI over {int(row['n_queries'])} queries; a loss smaller than {margin:g} is no loss"
@@ -463,12 +485,24 @@ def _tallies(claim: Claim, base: dict, judged: list[dict], table: pd.DataFrame) 
     for (run_id, variant, device), verdicts_ in groups.items():
         run_rows = table[table["run_id"] == run_id] if "run_id" in table else table.iloc[0:0]
         run_datasets = sorted({str(d) for d in run_rows.get("dataset", pd.Series(dtype=str)).dropna()} - {MACRO})
-        judged_datasets = {x["_row"]["dataset"] for x in verdicts_}
-        missing = [d for d in run_datasets if d not in judged_datasets]
-        n = len(judged_datasets) + len(missing)
+        # One verdict per dataset (a dataset with two evidence rows, e.g. two first stages pooled, counts once:
+        # its best-supported verdict, in the order holds > consistent > inconclusive > contradicted).
+        per_dataset: dict[str, str] = {}
+        for x in verdicts_:
+            dataset, label = x["_row"]["dataset"], x["verdict"]
+            rank = (HOLDS, CONSISTENT, INCONCLUSIVE, CONTRADICTED)
+            if dataset not in per_dataset or rank.index(label) < rank.index(per_dataset[dataset]):
+                per_dataset[dataset] = label
+        missing = [d for d in run_datasets if d not in per_dataset]
+        n = len(per_dataset) + len(missing)
+        where = f"the per-dataset verdicts of {variant} on {device}, run {run_id}"
         if n < 2:
+            out.append({**base, "claim": f"{claim.id} (most datasets)", "measured": "1 dataset",
+                        "hardware": verdicts_[0]["hardware"], "verdict": INCONCLUSIVE,
+                        "evidence": f"tables/summary: run {run_id} evaluated one dataset: 'most tasks' needs several",
+                        "where": where, "anchor": verdicts_[0]["anchor"], "_row": {}})
             continue
-        counts = {v: [x["_row"]["dataset"] for x in verdicts_ if x["verdict"] == v] for v in JUDGED}
+        counts = {v: sorted(d for d, label in per_dataset.items() if label == v) for v in JUDGED}
         holds, contradicted = len(counts[HOLDS]), len(counts[CONTRADICTED])
         verdict = (HOLDS if holds > n / 2 else CONTRADICTED if contradicted >= n / 2
                    else CONSISTENT if holds + len(counts[CONSISTENT]) > n / 2 else INCONCLUSIVE)
@@ -480,8 +514,7 @@ def _tallies(claim: Claim, base: dict, judged: list[dict], table: pd.DataFrame) 
                     + f"; 'most' read as more than half ({n // 2 + 1} of {n})")
         out.append({**base, "claim": f"{claim.id} (most datasets)", "measured": measured,
                     "hardware": verdicts_[0]["hardware"], "verdict": verdict, "evidence": evidence,
-                    "where": f"the per-dataset verdicts of {variant} on {device}, run {run_id}",
-                    "anchor": verdicts_[0]["anchor"], "_row": {}})
+                    "where": where, "anchor": verdicts_[0]["anchor"], "_row": {}})
     return out
 
 
@@ -540,13 +573,16 @@ def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dic
         overall = overall.iloc[0] if len(overall) else (datasets.iloc[0] if len(datasets) == 1 else None)
         profile = profiles.get(f"{run_id}|{device}", {"label": device})
         if overall is None:
-            out.append({**base, "measured": None, "hardware": profile.get("label"), "verdict": NO_MATCH,
-                        "evidence": f"tables/comparisons: run {run_id} has no macro-average row for {device}"})
+            out.append({**base, "measured": None, "hardware": profile.get("label"), "verdict": INCONCLUSIVE,
+                        "evidence": f"tables/comparisons: run {run_id} has no macro-average of {variant} on {device} "
+                                    f"(the two rerankers were compared on {', '.join(sorted(datasets['dataset']))} only, "
+                                    "not on every dataset of the run)"})
             continue
         low, high = float(overall["diff_ci_low"]), float(overall["diff_ci_high"])
+        # NaN never passes a test below: a missing CI end or query count is not evidence either way.
         inferior = sorted(datasets.loc[datasets["diff_ci_high"] < -claim.delta, "dataset"])
         not_shown = sorted(datasets.loc[~(datasets["diff_ci_low"] > -claim.delta), "dataset"])
-        small = sorted(datasets.loc[datasets["n_queries"] < claim.min_queries, "dataset"])
+        small = sorted(datasets.loc[~(datasets["n_queries"] >= claim.min_queries), "dataset"])
         enough = len(datasets) >= claim.min_datasets and not small
         if inferior or high < 0:
             verdict = CONTRADICTED
@@ -556,7 +592,7 @@ def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dic
             verdict = INCONCLUSIVE
         worse = holm_worse(datasets)
         level = "the macro-average" if overall["dataset"] == MACRO else overall["dataset"]
-        measured = (f"{float(overall['diff']):+.3f} nDCG@10 (95% CI {low:+.3f} to {high:+.3f}) on {level}; "
+        measured = (f"{float(overall['diff']):+.3f} nDCG@10 ({stats.LEVEL:.0%} CI {low:+.3f} to {high:+.3f}) on {level}; "
                     f"not worse by more than {claim.delta:g} (CI above -{claim.delta:g}) on "
                     f"{len(datasets) - len(not_shown)} of {len(datasets)} dataset{'s' if len(datasets) != 1 else ''}"
                     + (f"; worse by more than {claim.delta:g} on {', '.join(inferior)}" if inferior else "")
@@ -609,9 +645,14 @@ def what_would_change(claim: Claim, verdict: dict) -> str:
     bounds = " and ".join(b for b in (f"{claim.low:g}{claim.unit}" if claim.low is not None else "",
                                       f"{claim.high:g}{claim.unit}" if claim.high is not None else "") if b)
     if label in (INCONCLUSIVE, CONSISTENT):
+        if claim.column in SPREAD_COLUMNS:
+            return f"a steadier run (more timed rounds on a quiet machine), its spread on one side of {bounds}"
         needed = verdict.get("holds_from_n")
-        more = f"about {int(needed):,} queries at this spread" if needed else "more queries or datasets"
-        return f"{more}, narrowing the interval to one side of {bounds}"
+        if needed is not None and not pd.isna(needed):
+            return (f"about {int(needed):,} queries ('holds' with {POWER:.0%} probability if the estimate stays), "
+                    f"or a run whose interval falls on one side of {bounds}")
+        return f"a run whose estimate moves inside {bounds} (at this estimate no number of queries makes it hold)" \
+            if label == INCONCLUSIVE else f"more queries or datasets, narrowing the interval to one side of {bounds}"
     if label == HOLDS:
         return f"a measurement (on other hardware, datasets or settings the claim covers) outside {bounds}"
     return f"a measurement inside the claimed range ({bounds})"

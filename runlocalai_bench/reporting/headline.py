@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runlocalai_bench.perf import timing
 from runlocalai_bench.quality.summary import MACRO
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT
 from runlocalai_bench.results.tables import COLUMNS
@@ -83,6 +84,10 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if "file_bytes" not in t:
         t["file_bytes"] = t["model_bytes"]
     t["file_bytes"] = t["file_bytes"].fillna(t["model_bytes"])
+    # A tail percentile is shown only from enough samples (perf.timing.min_samples); bundles from before 2026-12
+    # did not record how many there were, so their tails are not shown either.
+    samples = t["latency_samples"] if "latency_samples" in t else pd.Series(np.nan, index=t.index)
+    t["latency_p99_ms"] = t["latency_p99_ms"].where(samples >= timing.min_samples(99))
     group = [k for k in KEYS if k != "dataset"]
     cand = t[t["workload"] == "candidates"]
     cand = cand.groupby(KEYS, as_index=False, dropna=False).agg(
@@ -98,7 +103,8 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     per["_seconds"] = per["n_timed"] / per["pairs_per_s"]
     macro = per.groupby(group, as_index=False, dropna=False).agg(
         _pairs=("n_timed", "sum"), _seconds=("_seconds", "sum"), latency_p50_ms=("latency_p50_ms", "mean"),
-        latency_p99_ms=("latency_p99_ms", "max"), peak_memory_bytes=("peak_memory_bytes", "max"),
+        latency_p99_ms=("latency_p99_ms", lambda p99: p99.max() if p99.notna().all() else np.nan),
+        peak_memory_bytes=("peak_memory_bytes", "max"),
         model_memory_bytes=("model_memory_bytes", "max"), memory_kind=("memory_kind", "first"), file_bytes=("file_bytes", "max"), mfu=("mfu", "mean"),
         executed_precision=("executed_precision", "first")).assign(dataset=MACRO)
     macro["pairs_per_s"] = macro["_pairs"] / macro["_seconds"]

@@ -30,17 +30,20 @@ def _per_run(values: dict[str, str]) -> str:
     return ", ".join(f"{value} ({', '.join(sorted(r for r, v in values.items() if v == value))})" for value in distinct)
 
 
-def _threads(throughput: pd.DataFrame) -> str:
+def _threads(throughput: pd.DataFrame, choice: str) -> str:
+    """What the throughput rows recorded. Runs from before 2026-12 recorded nothing: their backends each used
+    their own default, which is said rather than assumed to be the current parameter's."""
+    unrecorded = "not recorded: each backend used its own default count (bundles from before 2026-12)"
     if throughput.empty or "threads" not in throughput:
-        return ("not recorded by these runs (bundles from before 2026-12: each backend used its own default "
-                "thread count)")
+        return unrecorded
     recorded = throughput.dropna(subset=["threads"])
     if recorded.empty:
-        return "not recorded by these runs (each backend used its own default thread count)"
+        return unrecorded
     counts = recorded.groupby("run_id")["threads"].agg(lambda t: ", ".join(str(int(x)) for x in sorted(set(t))))
     missing = sorted(set(throughput["run_id"]) - set(counts.index))
-    text = "; ".join(f"run {run}: {value}" for run, value in counts.items())
-    return text + (f"; runs {', '.join(missing)}: not recorded (their backends' own defaults)" if missing else "")
+    text = (f"every backend computed with the same count (parameter reranker.threads: {choice}): "
+            + "; ".join(f"run {run}: {value}" for run, value in counts.items()))
+    return text + (f"; runs {', '.join(missing)}: {unrecorded}" if missing else "")
 
 
 def methods_blocks(params: Sequence[Params], descriptions: Sequence[RunDescription],
@@ -64,10 +67,12 @@ def methods_blocks(params: Sequence[Params], descriptions: Sequence[RunDescripti
         "**Tests.** p-values are two-sided paired sign-flip randomization tests of the (macro-)mean per-query "
         f"difference: every sign pattern when 2^n is at most the {samples} resamples, else that many seeded "
         "random flips with the observed pattern counted once ((extreme + 1) / (flips + 1)).",
-        f"**Multiple comparisons.** Only the strict-upgrade verdicts correct: Holm's step-down at a family-wise "
-        f"{claims.HOLM_ALPHA:g} over one comparison's datasets. Every p-value printed in a table row (summary, "
-        "comparisons) is uncorrected across variants, datasets and measures: among k such rows about "
-        f"{claims.HOLM_ALPHA:g} x k are 'significant' by chance.",
+        "**Multiple comparisons.** No verdict rests on a p-value: verdicts read intervals against the claims "
+        "file's bands and margins. Every p-value printed in a table row (summary, comparisons) is uncorrected "
+        "across variants, datasets and measures: among k such rows about "
+        f"{claims.HOLM_ALPHA:g} x k are 'significant' at {claims.HOLM_ALPHA:g} by chance. The strict-upgrade "
+        f"verdicts also count the datasets significantly worse after Holm's step-down at a family-wise "
+        f"{claims.HOLM_ALPHA:g} over one comparison's datasets, for information.",
         f"**nDCG@10** by ir-measures (pytrec_eval): {metrics.NDCG_CONVENTION}. Ties in score are broken by "
         "document id ascending before evaluation (the evaluator receives rank-derived scores, so its own tie rule "
         "cannot reorder them); a query that retrieved nothing relevant scores 0 and is kept; a reranker's "
@@ -82,8 +87,7 @@ def methods_blocks(params: Sequence[Params], descriptions: Sequence[RunDescripti
         "of the rounds, and speed claims are judged on that spread at the one workload each claim pins. Latency "
         f"percentiles: p50 always; p90 and p99 only from at least {timing.min_samples(90)} and "
         f"{timing.min_samples(99)} samples ({timing.TAIL_SAMPLES} at or beyond the percentile), else 'n too "
-        f"small'. Threads: every backend computes with the same count (parameter reranker.threads: "
-        f"{threads_choice}); per execution: {_threads(tables.get('throughput', pd.DataFrame()))}.",
+        f"small'. Threads per execution: {_threads(tables.get('throughput', pd.DataFrame()), threads_choice)}.",
         "**Verdict rules** are quoted beside each verdict in the Claims section, in the claims file's terms.",
     ]
     return [Heading("Methods", anchor="methods"),

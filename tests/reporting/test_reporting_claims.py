@@ -6,7 +6,7 @@ import pytest
 
 from runlocalai_bench.reporting.claims import (
     CONSISTENT, CONTRADICTED, HOLDS, INCONCLUSIVE, NO_MATCH, NOT_MEASURABLE, NOT_TESTED, Claim, ClaimsFile, judge,
-    load_claims, sentence, verdicts,
+    load_claims, sentence, verdicts, what_would_change,
 )
 
 from support import REPO
@@ -90,14 +90,14 @@ def test_verdict_for_each_outcome():
 def test_claims_about_a_class_of_cpu_are_not_tested_by_smaller_machines():
     claim = Claim(id="cpu", text="10-30 pairs/s on a modern CPU", group="speed", table="throughput", column="pairs_per_s", low=10,
                   high=30, device_kind="cpu", min_cpu_cores=8)
-    table = pd.DataFrame({"run_id": ["small", "big"], "device": "cpu", "pairs_per_s": [0.4, 12.0]})
+    table = pd.DataFrame({"run_id": ["small", "big"], "device": "cpu", "pairs_per_s": [0.4, 12.0], "pairs_per_s_iqr": 0.1})
     profiles = {"small|cpu": {"label": "VM", "cores": 2}, "big|cpu": {"label": "box", "cores": 16}}
     rows = judge(claim, {"throughput": table}, {}, profiles)
     assert [r["verdict"] for r in rows] == [NOT_TESTED, HOLDS] and "2 cores" in rows[0]["evidence"]
-    assert rows[0]["measured"] == "0.400"
+    assert rows[0]["measured"].startswith("0.400 (interquartile spread 0.350 to 0.450")
     text = sentence(rows[0])  # the reason comes first: a 2-core rate is not a contradiction of an 8-core claim
     assert text.startswith("Not tested on this hardware (2 cores, the claim is about CPUs with at least 8)")
-    assert "measured beside it, not judged: 0.400" in text
+    assert "measured beside it, not judged: 0.400 (interquartile" in text
 
 
 def test_a_rate_from_another_kind_of_device_is_not_printed_as_the_measurement():
@@ -112,12 +112,13 @@ def test_a_rate_from_another_kind_of_device_is_not_printed_as_the_measurement():
 def test_a_datacenter_gpu_does_not_test_a_consumer_gpu_claim():
     claim = Claim(id="gpu", text="100-500 pairs/s on a consumer GPU", group="speed", table="throughput", column="pairs_per_s", low=100,
                   high=500, device_kind="cuda", gpu_class="consumer")
-    table = pd.DataFrame({"run_id": ["dc", "home"], "device": "cuda", "pairs_per_s": [2000.0, 300.0]})
+    table = pd.DataFrame({"run_id": ["dc", "home"], "device": "cuda", "pairs_per_s": [2000.0, 300.0],
+                          "pairs_per_s_iqr": 10.0})
     profiles = {"dc|cuda": {"label": "NVIDIA H100 80GB HBM3", "gpu_class": "datacenter"},
                 "home|cuda": {"label": "NVIDIA GeForce RTX 4090", "gpu_class": "consumer"}}
     rows = judge(claim, {"throughput": table}, {}, profiles)
     assert [r["verdict"] for r in rows] == [NOT_TESTED, HOLDS]
-    assert "NVIDIA H100 80GB HBM3 is a datacenter GPU" in rows[0]["evidence"] and rows[0]["measured"] == "2,000"
+    assert "NVIDIA H100 80GB HBM3 is a datacenter GPU" in rows[0]["evidence"] and rows[0]["measured"].startswith("2,000")
 
 
 def test_gpu_classes_by_name():
@@ -145,10 +146,12 @@ def test_most_tasks_is_judged_on_the_tally_of_datasets():
 
 def test_a_ci_straddling_a_bound_is_consistent_and_says_from_how_many_queries_it_could_hold():
     """11% with a CI of 7% to 15% over 50 queries: the estimate is inside 8-15%, the CI reaches below 8%.
-    The lower side must shrink from 4 to 3 points: (4/3)^2 x 50 = 89 queries."""
+    The lower side must shrink from 4 to 3 points, (4/3)^2 x 50 = 89 queries for the expected CI to touch 8%,
+    and ((1.96 + 0.84) / 1.96)^2 = 2.04 times that for 80% power: 182."""
     row = summary_row(n_queries=50, lift_rel=0.11, lift_rel_ci_low=0.07, lift_rel_ci_high=0.15)
     result = judge(lift_claim(), {"summary": row}, {"r": "trained"}, {})[0]
-    assert result["verdict"] == CONSISTENT and result["holds_from_n"] == 89
+    assert result["verdict"] == CONSISTENT and result["holds_from_n"] == 182
+    assert "about 182 queries ('holds' with 80% probability" in what_would_change(lift_claim(), result)
     outside = judge(lift_claim(), {"summary": summary_row(lift_rel=0.07, lift_rel_ci_low=0.05, lift_rel_ci_high=0.09)},
                     {"r": "trained"}, {})[0]
     assert outside["verdict"] == INCONCLUSIVE and outside["holds_from_n"] is None  # no n makes 7% hold
@@ -245,3 +248,38 @@ def test_a_speed_claim_is_judged_on_the_spread_of_its_rounds():
     rows = judge(claim, {"throughput": table}, {}, {})
     assert [r["verdict"] for r in rows] == [HOLDS, CONSISTENT, INCONCLUSIVE]
     assert "over 5 timed rounds" in rows[0]["measured"]
+
+
+def test_a_claim_with_no_interval_recorded_is_not_decided_on_the_point():
+    """The rule reads an interval; a row whose CI (or rounds' spread) is missing cannot hold."""
+    no_ci = judge(lift_claim(), {"summary": summary_row(lift_rel_ci_low=float("nan"), lift_rel_ci_high=float("nan"))},
+                  {"r": "trained"}, {})[0]
+    assert no_ci["verdict"] == INCONCLUSIVE and "no interval recorded" in no_ci["measured"]
+    speed = Claim(id="cpu", text="10-30 pairs/s", group="speed", table="throughput", column="pairs_per_s", low=10,
+                  high=30, filters={})
+    bare = judge(speed, {"throughput": pd.DataFrame({"run_id": ["r"], "device": "cpu", "pairs_per_s": [12.0]})}, {}, {})
+    assert bare[0]["verdict"] == INCONCLUSIVE
+    quant = Claim(id="q", text="trades quality", group="quantization", table="comparisons", column="diff",
+                  rule="costs_quality", filters={"kind": "quantization"})
+    assert judge(quant, {"comparisons": quantization_row(-0.01, float("nan"), float("nan"))}, {"r": "trained"}, {})[0][
+        "verdict"] == INCONCLUSIVE
+
+
+def test_a_strict_upgrade_with_unknown_query_counts_or_no_macro_average_is_inconclusive():
+    unknown = comparison_rows([("a", 0.01, 0.05, 300), ("b", 0.0, 0.04, 300), ("c", 0.0, 0.03, 300)], (0.01, 0.03))
+    unknown["n_queries"] = float("nan")
+    assert judge(UPGRADE, {"comparisons": unknown}, {"r": "trained"}, {})[0]["verdict"] == INCONCLUSIVE
+    partial = comparison_rows([("a", 0.01, 0.05, 300), ("b", 0.0, 0.04, 300)], None)
+    result = judge(UPGRADE, {"comparisons": partial}, {"r": "trained"}, {})[0]
+    assert result["verdict"] == INCONCLUSIVE and "compared on a, b only" in result["evidence"]
+
+
+def test_most_tasks_counts_datasets_not_rows_and_needs_several():
+    claim = lift_claim().model_copy(update={"most": True})
+    twice = pd.concat([summary_row(dataset="a"), summary_row(dataset="a", first_stage="other"),
+                       summary_row(dataset="b", lift_rel=0.03, lift_rel_ci_low=0.02, lift_rel_ci_high=0.04),
+                       summary_row(dataset="c", lift_rel=0.03, lift_rel_ci_low=0.02, lift_rel_ci_high=0.04)])
+    tally = next(v for v in judge(claim, {"summary": twice}, {"r": "trained"}, {}) if "most" in v["claim"])
+    assert tally["measured"] == "holds on 1 of 3 datasets" and tally["verdict"] == CONTRADICTED
+    single = next(v for v in judge(claim, {"summary": summary_row()}, {"r": "trained"}, {}) if "most" in v["claim"])
+    assert single["verdict"] == INCONCLUSIVE and "needs several" in single["evidence"]
