@@ -38,7 +38,9 @@ def test_throughput_rows_on_a_tiny_model(setup):
     assert candidates["mean_sq_tokens"] >= candidates["mean_tokens"] ** 2
     fixed = table[table["workload"] == "fixed"]
     assert fixed["max_length"].tolist() == [32, 64] and fixed["mean_tokens"].tolist() == [32.0, 64.0]
-    assert (table["latency_p50_ms"] <= table["latency_p99_ms"]).all() and (table["pairs_per_s"] > 0).all()
+    # A handful of timed calls: too few for a 99th percentile (perf.timing.min_samples), so none is reported.
+    assert (table["latency_samples"] < 500).all() and table["latency_p99_ms"].isna().all()
+    assert (table["latency_p50_ms"] > 0).all() and (table["pairs_per_s"] > 0).all()
     assert (table["rounds"] >= 3).all()
     assert (table["peak_rss_mb"] > 0).all() and (table["model_bytes"] > 0).all() and table["peak_vram_mb"].isna().all()
     assert (table["mfu"] > 0).all() and (table["mfu"] <= 1).all()
