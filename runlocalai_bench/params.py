@@ -121,6 +121,11 @@ class RerankerParams(_Strict):
         description="CPU threads every backend computes with (torch, ONNX Runtime, OpenVINO, llama.cpp alike, so "
                     "speed is compared on equal terms): physical = one per physical core of the usable CPUs, "
                     "logical = every hardware thread, or a number; recorded per execution")
+    gguf_tokens_per_call: int = Field(
+        default=512, gt=0,
+        description="GGUF variants: the most tokens one llama.cpp call packs (up to batch_size pairs; a longer pair "
+                    "goes alone). 512 is llama-server's default micro-batch; llama.cpp's encoder allocates n_vocab "
+                    "logits per token of a call (0.95 MiB per token for bge-reranker-v2-m3), so this bounds memory")
     baselines: list[str] = Field(
         default_factory=list,
         description="other rerankers (hub ids, local folders, twin:NAME) scored on exactly the same candidates in "

@@ -56,6 +56,7 @@ class LoadRequest:
     calibration_pairs: Sequence[Pair] = ()  # for static quantization: pairs of queries the run does not evaluate
     user_file: Path | None = None  # an existing file in the backend's own format, used instead of converting
     threads: int = 1  # CPU threads the runtime computes with (environment.compute_threads): the same for every backend
+    tokens_per_call: int | None = None  # llama.cpp: the most tokens one call packs (None: the backend's default)
 
 
 @dataclass(frozen=True)

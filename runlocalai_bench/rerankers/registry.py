@@ -168,7 +168,8 @@ def import_runtime(variant: Variant) -> None:
 
 
 def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
-                  calibration_pairs=(), user_file: Path | None = None, threads: int | None = None) -> Reranker:
+                  calibration_pairs=(), user_file: Path | None = None, threads: int | None = None,
+                  tokens_per_call: int | None = None) -> Reranker:
     """Load ``folder`` as ``variant`` on ``device`` through its backend, after its exports were built in a
     process of their own (:func:`prepare_exports`); the loader then only reads finished files. ``load_s`` is the
     load alone; ``details['export']`` what the exports cost. :func:`perf.memory.load_measured` wraps this with
@@ -181,7 +182,7 @@ def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, ca
     # its pool gets the same count as the backend's runtime, so no runtime computes beside an idle-spinning other.
     torch.set_num_threads(threads)
     request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
-                          tuple(calibration_pairs), Path(user_file) if user_file else None, threads)
+                          tuple(calibration_pairs), Path(user_file) if user_file else None, threads, tokens_per_call)
     export = prepare_exports(request)
     started = time.perf_counter()
     with reading_only():

@@ -189,7 +189,8 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
                 continue  # its export would be built by the run (calibrated ones always are): not worth minutes
             try:
                 reranker = load_reranker(spec, resolved, folder, ref, params.cache_path, params.reranker.max_length,
-                                         threads=compute_threads(params.reranker.threads))
+                                         threads=compute_threads(params.reranker.threads),
+                                         tokens_per_call=params.reranker.gguf_tokens_per_call)
                 shape = shape or model_shape(reranker.config)
                 batch = params.reranker.batch_size
                 reranker.score(sample[:batch], batch, params.reranker.max_length)  # warm-up

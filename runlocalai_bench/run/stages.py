@@ -347,7 +347,8 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     try:
         reranker = load_measured(variant, device, lambda: load_reranker(
             variant, device, folder, ref, cache_dir, params.reranker.max_length, calibration,
-            Path(user_file) if user_file else None, compute_threads(params.reranker.threads)))
+            Path(user_file) if user_file else None, compute_threads(params.reranker.threads),
+            params.reranker.gguf_tokens_per_call))
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     write_part(bundle.root, "model", label, pd.DataFrame([{

@@ -51,7 +51,7 @@ def test_gguf_memory_estimate_counts_the_packed_micro_batch(shape):
     """llama.cpp attends over all of a call's tokens at once: 8 pairs x 512 tokens cost one 4096 x 4096
     score buffer per head, 8x the eight 512 x 512 buffers of a padded torch batch."""
     gguf = LlamaCppReranker(variant=get_variant("gguf-q4_k_m"), device="cpu", weight_files=[], executed_precision="Q4_K",
-                            config=None, threads=1)
+                            config=None, threads=1, tokens_per_call=8 * 512)  # a budget that packs all 8 pairs
     torch = TorchReranker(variant=get_variant("torch-fp32"), device="cpu", weight_files=[], executed_precision="fp32",
                           config=None, cross_encoder=None)
     assert gguf.activation_shape(8, 512) == (1, 4096) and torch.activation_shape(8, 512) == (8, 512)
@@ -60,3 +60,8 @@ def test_gguf_memory_estimate_counts_the_packed_micro_batch(shape):
     packed = memory_estimate_mb(shape, "q4_k_m", *gguf.activation_shape(8, 512)) - weights
     padded = memory_estimate_mb(shape, "q4_k_m", *torch.activation_shape(8, 512)) - weights
     assert packed > 5 * padded and 1500 < packed < 5000  # measured: peak RSS 1.2 GB -> 4.8 GB (1 -> 8 pairs)
+    # With the default budget (llama-server's 512-token micro-batch) a call holds at most one 512-token pair.
+    default = LlamaCppReranker(variant=get_variant("gguf-q4_k_m"), device="cpu", weight_files=[],
+                               executed_precision="Q4_K", config=None, threads=1)
+    assert default.activation_shape(8, 512) == (1, 512) and default.activation_shape(8, 64) == (1, 512)
+    assert default.activation_shape(1, 8192) == (1, 8192)  # a pair longer than the budget goes alone

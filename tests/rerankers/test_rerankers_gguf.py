@@ -22,7 +22,7 @@ from scipy.stats import kendalltau
 from runlocalai_bench.models.resolve import resolve
 from runlocalai_bench.rerankers.backends.gguf import check_convertible
 from runlocalai_bench.rerankers.backends.gguf.convert import tensor_types
-from runlocalai_bench.rerankers.backends.gguf.llamacpp import truncate_pair
+from runlocalai_bench.rerankers.backends.gguf.llamacpp import pack_calls, truncate_pair
 from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.exports import export_root
 from runlocalai_bench.rerankers.registry import get_variant, load_reranker
@@ -172,10 +172,28 @@ def test_pairs_at_max_length_fit_one_physical_batch(gguf_rerankers, tiny_xlmr, s
         reranker = gguf_rerankers[name]
         run = reranker.score(pairs, batch_size=3, max_length=512)
         assert run.tokens == 3 * 512 and np.isfinite(run.values).all()
-        assert reranker.details["context_tokens"] >= 3 * 512
+        # Three pairs of 512 tokens and a 512-token budget per call: one pair per call, the context one call big.
+        assert run.batch_pairs == [1, 1, 1] and reranker.details["context_tokens"] >= 512
+        assert reranker._largest_call == 512
         if name == "gguf-f16":  # same tolerance as at 128 tokens: weight and activation rounding only
             relative = np.abs(run.values - reference) / float(np.sqrt(np.mean(reference ** 2)))
             assert relative.max() < 0.02, relative
+    # A budget of three pairs packs them into one call: same scores, a context (and logits buffer) three times as big.
+    packed = load_reranker(get_variant("gguf-f16"), "cpu", tiny_xlmr.location, tiny_xlmr, session_cache, 512,
+                           user_file=gguf_rerankers["gguf-f16"].weight_files[0], tokens_per_call=3 * 512)
+    run = packed.score(pairs, batch_size=3, max_length=512)
+    assert run.batch_pairs == [3] and packed.details["context_tokens"] >= 3 * 512
+    np.testing.assert_allclose(run.values, gguf_rerankers["gguf-f16"].score(pairs, 3, 512).values, rtol=1e-4, atol=1e-5)
+    assert packed.logits_buffer_mib() == pytest.approx(3 * gguf_rerankers["gguf-f16"].logits_buffer_mib())
+    packed.close()
+
+
+def test_calls_pack_pairs_up_to_the_token_budget():
+    lengths = [500, 300, 200, 120, 100, 90, 700]
+    calls = pack_calls(lengths, range(len(lengths)), max_pairs=8, max_tokens=512)
+    assert calls == [[0], [1, 2], [3, 4, 5], [6]]  # 700 > 512 goes alone; no call over 512 otherwise
+    assert pack_calls(lengths, range(len(lengths)), max_pairs=2, max_tokens=10_000) == [[0, 1], [2, 3], [4, 5], [6]]
+    assert pack_calls([10] * 5, [4, 3, 2, 1, 0], max_pairs=8, max_tokens=25) == [[4, 3], [2, 1], [0]]
 
 
 @needs_llama_cpp

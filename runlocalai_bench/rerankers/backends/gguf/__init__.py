@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runlocalai_bench.rerankers.backends.gguf.convert import FILE_TYPES, gguf_file, llama_cpp_version
-from runlocalai_bench.rerankers.backends.gguf.llamacpp import LlamaCppReranker
+from runlocalai_bench.rerankers.backends.gguf.llamacpp import TOKENS_PER_CALL, LlamaCppReranker
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant, VariantUnavailable
 
 REQUIRES = ("llama_cpp", "gguf")
@@ -75,7 +75,8 @@ def load(request: LoadRequest) -> LlamaCppReranker:
         details["source"] = "llama.cpp convert_hf_to_gguf.py (F16)" + (
             "" if precision == "f16" else f" then llama_model_quantize to {precision.upper()}")
     config = AutoConfig.from_pretrained(folder, local_files_only=True) if (folder / "config.json").is_file() else None
-    reranker = LlamaCppReranker.load(request.variant, request.device, path, config, threads=request.threads)
+    reranker = LlamaCppReranker.load(request.variant, request.device, path, config, threads=request.threads,
+                                     tokens_per_call=request.tokens_per_call or TOKENS_PER_CALL)
     reranker.details = {**details, **reranker.details}
     return reranker
 

@@ -7,15 +7,19 @@ itself: tokenize with the GGUF's own vocabulary, lay the pair out exactly as ``l
 ``/rerank`` does (``format_prompt_rerank``: BOS query EOS SEP document EOS, per the vocabulary's flags),
 pack a batch of pairs as separate sequences into one ``llama_decode`` call and read one logit per sequence.
 
-Physical batch: an encoder-only model must see every token of a call in one micro-batch (llama.cpp
-asserts ``n_ubatch >= n_tokens``), so the context is sized ``pairs per call x max_length`` tokens and
-rebuilt larger when a caller asks for more. A pair at ``max_length`` therefore always fits. ``batch_size``
-is the number of pairs per call. Packing has a price in llama.cpp: attention runs over the whole
-micro-batch under a mask and the compute buffer is reserved for its worst case. Measured with
-bge-reranker-v2-m3's shape twin on a 2-core AVX2 CPU: 8 pairs x 256 tokens per call ran 18% slower than
-one pair per call in F16, and reserving 8 x 512 tokens took the Q4_K_M file's peak RSS from 1.2 GB to
-4.8 GB. With llama-server's default micro-batch (512 tokens) a typical pair is decoded alone, as here
-with ``batch_size: 1``. llama_cpp is imported inside the methods (optional extra, a native library).
+Calls: an encoder-only model must see every token of a call in one micro-batch (llama.cpp asserts
+``n_ubatch >= n_tokens``). A call packs up to ``batch_size`` pairs, in the caller's (length-sorted) order,
+and at most ``tokens_per_call`` tokens (:data:`TOKENS_PER_CALL` = 512 by default, llama-server's default
+micro-batch); a pair longer than that budget goes alone. The context is sized for one call (the budget, or
+``max_length`` if larger) and rebuilt larger when a call needs more. Why a token budget and not
+``batch_size`` pairs per call: packing has a price in llama.cpp. Attention runs over the whole micro-batch
+under a mask, the compute buffer is reserved for its worst case, and ``encode()`` sizes its output buffer at
+n_vocab float32 logits per token of the call (rank pooling reads one value per sequence; with XLM-R's 250,002
+tokens that is 0.95 MiB per token). Measured with bge-reranker-v2-m3's shape twin on a 2-core AVX2 CPU
+(2026-12-01): 8 pairs x 512 tokens per call held 4.97 GB at peak in Q4_K_M, one pair per call 1.70 GB, and
+8 x 256-token pairs per call ran at 0.56 pairs/s against 0.83 one pair at a time. With llama-server's
+default micro-batch a typical pair is decoded alone or with a few short ones, as here. llama_cpp is imported
+inside the methods (optional extra, a native library).
 """
 
 from __future__ import annotations
@@ -35,6 +39,25 @@ from runlocalai_bench.rerankers.base import Features, Pair, Progress, Reranker, 
 
 log = logging.getLogger(__name__)
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp: sequences one context can hold
+TOKENS_PER_CALL = 512  # llama-server's default micro-batch (n_ubatch): the most tokens one call packs
+
+
+def pack_calls(lengths: Sequence[int], order: Sequence[int], max_pairs: int, max_tokens: int) -> list[list[int]]:
+    """Indices of the pairs each ``llama_decode`` call holds: consecutive pairs of ``order``, at most
+    ``max_pairs`` and ``max_tokens`` tokens per call (a pair longer than ``max_tokens`` alone)."""
+    calls: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for index in order:
+        length = int(lengths[index])
+        if current and (len(current) >= max_pairs or tokens + length > max_tokens):
+            calls.append(current)
+            current, tokens = [], 0
+        current.append(int(index))
+        tokens += length
+    if current:
+        calls.append(current)
+    return calls
 
 
 AMX_NOTE = ("ggml's AMX int8 matmul segfaults on Sapphire Rapids-class CPUs (llama.cpp issue 20824); weights "
@@ -169,6 +192,7 @@ class LlamaCppReranker(Reranker):
     for FLOP counts, None for a bare .gguf file)."""
 
     threads: int
+    tokens_per_call: int = TOKENS_PER_CALL
     _model: Any = None
     _vocab: Any = None
     _ctx: Any = None
@@ -181,7 +205,8 @@ class LlamaCppReranker(Reranker):
     # -- lifecycle
 
     @classmethod
-    def load(cls, variant: Any, device: str, path: Path, config: Any, threads: int | None = None) -> "LlamaCppReranker":
+    def load(cls, variant: Any, device: str, path: Path, config: Any, threads: int | None = None,
+             tokens_per_call: int = TOKENS_PER_CALL) -> "LlamaCppReranker":
         import llama_cpp
         import llama_cpp.llama  # noqa: F401 - installs llama-cpp-python's log callback, silenced below
 
@@ -204,14 +229,15 @@ class LlamaCppReranker(Reranker):
         model_buffers, types = LlamaLog.buffers_since(mark), LlamaLog.tensor_types_since(mark)
         threads = threads or compute_threads()
         reranker = cls(variant=variant, device=device, weight_files=[Path(path)], executed_precision=_file_type(model),
-                       config=config, threads=threads)
+                       config=config, threads=threads, tokens_per_call=tokens_per_call)
         reranker._model = model
         reranker._model_buffers = model_buffers
         reranker._vocab = llama_cpp.llama_model_get_vocab(model)
         reranker._check_rank_head(path)
         reranker._specials = reranker._layout()
         reranker.details.update(amx_repack="disabled: " + AMX_NOTE if amx_disabled else "not used",
-                                threads=threads, layout=reranker.layout_description(),
+                                threads=threads, tokens_per_call=tokens_per_call,
+                                layout=reranker.layout_description(),
                                 n_gpu_layers=params.n_gpu_layers, model_desc=_model_desc(model), tensor_types=types)
         return reranker
 
@@ -306,8 +332,8 @@ class LlamaCppReranker(Reranker):
 
     def activation_shape(self, batch_size: int, tokens: int) -> tuple[int, int]:
         """llama.cpp packs a call's pairs into one masked sequence: its attention buffer grows with the square
-        of the whole call, not of each pair."""
-        return 1, batch_size * tokens
+        of the whole call (at most the token budget, or one pair), not of each pair."""
+        return 1, max(tokens, min(batch_size * tokens, self.tokens_per_call))
 
     # -- tokenization
 
@@ -334,7 +360,8 @@ class LlamaCppReranker(Reranker):
 
     def tokenize(self, pairs: Sequence[Pair], max_length: int) -> Features:
         """Features for the model-only workload: the padded ``input_ids`` + ``attention_mask`` shape the timing
-        code inspects, and the ``llama_batch`` :meth:`forward` decodes (llama.cpp packs sequences unpadded)."""
+        code inspects, and the ``llama_batch``es :meth:`forward` decodes (llama.cpp packs sequences unpadded, up
+        to the token budget per call)."""
         encoded = self.encode(pairs, max_length)
         width = int(encoded.lengths.max()) if encoded.ids else 0
         ids = np.zeros((len(encoded.ids), width), dtype=np.int64)
@@ -342,7 +369,9 @@ class LlamaCppReranker(Reranker):
         for row, seq in enumerate(encoded.ids):
             ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        return {"input_ids": ids, "attention_mask": mask, "llama_batch": self.prepare(encoded.ids)}
+        calls = pack_calls(encoded.lengths, range(len(encoded.ids)), MAX_SEQUENCES, self.tokens_per_call)
+        return {"input_ids": ids, "attention_mask": mask,
+                "llama_batches": [self.prepare([encoded.ids[i] for i in call]) for call in calls]}
 
     def token_lengths(self, pairs: Sequence[Pair], max_length: int) -> np.ndarray:
         return self.encode(pairs, max_length).lengths
@@ -379,8 +408,10 @@ class LlamaCppReranker(Reranker):
         self.details["context_sequences"] = sequences
 
     def reserve(self, pairs_per_call: int, max_length: int) -> None:
-        """Size the context for ``pairs_per_call`` pairs of up to ``max_length`` tokens each."""
-        self._ensure_context(pairs_per_call * max_length, min(pairs_per_call, MAX_SEQUENCES))
+        """Size the context for one call: up to ``pairs_per_call`` pairs within the token budget, or one pair of
+        ``max_length`` tokens where that is more."""
+        self._ensure_context(max(max_length, min(pairs_per_call * max_length, self.tokens_per_call)),
+                             min(pairs_per_call, MAX_SEQUENCES))
 
     def prepare(self, sequences: Sequence[Sequence[int]]) -> "PreparedBatch":
         """A ``llama_batch`` holding ``sequences`` (each its own sequence id), filled in Python once."""
@@ -407,7 +438,9 @@ class LlamaCppReranker(Reranker):
         """One ``llama_decode`` of a prepared batch; one logit per sequence."""
         import llama_cpp
 
-        self._ensure_context(max(prepared.tokens, prepared.longest * prepared.sequences), prepared.sequences)
+        # llama.cpp's encoder needs the call's tokens in one micro-batch, not n_ctx / n_seq_max per sequence
+        # (measured: a 100-token pair decodes with 3 others in a 144-token, 4-sequence context, scores unchanged).
+        self._ensure_context(prepared.tokens, prepared.sequences)
         memory = llama_cpp.llama_get_memory(self._ctx)
         if memory:
             llama_cpp.llama_memory_clear(memory, True)
@@ -428,28 +461,28 @@ class LlamaCppReranker(Reranker):
         return self.decode_prepared(self.prepare(sequences))
 
     def forward(self, features: Features) -> np.ndarray:
-        """Model only: ``llama_decode`` of the batch :meth:`tokenize` prepared (filling a ``llama_batch`` is a
+        """Model only: ``llama_decode`` of the batches :meth:`tokenize` prepared (filling a ``llama_batch`` is a
         Python loop over every token: it belongs to tokenization, not to the model's time)."""
-        return self.decode_prepared(features["llama_batch"])
+        return np.concatenate([self.decode_prepared(batch) for batch in features["llama_batches"]])
 
     def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True,
               progress: Progress | None = None) -> Scores:
-        """End to end: text in, scores out, ``batch_size`` pairs per ``llama_decode`` call."""
+        """End to end: text in, scores out, up to ``batch_size`` pairs and ``tokens_per_call`` tokens per
+        ``llama_decode`` call (:func:`pack_calls`); ``batch_seconds`` and ``batch_pairs`` are per call."""
         self.reserve(min(batch_size, MAX_SEQUENCES), max_length)
         encoded = self.encode(pairs, max_length)
         lengths = encoded.lengths
         order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(pairs))
         scores = np.empty(len(pairs), dtype=np.float32)
-        seconds, sizes = [], []
-        step = min(batch_size, MAX_SEQUENCES)
-        for start in range(0, len(pairs), step):
-            index = order[start:start + step]
+        seconds, sizes, done = [], [], 0
+        for call in pack_calls(lengths, order, min(batch_size, MAX_SEQUENCES), self.tokens_per_call):
             began = time.perf_counter()
-            scores[index] = self.decode([encoded.ids[i] for i in index])
+            scores[call] = self.decode([encoded.ids[i] for i in call])
             seconds.append(time.perf_counter() - began)
-            sizes.append(len(index))
+            sizes.append(len(call))
+            done += len(call)
             if progress:
-                progress(start + len(index), len(pairs))
+                progress(done, len(pairs))
         total = int(lengths.sum())
         return Scores(scores, seconds, sizes, total, total)  # packed unpadded: padded = real tokens
 
