@@ -129,7 +129,9 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
                           "of a 1024x1024 by 1024x4096 product measured on this machine",
             executed_precision=reranker.executed_precision, gpu=name, threads=reranker.details.get("threads"),
             estimate_mb=memory_estimate_mb(shape, reranker.weights_format(),
-                                           *reranker.activation_shape(batch_size, tokens)),
+                                           *reranker.activation_shape(batch_size, tokens))
+            + reranker.output_buffer_mb(batch_size, tokens),
+            tokens_per_call=reranker.details.get("tokens_per_call"),
             joules_per_1k_pairs=meter.joules / row["pairs_timed"] * 1e3 if meter.joules is not None else None,
             energy_source=meter.source if meter.joules is not None else None,
         )

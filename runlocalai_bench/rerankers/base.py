@@ -157,6 +157,11 @@ class Reranker(ABC):
         """(sequences, tokens each) whose activations one call of ``batch_size`` pairs holds at once."""
         return batch_size, tokens
 
+    def output_buffer_mb(self, batch_size: int, tokens: int) -> float:
+        """Memory the runtime allocates for one call's outputs beyond the activations (MiB): none for most;
+        llama.cpp's encoder keeps n_vocab logits per token of a call. Part of the memory estimate."""
+        return 0.0
+
     def memory_counters(self) -> tuple[str, ...]:
         """Counters that see this reranker's memory on its device (see :data:`NVML`)."""
         return (RESIDENT_SET,) if self.device == "cpu" else (NVML,)

@@ -59,9 +59,17 @@ def test_gguf_memory_estimate_counts_the_packed_micro_batch(shape):
     weights = memory_estimate_mb(shape, "q4_k_m", 1, 1)
     packed = memory_estimate_mb(shape, "q4_k_m", *gguf.activation_shape(8, 512)) - weights
     padded = memory_estimate_mb(shape, "q4_k_m", *torch.activation_shape(8, 512)) - weights
-    assert packed > 5 * padded and 1500 < packed < 5000  # measured: peak RSS 1.2 GB -> 4.8 GB (1 -> 8 pairs)
+    assert packed > 5 * padded and 1500 < packed < 5000  # the packed call's attention: 4,096^2 scores per head
+    # (the peak RSS measured 1.2 GB -> 4.8 GB from 1 to 8 pairs per call; most of that was the logits buffer,
+    # below: n_vocab floats per token of the call)
+    vocab = {"vocab_size": 250_002}
+    gguf.config = type("Config", (), vocab)()
+    assert gguf.output_buffer_mb(8, 512) == pytest.approx(4096 * 250_002 * 4 / 2**20)  # 3,906 MiB
+    assert torch.output_buffer_mb(8, 512) == 0
     # With the default budget (llama-server's 512-token micro-batch) a call holds at most one 512-token pair.
     default = LlamaCppReranker(variant=get_variant("gguf-q4_k_m"), device="cpu", weight_files=[],
                                executed_precision="Q4_K", config=None, threads=1)
     assert default.activation_shape(8, 512) == (1, 512) and default.activation_shape(8, 64) == (1, 512)
     assert default.activation_shape(1, 8192) == (1, 8192)  # a pair longer than the budget goes alone
+    default.config = type("Config", (), vocab)()
+    assert default.output_buffer_mb(8, 512) == pytest.approx(512 * 250_002 * 4 / 2**20)  # 488 MiB

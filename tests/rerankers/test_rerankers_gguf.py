@@ -173,7 +173,8 @@ def test_pairs_at_max_length_fit_one_physical_batch(gguf_rerankers, tiny_xlmr, s
         run = reranker.score(pairs, batch_size=3, max_length=512)
         assert run.tokens == 3 * 512 and np.isfinite(run.values).all()
         # Three pairs of 512 tokens and a 512-token budget per call: one pair per call, the context one call big.
-        assert run.batch_pairs == [1, 1, 1] and reranker.details["context_tokens"] >= 512
+        assert reranker.details["pairs_per_call"] == 1 and reranker.details["context_tokens"] >= 512
+        assert run.batch_pairs == [3]  # latency samples cover batch_size pairs, however the calls were packed
         assert reranker._largest_call == 512
         if name == "gguf-f16":  # same tolerance as at 128 tokens: weight and activation rounding only
             relative = np.abs(run.values - reference) / float(np.sqrt(np.mean(reference ** 2)))
@@ -182,10 +183,38 @@ def test_pairs_at_max_length_fit_one_physical_batch(gguf_rerankers, tiny_xlmr, s
     packed = load_reranker(get_variant("gguf-f16"), "cpu", tiny_xlmr.location, tiny_xlmr, session_cache, 512,
                            user_file=gguf_rerankers["gguf-f16"].weight_files[0], tokens_per_call=3 * 512)
     run = packed.score(pairs, batch_size=3, max_length=512)
-    assert run.batch_pairs == [3] and packed.details["context_tokens"] >= 3 * 512
+    assert packed.details["pairs_per_call"] == 3 and packed.details["context_tokens"] >= 3 * 512
     np.testing.assert_allclose(run.values, gguf_rerankers["gguf-f16"].score(pairs, 3, 512).values, rtol=1e-4, atol=1e-5)
     assert packed.logits_buffer_mib() == pytest.approx(3 * gguf_rerankers["gguf-f16"].logits_buffer_mib())
     packed.close()
+
+
+@needs_llama_cpp
+def test_a_call_needs_its_tokens_not_n_ctx_per_sequence(gguf_rerankers, fixture_pairs, tiny_xlmr, session_cache):
+    """The context is sized for one call (the budget), not n_seq_max x the longest pair: with 8 sequences in a
+    128-token context each sequence's share is 16 tokens, and pairs of up to 64 tokens must still score as
+    they do alone."""
+    fresh = load_reranker(get_variant("gguf-f16"), "cpu", tiny_xlmr.location, tiny_xlmr, session_cache, 64,
+                          user_file=gguf_rerankers["gguf-f16"].weight_files[0], tokens_per_call=128)
+    run = fresh.score(fixture_pairs[:8], batch_size=8, max_length=64)
+    assert fresh.details["context_tokens"] <= 136 and fresh.details["context_sequences"] == 8
+    assert fresh.details["pairs_per_call"] > 1  # pairs shared calls
+    # The same calls in a context with room for 8 x 64 tokens give the same scores ...
+    roomy = load_reranker(get_variant("gguf-f16"), "cpu", tiny_xlmr.location, tiny_xlmr, session_cache, 64,
+                          user_file=gguf_rerankers["gguf-f16"].weight_files[0], tokens_per_call=128)
+    roomy._ensure_context(8 * 64, 8)
+    np.testing.assert_allclose(run.values, roomy.score(fixture_pairs[:8], 8, 64).values, rtol=1e-5, atol=1e-6)
+    # ... and each pair alone agrees to F16 rounding (packing changes the summation shapes: measured 0.4%).
+    ids = fresh.encode(fixture_pairs[:8], 64).ids
+    alone = np.array([fresh.decode([seq])[0] for seq in ids])
+    rms = float(np.sqrt(np.mean(alone ** 2)))
+    assert np.abs(run.values - alone).max() < 0.02 * rms
+    features = fresh.tokenize(fixture_pairs[:8], 64)  # the fixed workload: several calls, scores in pair order
+    assert len(features["llama_batches"]) > 1
+    np.testing.assert_allclose(fresh.forward(features), fresh.forward(fresh.tokenize(fixture_pairs[:8], 64)))
+    assert np.abs(fresh.forward(features) - alone).max() < 0.02 * rms
+    fresh.close()
+    roomy.close()
 
 
 def test_calls_pack_pairs_up_to_the_token_budget():

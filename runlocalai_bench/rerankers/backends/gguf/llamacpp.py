@@ -5,7 +5,7 @@ llama.cpp runs cross-encoders with *rank pooling*: the classification head sits 
 reads ``n_embd`` floats per sequence, which is wrong for rank pooling, so this module drives the C API
 itself: tokenize with the GGUF's own vocabulary, lay the pair out exactly as ``llama-server``'s
 ``/rerank`` does (``format_prompt_rerank``: BOS query EOS SEP document EOS, per the vocabulary's flags),
-pack a batch of pairs as separate sequences into one ``llama_decode`` call and read one logit per sequence.
+pack pairs as separate sequences into ``llama_decode`` calls and read one logit per sequence.
 
 Calls: an encoder-only model must see every token of a call in one micro-batch (llama.cpp asserts
 ``n_ubatch >= n_tokens``). A call packs up to ``batch_size`` pairs, in the caller's (length-sorted) order,
@@ -304,6 +304,9 @@ class LlamaCppReranker(Reranker):
         parts = {k: v for k, v in {**self._model_buffers, **self._context_buffers}.items()
                  if on_gpu(k) == self.device.startswith("cuda")}
         if self._largest_call and not self.device.startswith("cuda"):  # a host buffer: not on the GPU's counter
+            # encode() replaced the output buffer logged at the context's creation (sized for n_seq_max outputs)
+            # by this one: counting both would count the output twice.
+            parts = {k: v for k, v in parts.items() if not k.startswith("output (")}
             parts[LOGITS_KEY] = self.logits_buffer_mib()
         return parts or None
 
@@ -334,6 +337,11 @@ class LlamaCppReranker(Reranker):
         """llama.cpp packs a call's pairs into one masked sequence: its attention buffer grows with the square
         of the whole call (at most the token budget, or one pair), not of each pair."""
         return 1, max(tokens, min(batch_size * tokens, self.tokens_per_call))
+
+    def output_buffer_mb(self, batch_size: int, tokens: int) -> float:
+        """The logits buffer ``encode()`` sizes at a call's tokens (:meth:`logits_buffer_mib`), for the estimate."""
+        vocab = getattr(self.config, "vocab_size", None) if self.config is not None else None
+        return self.activation_shape(batch_size, tokens)[1] * vocab * 4 / 2**20 if vocab else 0.0
 
     # -- tokenization
 
@@ -463,26 +471,36 @@ class LlamaCppReranker(Reranker):
     def forward(self, features: Features) -> np.ndarray:
         """Model only: ``llama_decode`` of the batches :meth:`tokenize` prepared (filling a ``llama_batch`` is a
         Python loop over every token: it belongs to tokenization, not to the model's time)."""
-        return np.concatenate([self.decode_prepared(batch) for batch in features["llama_batches"]])
+        scores = [self.decode_prepared(batch) for batch in features["llama_batches"]]
+        return np.concatenate(scores) if scores else np.empty(0, dtype=np.float32)
 
     def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True,
               progress: Progress | None = None) -> Scores:
         """End to end: text in, scores out, up to ``batch_size`` pairs and ``tokens_per_call`` tokens per
-        ``llama_decode`` call (:func:`pack_calls`); ``batch_seconds`` and ``batch_pairs`` are per call."""
+        ``llama_decode`` call (:func:`pack_calls`). ``batch_seconds`` and ``batch_pairs`` are per group of
+        ``batch_size`` pairs (consecutive calls summed until they reach it), so a latency sample means the same
+        number of pairs as another backend's batch; ``details['pairs_per_call']`` says how calls were packed."""
         self.reserve(min(batch_size, MAX_SEQUENCES), max_length)
         encoded = self.encode(pairs, max_length)
         lengths = encoded.lengths
         order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(pairs))
         scores = np.empty(len(pairs), dtype=np.float32)
         seconds, sizes, done = [], [], 0
-        for call in pack_calls(lengths, order, min(batch_size, MAX_SEQUENCES), self.tokens_per_call):
+        group_seconds, group_pairs = 0.0, 0
+        calls = pack_calls(lengths, order, min(batch_size, MAX_SEQUENCES), self.tokens_per_call)
+        for call in calls:
             began = time.perf_counter()
             scores[call] = self.decode([encoded.ids[i] for i in call])
-            seconds.append(time.perf_counter() - began)
-            sizes.append(len(call))
+            group_seconds += time.perf_counter() - began
+            group_pairs += len(call)
+            if group_pairs >= batch_size or call is calls[-1]:
+                seconds.append(group_seconds)
+                sizes.append(group_pairs)
+                group_seconds, group_pairs = 0.0, 0
             done += len(call)
             if progress:
                 progress(done, len(pairs))
+        self.details["pairs_per_call"] = round(len(pairs) / len(calls), 2) if calls else None
         total = int(lengths.sum())
         return Scores(scores, seconds, sizes, total, total)  # packed unpadded: padded = real tokens
 
