@@ -54,9 +54,6 @@ def physical_cores() -> int:
     return max(1, min(psutil.cpu_count(logical=False) or usable_cores(), usable_cores()))
 
 
-THREAD_CHOICES = ("physical", "logical")
-
-
 def compute_threads(choice: str | int = "physical") -> int:
     """The one thread count every backend computes with (torch intra-op, ONNX Runtime intra-op, OpenVINO
     ``INFERENCE_NUM_THREADS``, llama.cpp ``n_threads``), so speed is compared on equal terms: ``physical``

@@ -56,6 +56,15 @@ def min_samples(percentile: float) -> int:
     return math.ceil(TAIL_SAMPLES / (1 - percentile / 100) - 1e-9)
 
 
+def shown_tail(rows: Any, percentile: int) -> Any:
+    """A table's ``latency_p<percentile>_ms`` column where its rows timed enough samples, NaN elsewhere (rows of
+    bundles from before 2026-12 recorded no ``latency_samples``: their tails are not shown either)."""
+    column = rows[f"latency_p{percentile}_ms"]
+    if "latency_samples" not in rows:
+        return column.where(column != column)  # all NaN, same index
+    return column.where(rows["latency_samples"] >= min_samples(percentile))
+
+
 def summarize_rounds(rounds: Rounds) -> dict[str, float]:
     """Median pairs/s with its quartiles over rounds; latency p50 always, p90 and p99 only from enough samples
     (:func:`min_samples`), NaN otherwise ("n too small" in the report)."""

@@ -462,8 +462,7 @@ def latency_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> F
     rows = throughput[throughput["workload"] == "query"]
     if rows.empty:
         return not_drawn("latency_by_variant", title, "no query-workload rows (the query workload was not run)")
-    samples = rows["latency_samples"] if "latency_samples" in rows else pd.Series(np.nan, index=rows.index)
-    rows = rows.assign(latency_p99_ms=rows["latency_p99_ms"].where(samples >= timing.min_samples(99)))
+    rows = rows.assign(latency_p99_ms=timing.shown_tail(rows, 99))
     rows = rows.groupby(["run_id", "variant", "device"], as_index=False).agg(
         p50=("latency_p50_ms", "median"), p99=("latency_p99_ms", "median"), k=("pairs_per_query", "mean"))
     several = rows["run_id"].nunique() > 1

@@ -84,10 +84,7 @@ def _speed(throughput: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if "file_bytes" not in t:
         t["file_bytes"] = t["model_bytes"]
     t["file_bytes"] = t["file_bytes"].fillna(t["model_bytes"])
-    # A tail percentile is shown only from enough samples (perf.timing.min_samples); bundles from before 2026-12
-    # did not record how many there were, so their tails are not shown either.
-    samples = t["latency_samples"] if "latency_samples" in t else pd.Series(np.nan, index=t.index)
-    t["latency_p99_ms"] = t["latency_p99_ms"].where(samples >= timing.min_samples(99))
+    t["latency_p99_ms"] = timing.shown_tail(t, 99)  # only from enough samples (perf.timing.min_samples)
     group = [k for k in KEYS if k != "dataset"]
     cand = t[t["workload"] == "candidates"]
     cand = cand.groupby(KEYS, as_index=False, dropna=False).agg(

@@ -64,3 +64,14 @@ def test_tail_percentiles_need_enough_samples():
     assert (few["pairs_per_s_q1"], few["pairs_per_s_q3"]) == (10.5, 11.5)
     many = summarize_rounds(Rounds([10.0, 11.0, 12.0], [0.1] * 499 + [1.0], 30))
     assert many["latency_p90_ms"] == 100.0 and not math.isnan(many["latency_p99_ms"])
+
+
+def test_stored_tails_are_shown_only_where_enough_samples_were_recorded():
+    import pandas as pd
+
+    from runlocalai_bench.perf.timing import shown_tail
+
+    rows = pd.DataFrame({"latency_p99_ms": [40.0, 55.0], "latency_samples": [24, 600]})
+    assert shown_tail(rows, 99).isna().tolist() == [True, False]
+    old = pd.DataFrame({"latency_p99_ms": [40.0]})  # a bundle from before the sample count was recorded
+    assert shown_tail(old, 99).isna().all()
