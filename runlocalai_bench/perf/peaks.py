@@ -30,18 +30,49 @@ from runlocalai_bench.devices import synchronize
 from runlocalai_bench.environment import cpu_info
 
 # Dense peaks in TFLOP/s (TOPS for int8), tensor cores where the precision has them; fp32 is the non-tensor
-# FP32 rate (torch keeps TF32 off for matmuls by default). Sources: NVIDIA H100 Tensor Core GPU datasheet (2023),
-# H200 datasheet (2024), A100 datasheet (2021), L4 datasheet (2023), Ada Lovelace architecture whitepaper v2.1
+# FP32 rate (torch keeps TF32 off for matmuls by default, and the ONNX backend turns it off in ONNX Runtime's CUDA
+# provider). Datasheets print tensor-core rates "with sparsity": the dense figure is half of it. Keys are the names
+# the driver reports (``torch.cuda.get_device_name`` without the "NVIDIA " prefix), matched exactly: form factors
+# of one chip differ in clocks and power (H100 SXM 989 vs PCIe 756 vs NVL 835 dense BF16), and neighbours in name
+# differ in silicon (L4 121, L40 181, L40S 362), so a substring match would lend one card another's figure.
+# Sources: NVIDIA H100 Tensor Core GPU datasheet (2023: SXM, PCIe, NVL columns), H200 Tensor Core GPU datasheet
+# (2024: SXM and NVL columns), A100 Tensor Core GPU datasheet (2021: the same peaks for PCIe and SXM, 40 and 80 GB),
+# L4 datasheet (2023), L40 datasheet (2022), L40S datasheet (2023), Ada Lovelace architecture whitepaper v2.1
 # appendix A (RTX 4090, FP16/BF16 with FP32 accumulate), Ampere GA102 whitepaper v2 table 9 (RTX 3090).
+_H100_SXM = {"fp32": 66.9, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9}
+_NVL = {"fp32": 60.0, "fp16": 835.5, "bf16": 835.5, "int8": 1670.5}  # H100 NVL and H200 NVL: one column each
+_A100 = {"fp32": 19.5, "fp16": 312.0, "bf16": 312.0, "int8": 624.0}
 GPU_DATASHEET: dict[str, dict[str, float]] = {
-    "H100 80GB HBM3": {"fp32": 66.9, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9},
-    "H100 PCIe": {"fp32": 51.2, "fp16": 756.0, "bf16": 756.0, "int8": 1513.0},
-    "H200": {"fp32": 66.9, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9},
-    "A100-SXM4-80GB": {"fp32": 19.5, "fp16": 312.0, "bf16": 312.0, "int8": 624.0},
+    "H100 80GB HBM3": _H100_SXM,
+    "H100 PCIe": {"fp32": 51.2, "fp16": 756.5, "bf16": 756.5, "int8": 1513.0},
+    "H100 NVL": _NVL,
+    "H200": {"fp32": 67.0, "fp16": 989.5, "bf16": 989.5, "int8": 1979.0},
+    "H200 NVL": _NVL,
+    "A100-SXM4-80GB": _A100,
+    "A100-SXM4-40GB": _A100,
+    "A100 80GB PCIe": _A100,
+    "A100-PCIE-40GB": _A100,
     "L4": {"fp32": 30.3, "fp16": 121.0, "bf16": 121.0, "int8": 242.5},
+    "L40": {"fp32": 90.5, "fp16": 181.05, "bf16": 181.05, "int8": 362.0},
+    "L40S": {"fp32": 91.6, "fp16": 362.05, "bf16": 362.05, "int8": 733.0},
     "GeForce RTX 4090": {"fp32": 82.6, "fp16": 165.2, "bf16": 165.2, "int8": 660.6},
     "GeForce RTX 3090": {"fp32": 35.6, "fp16": 71.0, "bf16": 71.0, "int8": 284.0},
 }
+
+
+def datasheet_key(gpu_name: str) -> str:
+    """The table's key for a driver-reported name: "NVIDIA " dropped, spaces collapsed, case kept for display."""
+    name = " ".join(gpu_name.split())
+    return name[len("NVIDIA "):] if name.upper().startswith("NVIDIA ") else name
+
+
+def gpu_peaks(gpu_name: str | None) -> tuple[str, dict[str, float]] | None:
+    """(table key, peaks) of the GPU the driver names ``gpu_name``: an exact match, case aside; None otherwise."""
+    if not gpu_name:
+        return None
+    wanted = datasheet_key(gpu_name).lower()
+    return next(((key, peaks) for key, peaks in GPU_DATASHEET.items() if key.lower() == wanted), None)
+
 
 # Per precision, the fastest CPU path a set of flags offers: (required flags, FLOPs or int ops per cycle per
 # core, name). First match wins; precisions without a path of their own fall back to fp32 (the CPU widens them).
@@ -92,10 +123,13 @@ def theoretical_peak(device: str, precision: str, measured_tflops: float | None,
                      ) -> tuple[float | None, str]:
     """(TFLOP/s, source) of the hardware's peak for ``precision`` on ``device``; None when unknown."""
     if device.startswith("cuda"):
-        for name, peaks in GPU_DATASHEET.items():
-            if gpu_name and name.lower() in gpu_name.lower() and precision in peaks:
-                return peaks[precision], f"datasheet: {name} {precision} dense"
-        return None, f"no datasheet entry for {gpu_name or device}"
+        found = gpu_peaks(gpu_name)
+        if found is None:  # never a neighbour's figure: an MFU against the wrong card misleads by up to 3x
+            return None, f"no datasheet entry for {gpu_name or device}"
+        name, peaks = found
+        if precision not in peaks:
+            return None, f"datasheet: {name} has no {precision} figure"
+        return peaks[precision], f"datasheet: {name} {precision} dense"
     if device != "cpu":
         return None, f"no theoretical peak for {device}"
     info = cpu_info()

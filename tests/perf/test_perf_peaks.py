@@ -43,6 +43,27 @@ def test_gpu_peaks_come_from_datasheets():
     assert theoretical_peak("cuda", "fp16", None, "Some Future GPU") == (None, "no datasheet entry for Some Future GPU")
 
 
+@pytest.mark.parametrize("name, precision, expected", [
+    # The names drivers report; neighbours by substring must not lend each other figures.
+    ("NVIDIA L4", "bf16", 121.0), ("NVIDIA L40", "bf16", 181.05), ("NVIDIA L40S", "bf16", 362.05),
+    ("NVIDIA H100 80GB HBM3", "bf16", 989.4), ("NVIDIA H100 PCIe", "bf16", 756.5), ("NVIDIA H100 NVL", "bf16", 835.5),
+    ("NVIDIA H200", "bf16", 989.5), ("NVIDIA H200 NVL", "bf16", 835.5), ("NVIDIA H200", "fp32", 67.0),
+    ("NVIDIA A100-SXM4-80GB", "fp16", 312.0), ("NVIDIA A100 80GB PCIe", "fp16", 312.0),
+    ("NVIDIA A100-PCIE-40GB", "int8", 624.0), ("NVIDIA GeForce RTX 4090", "fp16", 165.2),
+    ("nvidia  l40s", "fp32", 91.6),  # case and spacing aside, the same card
+])
+def test_gpu_peak_lookup_is_exact(name, precision, expected):
+    peak, source = theoretical_peak("cuda", precision, None, name)
+    assert peak == pytest.approx(expected)
+    assert source.startswith("datasheet: ")
+
+
+@pytest.mark.parametrize("name", ["NVIDIA L40G", "NVIDIA H100", "NVIDIA H200 SXM 141GB", "NVIDIA A100X",
+                                  "NVIDIA GeForce RTX 4090 D", "Tesla T4"])
+def test_unknown_gpu_names_get_no_neighbours_figure(name):
+    assert theoretical_peak("cuda", "bf16", None, name) == (None, f"no datasheet entry for {name}")
+
+
 def test_rows_of_a_run_share_one_peak():
     table = pd.DataFrame({"run_id": "r", "device": "cpu", "compute_precision": ["fp32", "fp32", "int8"],
                           "peak_tflops": [0.30, 0.32, 10.0], "peak_source": ["a", "raised", "c"],
