@@ -72,3 +72,40 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
     elif kind == "mps":
         torch.mps.synchronize()
+
+
+# The oldest CUDA compute capability with native arithmetic in each half precision: fp16 from sm_53 (Tegra X1,
+# Pascal sm_60 for discrete cards), bf16 from sm_80 (Ampere). Older GPUs either refuse bf16 kernels or run them
+# through fp32 emulation at a fraction of the rate: a measurement there would not be of the precision it names.
+CUDA_NATIVE_FROM = {"fp16": (5, 3), "bf16": (8, 0)}
+
+
+def cuda_precision_reason(precision: str, capability: tuple[int, int], name: str) -> str | None:
+    """Why a GPU of compute ``capability`` cannot run ``precision`` natively, or None when it can."""
+    needed = CUDA_NATIVE_FROM.get(precision)
+    if needed is None or tuple(capability) >= needed:
+        return None
+    return (f"{name} (compute capability {capability[0]}.{capability[1]}) has no native {precision}: "
+            f"it needs {needed[0]}.{needed[1]} or newer")
+
+
+def precision_unavailable(precision: str, device: str) -> str | None:
+    """Why ``precision`` cannot be measured on ``device`` (a recorded skip), or None when it can.
+
+    CPUs are not refused here: every x86 and Arm CPU runs fp16/bf16 tensors, natively or widened to fp32, and
+    which path a CPU has is recorded with the roofline (``perf.peaks.cpu_path``)."""
+    kind = device_kind(device)
+    if kind == "cuda" and precision in CUDA_NATIVE_FROM:
+        import torch
+
+        index = device_index(device)
+        return cuda_precision_reason(precision, torch.cuda.get_device_capability(index),
+                                     torch.cuda.get_device_name(index))
+    if kind == "mps" and precision == "bf16":
+        import torch
+
+        try:  # bf16 on MPS needs macOS 14; older systems raise on the first bf16 tensor
+            torch.ones(1, dtype=torch.bfloat16, device="mps")
+        except (RuntimeError, TypeError) as exc:
+            return f"mps has no bf16 on this macOS ({str(exc).splitlines()[0]})"
+    return None

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant
+from runlocalai_bench.devices import precision_unavailable
+from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant, VariantUnavailable
 from runlocalai_bench.rerankers.crossencoder import CrossEncoderReranker, load_cross_encoder
 
 ALL_DEVICES = ("cpu", "cuda", "mps")
@@ -66,5 +67,13 @@ def load(request: LoadRequest) -> TorchReranker:
                          config=ce.model.config, details=details, cross_encoder=ce)
 
 
+def check_device(variant: Variant, device: str) -> None:
+    """A half precision the GPU has no native arithmetic for (bf16 before Ampere) is a recorded skip."""
+    reason = precision_unavailable(variant.precision, device)
+    if reason:
+        raise VariantUnavailable(reason)
+
+
 # torch itself is a core dependency; the extra covers what torch-int8 adds.
-BACKEND = Backend(name="torch", extra="torchao", variants=VARIANTS, load=load, runtime_modules=("sentence_transformers",))
+BACKEND = Backend(name="torch", extra="torchao", variants=VARIANTS, load=load, runtime_modules=("sentence_transformers",),
+                  check_device=check_device)
