@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	# onnxruntime and onnxruntime-gpu share one module: a GPU install removes the CPU build first.
+	if echo ",$(EXTRAS)," | grep -qE ',(gpu|onnx-gpu),'; then $(BIN)/python -m pip uninstall --quiet -y onnxruntime; fi
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	if $(BIN)/python -c "import llama_cpp" 2>/dev/null; then $(BIN)/runlocalai-bench gguf-converter; fi
 	rm -f $(VENV)/.installed-*

@@ -61,7 +61,7 @@ def package_folder(spec: str) -> Path:
     module, _, sub = spec[len(PKG_PREFIX):].partition("/")
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
-        raise ModelNotFoundError(f"{spec!r}: Python package {module!r} is not installed (pip install it, e.g. the dev extra)")
+        raise ModelNotFoundError(f"{spec!r}: Python package {module!r} is not installed (pip install it)")
     folder = Path(list(found.submodule_search_locations)[0]) / sub
     if not folder.is_dir():
         raise ModelNotFoundError(f"{spec!r}: package {module!r} has no folder {sub!r}")

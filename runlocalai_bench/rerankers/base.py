@@ -81,6 +81,12 @@ class Backend:
     # Glob patterns, relative to the export root, of the converted files a variant's loader builds (none for
     # backends that load the checkpoint as it is): lets a plan tell a cached export from one still to build.
     artifacts: Callable[[Variant], tuple[str, ...]] = lambda variant: ()
+    # The extra that installs the runtime's CUDA build, where it is another package (onnxruntime-gpu).
+    gpu_extra: str | None = None
+
+    def extra_for(self, device: str) -> str:
+        """The pyproject extra that installs what this backend needs on ``device``."""
+        return self.gpu_extra if self.gpu_extra and device.startswith("cuda") else self.extra
 
     def exports_built(self, variant: Variant, exports: Path) -> bool | None:
         """Whether ``variant``'s converted files exist under ``exports`` (None when it needs none)."""

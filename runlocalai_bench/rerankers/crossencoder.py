@@ -49,7 +49,10 @@ class CrossEncoderReranker(Reranker):
     """A ``CrossEncoder`` whose model is a torch module, an ONNX Runtime session or an OpenVINO request."""
 
     cross_encoder: Any
-    runs_in_torch: bool = False  # torch modules need inputs on the device and a sync; exported models do not
+    runs_in_torch: bool = False  # a torch module: torch's allocator counters see its memory
+    # Inputs must be on ``device`` before the call: torch modules, and ONNX Runtime's CUDA provider, to which optimum
+    # binds each input's data_ptr() as device memory (IO binding). OpenVINO and ONNX on the CPU take host tensors.
+    inputs_on_device: bool = False
 
     @property
     def model(self) -> Any:
@@ -68,16 +71,26 @@ class CrossEncoderReranker(Reranker):
                                  max_length=max_length, return_attention_mask=False, return_token_type_ids=False)
         return np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
 
+    @property
+    def input_device(self) -> str:
+        """Where the model reads its inputs from."""
+        return self.device if self.inputs_on_device else "cpu"
+
+    def place(self, features: Features) -> Features:
+        """``features`` on :attr:`input_device` (tensors only; a no-op where they already are)."""
+        return {k: v.to(self.input_device) if hasattr(v, "to") else v for k, v in features.items()}
+
     def forward(self, features: Features) -> np.ndarray:
+        features = self.place(features)
         if self.runs_in_torch:
             import torch
 
-            features = {k: v.to(self.device) for k, v in features.items()}
             with torch.inference_mode():
                 logits = self.model(**features, return_dict=True).logits
-            synchronize(self.device)
-            return scores_from_logits(logits)
-        return scores_from_logits(self.model(**features).logits)
+        else:
+            logits = self.model(**features).logits
+        synchronize(self.device)  # the clock read after forward covers queued GPU work (a no-op on the CPU)
+        return scores_from_logits(logits)
 
     def score(self, pairs: Sequence[Pair], batch_size: int, max_length: int, length_sorted: bool = True,
               progress: Progress | None = None) -> Scores:

@@ -83,7 +83,8 @@ def check_available(variant: Variant, device: str) -> None:
     missing = variant.missing_modules()
     if missing:
         backend = backend_of(variant)
-        raise VariantUnavailable(f"{variant.name} needs {', '.join(missing)} (install the '{backend.extra}' extra)")
+        raise VariantUnavailable(f"{variant.name} needs {', '.join(missing)} (install the "
+                                 f"'{backend.extra_for(device)}' extra)")
     if device_kind(device) not in variant.devices:
         raise VariantUnavailable(f"{variant.name} runs on {', '.join(variant.devices)}, not {device}")
     reason = unavailable_reason(device)

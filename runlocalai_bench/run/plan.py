@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from pathlib import Path
@@ -94,6 +97,7 @@ class Plan:
     executions: dict[str, float]  # execution name -> predicted seconds
     disk_bytes: float
     notes: list[str]
+    probe_pid: int | None = None  # the process that loaded models to probe speed (never the caller's)
 
     @property
     def total_s(self) -> float:
@@ -233,6 +237,40 @@ def probe_encoder(params: Params, sizes: list[DatasetSize]) -> Rate | None:
                 f"encoder probe here ({len(docs)} documents)")
 
 
+@dataclass(frozen=True)
+class Probes:
+    """What the probing process measured (:func:`probe_in_child`)."""
+
+    rates: dict[tuple[str, str], Rate]
+    shape: dict[str, int]
+    what: str
+    problems: dict[tuple[str, str], str]
+    encoder: Rate | None
+    pid: int
+
+
+def _probe_here(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, str]], reference_only: bool,
+                log_file: Path | None) -> Probes:
+    """The child's side of :func:`probe_in_child` (module level: a spawned process imports it by name)."""
+    with output_to(log_file):
+        rates, shape, what, problems = probe_rates(params, sizes, skip, reference_only)
+        encoder = probe_encoder(params, sizes)
+    return Probes(rates, shape, what, problems, encoder, os.getpid())
+
+
+def probe_in_child(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, str]] = frozenset(),
+                   reference_only: bool = False, log_file: Path | None = None) -> Probes:
+    """Probe the reranker's and the encoder's speed in a spawned process, and wait for it.
+
+    Why a process: loading a model on a GPU creates a CUDA context that lives as long as the process. In the
+    runner it would outlive the plan: on a GPU in exclusive-process mode every execution would then fail to get the
+    device, and elsewhere each execution would find ~0.5 GB (the context) plus the probe's cached blocks already
+    gone. A spawned child shares no CUDA, allocator or thread-pool state with the caller, and takes all of it along
+    when it exits."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_probe_here, params, sizes, set(skip), reference_only, log_file).result()
+
+
 def kernel_overhead_s() -> float:
     """Seconds a fresh process takes to import what an execution needs: paid once per execution."""
     started = time.perf_counter()
@@ -316,10 +354,10 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
         tokenizer = _tokenizer(params)
         sizes = [dataset_size(spec, params, tokenizer) for spec in params.datasets]
         measured = bundle_rates(from_bundle) if from_bundle else {}
-        probed, shape, what, problems = probe_rates(params, sizes, set(measured), reference_only)
+        probes = probe_in_child(params, sizes, set(measured), reference_only, log_file)
+        probed, shape, what, problems, encoder = probes.rates, probes.shape, probes.what, probes.problems, probes.encoder
         overhead = kernel_overhead_s()
         encoder_shape = _encoder_shape(params)
-        encoder = probe_encoder(params, sizes)
     notes = [f"rates: {'bundle ' + Path(from_bundle).name + ' where it measured the variant, else ' if from_bundle else ''}"
              f"a probe here ({what}); variants not probed are predicted at torch-fp32's rate of the same device",
              f"each execution also pays about {overhead:.0f} s to start its kernel and import its libraries (measured here)"]
@@ -440,7 +478,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             executions[name] = total
     if "report" in params.stages:
         executions["report"] = overhead
-    return Plan(pd.DataFrame(rows), executions, disk, notes)
+    return Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid)
 
 
 def _config_of(spec: str, params: Params) -> dict[str, Any] | None:

@@ -79,3 +79,65 @@ def test_every_backend_computes_with_the_runs_thread_count(session_cache):
             reranker.close()
     finally:
         torch.set_num_threads(before)
+
+
+def test_inputs_go_where_each_backend_reads_them(session_cache):
+    """torch modules and ONNX Runtime's CUDA provider (IO binding: device pointers) read inputs on the model's device;
+    ONNX on the CPU and OpenVINO read host tensors. Checked on the loaded rerankers' own rule and their forward."""
+    from runlocalai_bench.rerankers.backends.torch_backend import TorchReranker
+    from runlocalai_bench.rerankers.crossencoder import CrossEncoderReranker
+
+    ref = resolve("twin:tiny-bert", None, session_cache)
+    pairs = [("what is a reranker", "a model that orders documents"), ("q", "d")]
+    for name in ("torch-fp32", "onnx-fp32", "openvino-fp32"):
+        variant = VARIANTS[name]
+        if variant.missing_modules():
+            continue
+        reranker = load_reranker(variant, "cpu", ref.location, ref, session_cache, 64)
+        features = reranker.tokenize(pairs, 64)
+        assert reranker.input_device == "cpu"
+        assert all(t.device.type == "cpu" for t in reranker.place(features).values())
+        assert reranker.forward(features).shape == (2,)
+        if variant.backend == "onnx":
+            assert reranker.details["provider"] == "CPUExecutionProvider" and not reranker.inputs_on_device
+        reranker.close()
+    # The same rule for a reranker on a GPU (no model needed to ask where its inputs go).
+    on_gpu = dict(variant=VARIANTS["torch-fp32"], device="cuda:1", weight_files=[], executed_precision="fp32",
+                  config=None, cross_encoder=None)
+    assert TorchReranker(**on_gpu).input_device == "cuda:1"
+    assert CrossEncoderReranker(**on_gpu, inputs_on_device=True).input_device == "cuda:1"  # ONNX, CUDA provider
+    assert CrossEncoderReranker(**on_gpu).input_device == "cpu"
+
+
+def test_onnx_cuda_asks_for_tf32_off_and_refuses_a_fallback():
+    from runlocalai_bench.rerankers.backends.onnx_backend import (CPU_PROVIDER, CUDA_PROVIDER, ProviderFallback,
+                                                                  check_provider, provider_for, runtime_conflict)
+
+    assert provider_for("cpu") == (CPU_PROVIDER, {})
+    assert provider_for("cuda:2") == (CUDA_PROVIDER, {"device_id": 2, "use_tf32": 0})
+    check_provider(CPU_PROVIDER, [CPU_PROVIDER], {CPU_PROVIDER: {}})
+    check_provider(CUDA_PROVIDER, [CUDA_PROVIDER, CPU_PROVIDER], {CUDA_PROVIDER: {"use_tf32": "0"}})
+    with pytest.raises(ProviderFallback, match="asked for CUDAExecutionProvider and runs on CPUExecutionProvider"):
+        check_provider(CUDA_PROVIDER, [CPU_PROVIDER], {CPU_PROVIDER: {}})
+    with pytest.raises(ProviderFallback, match="use_tf32=1"):
+        check_provider(CUDA_PROVIDER, [CUDA_PROVIDER], {CUDA_PROVIDER: {"use_tf32": "1"}})
+    assert runtime_conflict(["onnxruntime"]) is None
+    assert "onnxruntime and onnxruntime-gpu are both installed" in runtime_conflict(["onnxruntime", "onnxruntime-gpu"])
+
+
+def test_onnx_runtime_reads_back_tf32_off_for_the_cuda_provider():
+    """The option name and value ONNX Runtime's CUDA provider reports back (where its GPU build is installed)."""
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available():
+        pytest.skip("needs onnxruntime-gpu and a CUDA device")
+    from onnx import TensorProto, helper
+
+    from runlocalai_bench.rerankers.backends.onnx_backend import CUDA_PROVIDER, check_provider, provider_for
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    provider, options = provider_for("cuda")
+    session = ort.InferenceSession(helper.make_model(graph).SerializeToString(), providers=[provider],
+                                   provider_options=[options])
+    check_provider(CUDA_PROVIDER, session.get_providers(), session.get_provider_options())

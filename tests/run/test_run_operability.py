@@ -53,6 +53,18 @@ def test_plan_lists_every_execution_with_a_positive_estimate(capsys, session_cac
     assert any(line.startswith("total") and "executions" in line for line in lines)
 
 
+def test_the_speed_probe_loads_models_in_a_child_process_never_the_runner(session_cache):
+    """A model loaded in the runner would keep its device context (CUDA: ~0.5 GB, exclusive-process GPUs refuse
+    every later process) for the whole run; the probe runs in a spawned child that takes it along when it exits."""
+    from runlocalai_bench.params import load_params
+    from runlocalai_bench.run.plan import make_plan
+
+    params = load_params(SMOKE, [f"cache_dir={session_cache}", "reranker.variants=[torch-fp32]"])
+    plan = make_plan(params, reference_only=True)
+    assert plan.probe_pid is not None and plan.probe_pid != os.getpid()
+    assert any("probe here" in note for note in plan.notes) and plan.total_s > 0
+
+
 @pytest.mark.slow
 def test_progress_is_shown_while_the_run_goes_and_kernel_noise_stays_in_the_log(tmp_path, session_cache):
     out = tmp_path / "watched"

@@ -1,13 +1,26 @@
 """ONNX Runtime through sentence-transformers (optimum export): fp32, and dynamic int8 with the preset that
-matches this CPU. onnxruntime and optimum are imported inside the functions (optional extra, heavy)."""
+matches this CPU. onnxruntime and optimum are imported inside the functions (optional extra, heavy).
+
+On CUDA three things keep the numbers honest:
+- TF32 off: ONNX Runtime's CUDA provider computes fp32 matmuls in TF32 unless ``use_tf32`` is 0, while this
+  variant is recorded as fp32 and its MFU judged against the non-tensor fp32 peak; the option is set and read back.
+- The provider read back from the session: a CUDA provider that fails to start (a missing cuDNN, a CPU-only
+  wheel) makes ONNX Runtime fall back to the CPU quietly; that is a failure of this execution, never CPU numbers
+  labelled cuda.
+- Inputs on the GPU: with the CUDA provider optimum binds inputs and outputs to device memory (IO binding) and
+  hands ONNX Runtime each input's ``data_ptr()`` as a device pointer; the reranker moves its inputs to the
+  device first (``CrossEncoderReranker.inputs_on_device``).
+"""
 
 from __future__ import annotations
 
 import platform
 import shutil
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runlocalai_bench.devices import device_index
 from runlocalai_bench.environment import cpu_info
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant, VariantUnavailable
 from runlocalai_bench.rerankers.crossencoder import CrossEncoderReranker, load_cross_encoder
@@ -31,12 +44,64 @@ def quantization_preset() -> str:
     return "arm64" if platform.machine() in ("arm64", "aarch64") else "avx2"
 
 
+CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
+# Distributions that install the one ``onnxruntime`` module: with two of them the last one installed wins file by
+# file, and which build runs is anybody's guess.
+RUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+
+
+class ProviderFallback(RuntimeError):
+    """ONNX Runtime runs on another execution provider than the one asked for (a failure, not a skip)."""
+
+
+def installed_runtimes() -> list[str]:
+    found = []
+    for name in RUNTIME_DISTRIBUTIONS:
+        try:
+            metadata.distribution(name)
+            found.append(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def runtime_conflict(installed: list[str]) -> str | None:
+    """Why the installed ONNX Runtime builds cannot be trusted (two distributions for one module), or None."""
+    if len(installed) < 2:
+        return None
+    return (f"{' and '.join(installed)} are both installed and share the onnxruntime module: pip uninstall -y "
+            f"{' '.join(installed)}, then install one (the 'onnx' extra for CPUs, 'onnx-gpu' for CUDA)")
+
+
 def check_device(variant: Variant, device: str) -> None:
+    conflict = runtime_conflict(installed_runtimes())
+    if conflict:
+        raise VariantUnavailable(conflict)
     if device.startswith("cuda"):
         import onnxruntime
 
-        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            raise VariantUnavailable("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
+        if CUDA_PROVIDER not in onnxruntime.get_available_providers():
+            raise VariantUnavailable("onnxruntime here has no CUDAExecutionProvider (install the 'onnx-gpu' extra, "
+                                     "which replaces onnxruntime with onnxruntime-gpu)")
+
+
+def provider_for(device: str) -> tuple[str, dict[str, Any]]:
+    """The execution provider ``device`` needs and its options: on CUDA the device's ordinal and TF32 off."""
+    if not device.startswith("cuda"):
+        return CPU_PROVIDER, {}
+    return CUDA_PROVIDER, {"device_id": device_index(device), "use_tf32": 0}
+
+
+def check_provider(requested: str, in_use: list[str], options: dict[str, dict[str, Any]]) -> None:
+    """Raise :class:`ProviderFallback` unless the session runs on ``requested`` first, and on CUDA with TF32
+    off (``options``: the session's provider options, as ONNX Runtime reports them: strings)."""
+    if not in_use or in_use[0] != requested:
+        raise ProviderFallback(f"ONNX Runtime was asked for {requested} and runs on {', '.join(in_use) or 'nothing'} "
+                               "(its log says why the provider did not start): these would be CPU numbers")
+    if requested == CUDA_PROVIDER:
+        tf32 = str(options.get(requested, {}).get("use_tf32", "unreported"))
+        if tf32 != "0":
+            raise ProviderFallback(f"ONNX Runtime's CUDA provider reports use_tf32={tf32}: fp32 would run in TF32")
 
 
 def _exports(request: LoadRequest) -> tuple[Path, str, dict[str, Any]]:
@@ -75,24 +140,32 @@ def prepare(request: LoadRequest) -> None:
 def load(request: LoadRequest) -> CrossEncoderReranker:
     target, file_name, details = _exports(request)
     max_length = request.max_length
-    provider = "CUDAExecutionProvider" if request.device.startswith("cuda") else "CPUExecutionProvider"
+    provider, provider_options = provider_for(request.device)
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     # The run's one thread count (ONNX Runtime's default is one per logical CPU, torch's one per physical core).
     options.intra_op_num_threads = request.threads
     ce = load_cross_encoder(target, request.device, max_length, backend="onnx",
-                            model_kwargs={"file_name": file_name, "provider": provider, "session_options": options})
+                            model_kwargs={"file_name": file_name, "provider": provider, "session_options": options,
+                                          "provider_options": provider_options})
+    session = ce.model  # optimum's ORTModel around the ONNX Runtime session, asked what it really runs on
+    in_use, options_in_use = session.providers, session.provider_options
+    check_provider(provider, in_use, options_in_use)
+    details.update(provider=in_use[0], threads=request.threads)
+    if provider == CUDA_PROVIDER:
+        details["use_tf32"] = options_in_use[provider].get("use_tf32")
+        details["io_binding"] = bool(session.use_io_binding)
     files = [p for p in (target / file_name, target / (file_name + "_data")) if p.exists()]
     return CrossEncoderReranker(variant=request.variant, device=request.device, weight_files=files,
-                                executed_precision=request.variant.precision, config=ce.model.config,
-                                details={**details, "provider": provider, "threads": request.threads}, cross_encoder=ce)
+                                executed_precision=request.variant.precision, config=ce.model.config, details=details,
+                                cross_encoder=ce, inputs_on_device=provider == CUDA_PROVIDER)
 
 
 def artifacts(variant: Variant) -> tuple[str, ...]:
     return ("onnx-fp32",) + (("onnx-int8-*",) if variant.precision == "int8" else ())
 
 
-BACKEND = Backend(name="onnx", extra="onnx", variants=VARIANTS, load=load,
+BACKEND = Backend(name="onnx", extra="onnx", gpu_extra="onnx-gpu", variants=VARIANTS, load=load,
                   runtime_modules=("sentence_transformers",), prepare=prepare, check_device=check_device,
                   artifacts=artifacts)

@@ -32,6 +32,7 @@ def _tensor_bytes(tensor: Any) -> int:
 @dataclass(eq=False, kw_only=True)
 class TorchReranker(CrossEncoderReranker):
     runs_in_torch: bool = True
+    inputs_on_device: bool = True
 
     @property
     def weight_bytes(self) -> int:
@@ -45,9 +46,15 @@ def load(request: LoadRequest) -> TorchReranker:
 
     variant = request.variant
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}[variant.precision]
+    if request.device.startswith("cuda"):
+        # fp32 means fp32: TF32 tensor-core matmuls would be faster and judged against the wrong peak. torch's
+        # default is already "highest"; a library imported on the way may have lowered it for the process.
+        torch.set_float32_matmul_precision("highest")
     ce = load_cross_encoder(request.folder, request.device, request.max_length, model_kwargs={"dtype": dtype})
     ce.model.eval()
     details: dict[str, Any] = {"threads": torch.get_num_threads()}  # set by the registry for every backend
+    if request.device.startswith("cuda"):
+        details["float32_matmul_precision"] = torch.get_float32_matmul_precision()
     if variant.precision == "int8":
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
