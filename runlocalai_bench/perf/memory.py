@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runlocalai_bench.perf.nvml import held_now_mb
+from runlocalai_bench.devices import synchronize
+from runlocalai_bench.perf.nvml import held_now_mb, record_baseline
 from runlocalai_bench.rerankers.base import Reranker, Variant
 from runlocalai_bench.rerankers.registry import import_runtime
 
@@ -74,11 +75,18 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def reset_torch_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
+def start_gpu_window(device: str) -> None:
+    """Begin a job's GPU memory window: wait for queued work, return torch's cached blocks to the driver and reset
+    its peak counters. Without emptying the cache a job would start holding the blocks earlier jobs (larger
+    batches, longer shapes) left reserved, and NVML's figure for it would be theirs."""
+    if not device.startswith("cuda"):
+        return
+    import torch
 
-        torch.cuda.reset_peak_memory_stats(device)
+    synchronize(device)
+    gc.collect()  # tensors only the garbage collector can free still hold their blocks
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
 
 
 def torch_peak_mb(device: str) -> dict[str, float | None]:
@@ -106,9 +114,14 @@ class LoadMemory:
     rss_load_peak_mb: float | None
     vram_before_mb: float | None = None
     vram_after_mb: float | None = None
+    vram_source: str | None = None  # which counter the two VRAM readings are on (perf.nvml.process_vram_mb)
 
-    def before_mb(self, device: str) -> float | None:
-        return self.vram_before_mb if device.startswith("cuda") else self.rss_before_mb
+    def before_mb(self, device: str, source: str | None = None) -> float | None:
+        """What was held before loading, on the counter the device is judged by; on CUDA only when ``source``
+        (the counter of the reading it will be subtracted from) is the same."""
+        if not device.startswith("cuda"):
+            return self.rss_before_mb
+        return self.vram_before_mb if source is None or source == self.vram_source else None
 
     def as_dict(self) -> dict[str, float | None]:
         return {"rss_before_load_mb": self.rss_before_mb, "rss_after_load_mb": self.rss_after_mb,
@@ -124,26 +137,32 @@ def resident_split_mb() -> dict[str, float | None]:
     return {"rss_anon_mb": found["RssAnon"], "rss_file_mb": found["RssFile"]}
 
 
-def memory_now(device: str) -> tuple[float | None, float | None]:
-    """(resident set, GPU memory held on ``device``) now, after freed memory went back to the OS."""
+def memory_now(device: str) -> tuple[float | None, float | None, str | None]:
+    """(resident set, GPU memory held on ``device``, the GPU reading's source) now, after freed memory went back
+    to the OS (and torch's cached GPU blocks to the driver)."""
     release_free_memory()
-    return rss_mb(), held_now_mb(device)
+    if device.startswith("cuda"):
+        start_gpu_window(device)
+    return (rss_mb(), *held_now_mb(device))
 
 
 def load_measured(variant: Variant, device: str, load: Callable[[], Reranker]) -> Reranker:
     """Run ``load`` (e.g. :func:`registry.load_reranker`, whose exports are built in a process of their own) with
     the variant's runtime already imported, and record on the reranker what the process held before and after
     it and the peak of loading (:class:`LoadMemory`)."""
+    record_baseline(device)  # the device's level before this process's CUDA context, for a hidden PID
     import_runtime(variant)
     if device.startswith("cuda"):  # the CUDA context (shared by torch, ONNX Runtime and llama.cpp) is not the model's
         import torch
 
         torch.zeros(1, device=device)
         torch.cuda.synchronize(device)
-    rss_before, vram_before = memory_now(device)
+    rss_before, vram_before, source_before = memory_now(device)
     window = reset_peak_rss()
     reranker = load()
     load_peak = peak_rss_mb() if window else None
-    rss_after, vram_after = memory_now(device)
-    reranker.memory = LoadMemory(rss_before, rss_after, load_peak, vram_before, vram_after)
+    rss_after, vram_after, source_after = memory_now(device)
+    same = source_before == source_after
+    reranker.memory = LoadMemory(rss_before, rss_after, load_peak, vram_before, vram_after if same else None,
+                                 source_before)
     return reranker

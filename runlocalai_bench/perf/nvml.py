@@ -5,6 +5,11 @@ NVML sees every allocation of the process on the device: torch's caching allocat
 llama.cpp's buffers and the CUDA context itself. torch's own counters see only torch tensors, so a claim such
 as "2 GB of VRAM" (what a user reads in nvidia-smi) is judged on NVML's figure.
 
+Inside a container with its own PID namespace (the usual GPU box) the driver lists processes by the host's PIDs,
+so this process never finds itself in NVML's list. Then its GPU memory is read as the device's used memory minus
+the level recorded before this process created its CUDA context (:func:`record_baseline`): exact on a GPU this
+process has to itself, and labelled (:data:`DEVICE_DIFFERENCE`) so a reader knows which counter it was.
+
 pynvml is imported inside the functions: it loads ``libnvidia-ml`` and is only useful on machines with an
 NVIDIA driver; everywhere else these functions return None.
 """
@@ -19,6 +24,9 @@ from typing import Any
 from runlocalai_bench.devices import device_index
 
 SAMPLE_SECONDS = 0.01
+PROCESS = "nvml process"
+DEVICE_DIFFERENCE = "nvml device used minus its level before this process's CUDA context (process not visible to NVML)"
+_baselines: dict[int, float] = {}  # device ordinal -> the device's used MiB before this process's CUDA context
 
 
 def device_handle(device: str) -> Any | None:
@@ -57,22 +65,63 @@ def process_memory_mb(handle: Any) -> float | None:
     return None
 
 
-def held_now_mb(device: str) -> float | None:
-    """GPU memory this process holds on ``device`` right now: 0 when NVML sees the GPU but not this process
-    (no CUDA context yet, so nothing held), None off CUDA or without NVML."""
+def device_used_mb(handle: Any) -> float | None:
+    """Used memory of the whole device (every process, and the driver's reservations), or None."""
+    import pynvml
+
+    try:
+        return pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
+    except pynvml.NVMLError:
+        return None
+
+
+def record_baseline(device: str) -> float | None:
+    """Read the device's used memory before this process creates its CUDA context (call it first; the first
+    reading per device is kept): what :func:`process_vram_mb` subtracts where NVML cannot list this process."""
     if not device.startswith("cuda"):
         return None
+    index = device_index(device)
+    if index not in _baselines:
+        handle = device_handle(device)
+        used = device_used_mb(handle) if handle is not None else None
+        if used is not None:
+            _baselines[index] = used
+    return _baselines.get(index)
+
+
+def process_vram_mb(handle: Any, device: str) -> tuple[float | None, str | None]:
+    """(MiB, source): this process's GPU memory by NVML's process list, or, where the list does not show this
+    process (a PID namespace), the device's used memory minus :func:`record_baseline`'s level; (None, None) when
+    neither can be read."""
+    held = process_memory_mb(handle)
+    return reading(held, None if held is not None else device_used_mb(handle), _baselines.get(device_index(device)))
+
+
+def reading(process_mb: float | None, device_used: float | None, baseline: float | None
+            ) -> tuple[float | None, str | None]:
+    """The process's own figure where NVML lists it; else the device's used memory minus the baseline, labelled."""
+    if process_mb is not None:
+        return process_mb, PROCESS
+    if device_used is None or baseline is None:
+        return None, None
+    return device_used - baseline, DEVICE_DIFFERENCE
+
+
+def held_now_mb(device: str) -> tuple[float | None, str | None]:
+    """(MiB, source) of the GPU memory this process holds on ``device`` right now (:func:`process_vram_mb`);
+    (None, None) off CUDA or without NVML."""
+    if not device.startswith("cuda"):
+        return None, None
     handle = device_handle(device)
     if handle is None:
-        return None
-    held = process_memory_mb(handle)
-    return 0.0 if held is None else held
+        return None, None
+    return process_vram_mb(handle, device)
 
 
 class VramPeak:
     """Peak GPU memory of this process over a block, sampled every 10 ms by a background thread.
 
-    ``peak_mb`` is None when NVML is unavailable or cannot see the process; ``source`` says what was read.
+    ``peak_mb`` is None when NVML is unavailable; ``source`` says which counter was read (:func:`process_vram_mb`).
     """
 
     def __init__(self, device: str):
@@ -84,10 +133,10 @@ class VramPeak:
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
-        value = process_memory_mb(self._handle)
+        value, source = process_vram_mb(self._handle, self.device)
         if value is not None:
             self.peak_mb = value if self.peak_mb is None else max(self.peak_mb, value)
-            self.source = "nvml process"
+            self.source = source
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -17,7 +17,7 @@ import pandas as pd
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.energy import EnergyMeter
 from runlocalai_bench.perf.flops import attention_share, flops_per_pair, memory_estimate_mb, model_shape
-from runlocalai_bench.perf.memory import (peak_rss_mb, reset_peak_rss, reset_torch_peak, resident_split_mb,
+from runlocalai_bench.perf.memory import (peak_rss_mb, reset_peak_rss, resident_split_mb, start_gpu_window,
                                           torch_peak_mb)
 from runlocalai_bench.perf.nvml import VramPeak
 from runlocalai_bench.perf.peaks import measured_matmul_tflops, theoretical_peak
@@ -43,10 +43,12 @@ class DatasetWork:
     queries: Sequence[Sequence[Pair]]  # the same pairs grouped by query
 
 
-def model_share_mb(reranker: Reranker, device: str, peak_rss: float | None, peak_vram: float | None) -> float | None:
+def model_share_mb(reranker: Reranker, device: str, peak_rss: float | None, peak_vram: float | None,
+                   vram_source: str | None = None) -> float | None:
     """A job's peak minus what the process held before the model was loaded (the runtime's libraries and the
-    run's texts included there): the memory this model costs, on the counter the device is judged by."""
-    before = reranker.memory.before_mb(device) if reranker.memory is not None else None
+    run's texts included there): the memory this model costs, on the counter the device is judged by (on CUDA
+    only when the peak and the before-load reading came from the same counter)."""
+    before = reranker.memory.before_mb(device, vram_source) if reranker.memory is not None else None
     peak = peak_vram if device.startswith("cuda") else peak_rss
     # Not clamped: a negative share (memory freed below the before-load reading) is a finding to see, not to hide.
     return None if before is None or peak is None else peak - before
@@ -59,10 +61,11 @@ def describe_runtime_memory(parts: dict[str, float] | None) -> str | None:
     return " + ".join(f"{name} {mib:,.1f} MiB" for name, mib in parts.items())
 
 
-def throughput_jobs(params: Params, datasets: Sequence[DatasetWork],
-                    fixed: bool = True) -> list[tuple[str, str | None, int, int]]:
-    """(workload, dataset, batch size, max length) of every job, in the order they run. ``fixed=False`` (a
-    comparison reranker) leaves out the model-only shapes: those characterise the reranker under test."""
+def throughput_jobs(params: Params, datasets: Sequence[DatasetWork], fixed: bool = True,
+                    device: str = "cpu") -> list[tuple[str, str | None, int, int]]:
+    """(workload, dataset, batch size, max length) of every job on ``device``, in the order they run.
+    ``fixed=False`` (a comparison reranker) leaves out the model-only shapes: those characterise the reranker
+    under test. GPUs get their own batch sizes (``throughput.gpu_batch_sizes``)."""
     settings, reranker = params.throughput, params.reranker
     jobs: list[tuple[str, str | None, int, int]] = []
     for work in datasets:
@@ -71,15 +74,35 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork],
         if "query" in settings.workloads and work.pairs:
             jobs.append(("query", work.label, reranker.batch_size, reranker.max_length))
     if "fixed" in settings.workloads and fixed:
-        jobs += [("fixed", None, b, t) for b in settings.batch_sizes for t in settings.max_lengths]
+        jobs += [("fixed", None, b, t) for b in settings.batch_sizes_for(device) for t in settings.max_lengths]
     return jobs
+
+
+def failed_job(workload: str, dataset: str | None, batch_size: int, max_length: int, exc: BaseException) -> dict:
+    """The record of a timing job that raised: which job, and the error's type and first line."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return {"workload": workload, "dataset": dataset, "batch_size": batch_size, "max_length": max_length,
+            "error": f"{type(exc).__name__}: {message}"}
+
+
+def describe_failures(failures: Sequence[dict], jobs: int) -> str | None:
+    """One line for the execution's record: how many timing jobs failed, and the first one's error."""
+    if not failures:
+        return None
+    first = failures[0]
+    shape = f"{first['batch_size']} x {first['max_length']}"
+    return (f"{len(failures)} of {jobs} timing jobs failed and have no row (first: {first['workload']} "
+            f"{first['dataset'] or ''} {shape}: {first['error']})").replace("  ", " ")
 
 
 def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], params: Params, variant: str, device: str,
                        cache_dir: Path | None = None, on_job: Callable[[int, int], None] | None = None,
-                       baseline: str | None = None) -> pd.DataFrame:
+                       baseline: str | None = None, failures: list[dict] | None = None) -> pd.DataFrame:
     """Throughput rows for every job: candidates and query workloads per dataset, fixed shapes once (not for
-    a comparison reranker, ``baseline``, whose rows carry its own model name)."""
+    a comparison reranker, ``baseline``, whose rows carry its own model name).
+
+    A job that raises (a GPU out of memory at the largest batch, a runtime refusing a shape) costs its own row
+    only: it is appended to ``failures`` (:func:`failed_job`) and the next job starts in a fresh memory window."""
     settings = params.throughput
     by_label = {work.label: work for work in datasets}
     shape = model_shape(reranker.config)
@@ -88,22 +111,30 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
     name = gpu_name(device)
     peak, peak_source = theoretical_peak(device, precision, matmul, name)
     sees_torch = TORCH_ALLOCATOR in reranker.memory_counters()
-    jobs = throughput_jobs(params, datasets, fixed=baseline is None)
+    jobs = throughput_jobs(params, datasets, fixed=baseline is None, device=device)
     rows = []
     for number, (workload, dataset, batch_size, max_length) in enumerate(jobs):
         window_reset = reset_peak_rss()
-        reset_torch_peak(device)
+        start_gpu_window(device)
         meter = EnergyMeter(device)
         rounds = (settings.warmup_rounds, settings.min_seconds, settings.min_rounds, meter)
-        with VramPeak(device) as vram:
-            if workload == "candidates":
-                row = time_candidates(reranker, timed_sample(by_label[dataset].pairs, settings.max_pairs, params.seed),
-                                      batch_size, max_length, params.reranker.length_sorted, *rounds)
-            elif workload == "query":
-                row = time_queries(reranker, timed_queries(by_label[dataset].queries, settings.max_queries, params.seed),
-                                   batch_size, max_length, params.reranker.length_sorted, *rounds)
-            else:
-                row = time_fixed(reranker, batch_size, max_length, *rounds)
+        try:
+            with VramPeak(device) as vram:
+                if workload == "candidates":
+                    row = time_candidates(reranker, timed_sample(by_label[dataset].pairs, settings.max_pairs, params.seed),
+                                          batch_size, max_length, params.reranker.length_sorted, *rounds)
+                elif workload == "query":
+                    row = time_queries(reranker, timed_queries(by_label[dataset].queries, settings.max_queries, params.seed),
+                                       batch_size, max_length, params.reranker.length_sorted, *rounds)
+                else:
+                    row = time_fixed(reranker, batch_size, max_length, *rounds)
+        except Exception as exc:  # noqa: BLE001 - one shape's failure must not cost the execution's other rows
+            if failures is None:
+                raise
+            failures.append(failed_job(workload, dataset, batch_size, max_length, exc))
+            if on_job:
+                on_job(number + 1, len(jobs))
+            continue
         flops = flops_per_pair(shape, row["mean_tokens"], row["mean_sq_tokens"])
         achieved = flops * row["pairs_per_s"] / 1e12
         tokens = int(round(row["mean_tokens"])) if workload == "fixed" else max_length
@@ -117,7 +148,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss, peak_rss_window="job" if window_reset else "process",
             peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,
-            model_memory_mb=model_share_mb(reranker, device, peak_rss, vram.peak_mb),
+            model_memory_mb=model_share_mb(reranker, device, peak_rss, vram.peak_mb, vram.source),
             **(reranker.memory.as_dict() if reranker.memory else {}), **split,
             runtime_memory_mb=sum(runtime.values()) if runtime else None,
             runtime_memory_detail=describe_runtime_memory(runtime),

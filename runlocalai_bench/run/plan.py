@@ -437,7 +437,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                              "rate_pairs_per_s": rate.at(shape, size.mean_tokens, size.mean_sq_tokens),
                              "source": ("predicted at torch-fp32's rate: " if assumed else "") + rate.source})
             if params.throughput.enabled and "fixed" in params.throughput.workloads and rate is not None:
-                for batch in params.throughput.batch_sizes:
+                for batch in params.throughput.batch_sizes_for(resolve_device(device)):
                     for length in params.throughput.max_lengths:
                         total += _rounds_s(params.throughput, batch / rate.at(shape, length, length ** 2))
             executions[name] = total

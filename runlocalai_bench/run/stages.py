@@ -29,7 +29,7 @@ from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
 from runlocalai_bench.quality.finite import check_finite
 from runlocalai_bench.perf.memory import load_measured, peak_rss_mb
-from runlocalai_bench.perf.throughput import DatasetWork, measure_throughput
+from runlocalai_bench.perf.throughput import DatasetWork, describe_failures, measure_throughput
 from runlocalai_bench.quality.compare import ORACLE
 from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
@@ -397,12 +397,13 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     else:
         meta["quality"] = "not measured: random weights (shape twin); its scores carry no relevance"
 
-    throughput = empty
+    throughput, failures, note = empty, [], None
     if params.throughput.enabled:
         throughput = measure_throughput(reranker, work, params, variant_name, device, cache_dir,
-                                        progress.callback("timing", unit="jobs"), baseline)
+                                        progress.callback("timing", unit="jobs"), baseline, failures)
         write_part(bundle.root, "throughput", label, throughput)
+        note = describe_failures(failures, len(throughput) + len(failures))
     reranker.close()
-    meta.update(status="ok", reason=None)
+    meta.update(status="ok", reason=note, throughput_failures=failures)
     write_json(bundle.stages_dir / f"{label}.json", meta)
-    return StageOutcome(quality, meta, throughput=throughput, depth=depth_table)
+    return StageOutcome(quality, meta, reason=note, throughput=throughput, depth=depth_table)

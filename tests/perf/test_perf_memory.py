@@ -76,3 +76,40 @@ def test_quantized_variants_cost_less_memory_than_fp32(onnx_int8, cache):
         shares["torch-int8"] = probe("torch-int8", cache)["model_memory_mb"]
     assert fp32 > 170  # every encoder weight (42.5M fp32 parameters) is read while scoring, mapped or not
     assert all(share < fp32 for share in shares.values()), (fp32, shares)
+
+
+def test_gpu_memory_falls_back_to_the_device_difference_when_nvml_cannot_list_this_process():
+    """Inside a container with its own PID namespace NVML's process list never shows this process: the reading is
+    the device's used memory minus its level before this process's CUDA context, and says so."""
+    from runlocalai_bench.perf.nvml import DEVICE_DIFFERENCE, PROCESS, reading
+
+    assert reading(1800.0, None, 0.0) == (1800.0, PROCESS)
+    assert reading(None, 2300.0, 500.0) == (1800.0, DEVICE_DIFFERENCE)
+    assert "not visible to NVML" in DEVICE_DIFFERENCE
+    assert reading(None, 2300.0, None) == (None, None)  # no baseline recorded: no figure rather than a wrong one
+    assert reading(None, None, 500.0) == (None, None)
+
+
+def test_a_share_is_taken_only_between_readings_of_one_counter():
+    from runlocalai_bench.perf.memory import LoadMemory
+    from runlocalai_bench.perf.nvml import DEVICE_DIFFERENCE, PROCESS
+
+    memory = LoadMemory(900.0, 1500.0, 2000.0, 520.0, 1700.0, PROCESS)
+    assert memory.before_mb("cuda:0", PROCESS) == 520.0
+    assert memory.before_mb("cuda:0", DEVICE_DIFFERENCE) is None
+    assert memory.before_mb("cpu") == 900.0
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("torch") or not __import__("torch").cuda.is_available(),
+                    reason="needs a CUDA device")
+def test_each_gpu_job_starts_without_the_blocks_earlier_jobs_left_cached():
+    import torch
+
+    from runlocalai_bench.perf.memory import start_gpu_window, torch_peak_mb
+
+    block = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
+    del block
+    assert torch.cuda.memory_reserved() >= 256 * 2**20  # freed, but cached by the allocator
+    start_gpu_window("cuda")
+    assert torch.cuda.memory_reserved() < 256 * 2**20
+    assert torch_peak_mb("cuda")["peak_vram_torch_mb"] < 256

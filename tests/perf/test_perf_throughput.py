@@ -62,3 +62,21 @@ def test_each_job_reports_its_own_memory_peak(setup):
     table = measure_throughput(reranker, WORK, params, "torch-fp32", "cpu")
     assert (table["peak_rss_mb"] < spiked - 300).all(), (spiked, table["peak_rss_mb"].tolist())
     assert (table["peak_rss_window"] == "job").all()
+
+
+@pytest.mark.slow
+def test_a_failing_job_costs_only_its_own_row(setup):
+    """A shape the model cannot run (here 2,048 tokens through a BERT with 512 positions; on a GPU, an out-of-memory
+    at the largest batch) is recorded as a failure; the execution's other rows are kept."""
+    params, reranker = setup
+    longer = params.model_copy(update={"throughput": params.throughput.model_copy(update={"max_lengths": [32, 2048]})})
+    failures: list[dict] = []
+    table = measure_throughput(reranker, WORK, longer, "torch-fp32", "cpu", failures=failures)
+    assert table["workload"].tolist() == ["candidates", "query", "fixed"] and table["max_length"].iloc[2] == 32
+    assert [(f["workload"], f["batch_size"], f["max_length"]) for f in failures] == [("fixed", 2, 2048)]
+    assert failures[0]["error"].split(":")[0].endswith("Error")
+    from runlocalai_bench.perf.throughput import describe_failures
+
+    assert describe_failures(failures, 4).startswith("1 of 4 timing jobs failed and have no row (first: fixed 2 x 2048")
+    with pytest.raises(Exception):  # without a list to record into, the error is the caller's
+        measure_throughput(reranker, WORK, longer, "torch-fp32", "cpu")

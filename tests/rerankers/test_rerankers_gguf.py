@@ -257,3 +257,12 @@ def test_llama_cpp_computes_with_the_runs_thread_count(gguf_rerankers, tiny_xlmr
                              user_file=path, threads=1)
     assert reranker.threads == 1 and reranker.details["threads"] == 1
     reranker.close()
+
+
+def test_flash_attention_is_asked_for_and_what_llama_cpp_chose_is_recorded(gguf_rerankers, fixture_pairs):
+    """Without flash attention a long pair's attention scores are materialised (n_tokens^2 per head); llama.cpp
+    is asked to use it where the backend can ("auto") and its answer is read from its own log."""
+    reranker = gguf_rerankers["gguf-f16"]
+    reranker.score(fixture_pairs[:4], batch_size=4, max_length=64)
+    asked, _, chose = reranker.details["flash_attention"].partition(" -> ")
+    assert asked == "auto" and chose in ("enabled", "disabled"), reranker.details["flash_attention"]

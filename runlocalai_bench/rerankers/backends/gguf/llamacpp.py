@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from runlocalai_bench.devices import device_index
 from runlocalai_bench.environment import compute_threads
 from runlocalai_bench.rerankers.base import Features, Pair, Progress, Reranker, Scores
 
@@ -83,6 +84,8 @@ TYPE_LINE = re.compile(r"llama_model_loader: - type\s+(?P<type>\w+):\s+(?P<count
 BUFFER_LINE = re.compile(r"(?P<where>[\w.-]+)\s+(?P<kind>model|KV|RS|output|compute) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
 
 
+FLASH_ASKED = re.compile(r"flash_attn\s*=\s*(\w+)")
+FLASH_RESOLVED = re.compile(r"Flash Attention (enabled|disabled)")
 LOGITS_KEY = "output logits (CPU, computed: n_vocab x tokens of the largest call, not logged)"
 
 
@@ -126,6 +129,15 @@ class LlamaLog:
             if match:
                 found[match["type"].upper()] = int(match["count"])
         return dict(sorted(found.items()))
+
+    @classmethod
+    def flash_attention_since(cls, mark: int) -> str:
+        """What llama.cpp resolved flash attention to for the context created after ``mark`` ("auto -> enabled")."""
+        asked = resolved = None
+        for line in cls.lines[mark:]:
+            asked = (FLASH_ASKED.search(line) or [None, asked])[1]
+            resolved = (FLASH_RESOLVED.search(line) or [None, resolved])[1]
+        return f"{asked or 'unlogged'} -> {resolved or 'not reported'}"
 
     @classmethod
     def buffers_since(cls, mark: int) -> dict[str, float]:
@@ -215,9 +227,12 @@ class LlamaCppReranker(Reranker):
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 999 if device.startswith("cuda") else 0  # every layer on the GPU, or none
-        if device.startswith("cuda:"):  # one named GPU, not llama.cpp's default split across all of them
+        if device.startswith("cuda"):
+            # One GPU, the one the device names (plain cuda: the first), never llama.cpp's default split of the
+            # layers over every visible GPU: the suite measures one device (NVML samples that one, the peaks and
+            # MFU are per GPU), and a split's numbers would be a multi-GPU system's. No split is offered.
             params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE
-            params.main_gpu = int(device.split(":")[1])
+            params.main_gpu = device_index(device)
         params.use_mmap = True
         amx_disabled = amx_repack_crashes()
         if amx_disabled:
@@ -404,6 +419,10 @@ class LlamaCppReranker(Reranker):
         params.embeddings = True
         params.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_RANK
         params.n_threads = params.n_threads_batch = self.threads
+        # Flash attention where the backend has the kernel (llama.cpp decides; what it chose is read from its log):
+        # without it a long pair's attention scores are materialised, n_tokens^2 per head, and a context sized for
+        # one 8,192-token pair needs gigabytes of compute buffer on a GPU.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
         if not self.device.startswith("cuda"):
             params.op_offload = False  # a CUDA build must not move a CPU variant's work to the GPU
         mark = LlamaLog.mark()
@@ -412,6 +431,7 @@ class LlamaCppReranker(Reranker):
             raise RuntimeError(f"llama.cpp could not create a context of {tokens} tokens x {sequences} sequences")
         self._ctx, self._capacity = ctx, (tokens, sequences)
         self._context_buffers = LlamaLog.buffers_since(mark)
+        self.details["flash_attention"] = LlamaLog.flash_attention_since(mark)
         self.details["context_tokens"] = tokens
         self.details["context_sequences"] = sequences
 
