@@ -27,8 +27,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	# onnxruntime and onnxruntime-gpu share one module: a GPU install removes the CPU build first.
-	if echo ",$(EXTRAS)," | grep -qE ',(gpu|onnx-gpu),'; then $(BIN)/python -m pip uninstall --quiet -y onnxruntime; fi
+	# onnxruntime and onnxruntime-gpu share one module's files: where the other build is installed, both go (removing
+	# one alone deletes files the other shares), and the extras install the wanted one afresh.
+	if echo ",$(EXTRAS)," | grep -qE ',(gpu|onnx-gpu),'; then other=onnxruntime; else other=onnxruntime-gpu; fi; \
+	if $(BIN)/python -m pip show --quiet $$other >/dev/null 2>&1; then \
+	  $(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu; fi
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	if $(BIN)/python -c "import llama_cpp" 2>/dev/null; then $(BIN)/runlocalai-bench gguf-converter; fi
 	rm -f $(VENV)/.installed-*
@@ -49,7 +52,7 @@ $(OLAH_STAMP):
 test: install $(OLAH_STAMP)  ## offline tests (the online rehearsal talks to a local mirror on 127.0.0.1 only)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-rehearse: install $(OLAH_STAMP)  ## only the online rehearsal: default.yaml against a local hub mirror
+rehearse: install $(OLAH_STAMP)  ## only the rehearsals: default.yaml against a local hub mirror, the GPU device check offline
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m rehearsal $(PYTEST_ARGS)
 
 lab: install  ## JupyterLab on notebooks/ with this environment's kernel registered as "runlocalai-bench"

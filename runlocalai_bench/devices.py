@@ -78,15 +78,21 @@ def synchronize(device: str) -> None:
 # Pascal sm_60 for discrete cards), bf16 from sm_80 (Ampere). Older GPUs either refuse bf16 kernels or run them
 # through fp32 emulation at a fraction of the rate: a measurement there would not be of the precision it names.
 CUDA_NATIVE_FROM = {"fp16": (5, 3), "bf16": (8, 0)}
+# Capabilities past the threshold whose rate in a precision is still a crawl: consumer Pascal (GTX 10xx, P4, P40)
+# runs fp16 arithmetic at 1/64 of its fp32 rate (NVIDIA's CUDA C++ Programming Guide, arithmetic instructions table).
+CUDA_CRAWLS = {"fp16": {(6, 1)}}
 
 
 def cuda_precision_reason(precision: str, capability: tuple[int, int], name: str) -> str | None:
     """Why a GPU of compute ``capability`` cannot run ``precision`` natively, or None when it can."""
     needed = CUDA_NATIVE_FROM.get(precision)
-    if needed is None or tuple(capability) >= needed:
+    capability = tuple(capability)
+    where = f"{name} (compute capability {capability[0]}.{capability[1]})"
+    if capability in CUDA_CRAWLS.get(precision, set()):
+        return f"{where} has no native {precision}: it runs {precision} arithmetic at 1/64 of its fp32 rate"
+    if needed is None or capability >= needed:
         return None
-    return (f"{name} (compute capability {capability[0]}.{capability[1]}) has no native {precision}: "
-            f"it needs {needed[0]}.{needed[1]} or newer")
+    return f"{where} has no native {precision}: it needs {needed[0]}.{needed[1]} or newer"
 
 
 def precision_unavailable(precision: str, device: str) -> str | None:

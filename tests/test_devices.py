@@ -23,7 +23,8 @@ def test_absent_devices_give_a_reason_present_ones_none():
 
 @pytest.mark.parametrize("precision, capability, refused", [
     ("bf16", (7, 5), True), ("bf16", (7, 0), True), ("bf16", (8, 0), False), ("bf16", (9, 0), False),
-    ("fp16", (5, 2), True), ("fp16", (6, 1), False), ("fp32", (3, 5), False),
+    ("fp16", (5, 2), True), ("fp16", (6, 0), False), ("fp16", (6, 1), True), ("fp16", (7, 5), False),
+    ("fp32", (3, 5), False),
 ])
 def test_half_precisions_need_a_gpu_with_native_arithmetic(precision, capability, refused):
     reason = cuda_precision_reason(precision, capability, "Tesla T4")

@@ -17,6 +17,7 @@ NVIDIA driver; everywhere else these functions return None.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -26,7 +27,9 @@ from runlocalai_bench.devices import device_index
 SAMPLE_SECONDS = 0.01
 PROCESS = "nvml process"
 DEVICE_DIFFERENCE = "nvml device used minus its level before this process's CUDA context (process not visible to NVML)"
-_baselines: dict[int, float] = {}  # device ordinal -> the device's used MiB before this process's CUDA context
+_baselines: dict[tuple[int, int, int], float] = {}  # PCI (domain, bus, device) -> used MiB before our CUDA context
+LATE_BASELINE = " (baseline read after torch had initialised CUDA: it may include this process's context)"
+_late = False  # set when the baseline was read after torch initialised CUDA in this process
 
 
 def device_handle(device: str) -> Any | None:
@@ -46,7 +49,10 @@ def device_handle(device: str) -> Any | None:
         bus_id = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
         return pynvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode())
     except Exception:  # noqa: BLE001 - older torch without PCI ids: fall back to the ordinal
-        return pynvml.nvmlDeviceGetHandleByIndex(index)
+        try:
+            return pynvml.nvmlDeviceGetHandleByIndex(index)
+        except pynvml.NVMLError:
+            return None
 
 
 def process_memory_mb(handle: Any) -> float | None:
@@ -75,26 +81,50 @@ def device_used_mb(handle: Any) -> float | None:
         return None
 
 
-def record_baseline(device: str) -> float | None:
-    """Read the device's used memory before this process creates its CUDA context (call it first; the first
-    reading per device is kept): what :func:`process_vram_mb` subtracts where NVML cannot list this process."""
-    if not device.startswith("cuda"):
+def _pci_key(handle: Any) -> tuple[int, int, int] | None:
+    """The GPU's PCI (domain, bus, device): one name for it whatever numbering torch or NVML uses."""
+    import pynvml
+
+    try:
+        info = pynvml.nvmlDeviceGetPciInfo(handle)
+        return int(info.domain), int(info.bus), int(info.device)
+    except pynvml.NVMLError:
         return None
-    index = device_index(device)
-    if index not in _baselines:
-        handle = device_handle(device)
-        used = device_used_mb(handle) if handle is not None else None
-        if used is not None:
-            _baselines[index] = used
-    return _baselines.get(index)
 
 
-def process_vram_mb(handle: Any, device: str) -> tuple[float | None, str | None]:
+def record_baseline(device: str) -> None:
+    """Read every GPU's used memory before this process creates its CUDA context (call it before any CUDA
+    call; only the first call reads): what :func:`process_vram_mb` subtracts where NVML cannot list this
+    process. NVML alone is asked, by its own indices and PCI ids, so the reading itself creates no context."""
+    global _late
+    if not device.startswith("cuda") or _baselines:
+        return
+    torch = sys.modules.get("torch")
+    _late = bool(torch is not None and torch.cuda.is_initialized())
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+    except Exception:  # noqa: BLE001 - no driver, no library: nothing to subtract from
+        return
+    for index in range(count):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        key, used = _pci_key(handle), device_used_mb(handle)
+        if key is not None and used is not None:
+            _baselines[key] = used
+
+
+def process_vram_mb(handle: Any) -> tuple[float | None, str | None]:
     """(MiB, source): this process's GPU memory by NVML's process list, or, where the list does not show this
     process (a PID namespace), the device's used memory minus :func:`record_baseline`'s level; (None, None) when
     neither can be read."""
     held = process_memory_mb(handle)
-    return reading(held, None if held is not None else device_used_mb(handle), _baselines.get(device_index(device)))
+    if held is not None:
+        return held, PROCESS
+    key = _pci_key(handle)
+    value, source = reading(None, device_used_mb(handle), _baselines.get(key) if key is not None else None)
+    return value, (source + LATE_BASELINE if source and _late else source)
 
 
 def reading(process_mb: float | None, device_used: float | None, baseline: float | None
@@ -115,7 +145,7 @@ def held_now_mb(device: str) -> tuple[float | None, str | None]:
     handle = device_handle(device)
     if handle is None:
         return None, None
-    return process_vram_mb(handle, device)
+    return process_vram_mb(handle)
 
 
 class VramPeak:
@@ -133,7 +163,7 @@ class VramPeak:
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
-        value, source = process_vram_mb(self._handle, self.device)
+        value, source = process_vram_mb(self._handle)
         if value is not None:
             self.peak_mb = value if self.peak_mb is None else max(self.peak_mb, value)
             self.source = source

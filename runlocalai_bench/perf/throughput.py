@@ -78,6 +78,13 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork], fixed: bool
     return jobs
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A device out of memory (torch's OutOfMemoryError, ONNX Runtime's and llama.cpp's allocation failures): the
+    job's shape did not fit, and the device is still usable for the next one."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return "outofmemory" in text.replace(" ", "") or "out of memory" in text or "failed to allocate" in text
+
+
 def failed_job(workload: str, dataset: str | None, batch_size: int, max_length: int, exc: BaseException) -> dict:
     """The record of a timing job that raised: which job, and the error's type and first line."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -132,6 +139,12 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
             if failures is None:
                 raise
             failures.append(failed_job(workload, dataset, batch_size, max_length, exc))
+            if device != "cpu" and not is_out_of_memory(exc):
+                # A CUDA error other than out-of-memory (an illegal address, a device-side assert) leaves the
+                # context unusable: every later job would fail the same way, and their times would mean nothing.
+                failures += [failed_job(w, d, b, t, RuntimeError("not run: an earlier job's error stopped the timing"))
+                             for w, d, b, t in jobs[number + 1:]]
+                break
             if on_job:
                 on_job(number + 1, len(jobs))
             continue
@@ -169,6 +182,8 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         rows.append(row)
         if on_job:
             on_job(number + 1, len(jobs))
+    if not rows and failures:
+        raise RuntimeError(f"every timing job failed: {describe_failures(failures, len(jobs))}")
     if not rows:
         return pd.DataFrame(columns=COLUMNS["throughput"])
     frame = pd.DataFrame.from_records(rows)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from pathlib import Path
@@ -246,7 +247,7 @@ class Probes:
     what: str
     problems: dict[tuple[str, str], str]
     encoder: Rate | None
-    pid: int
+    pid: int | None  # None when the probing process died
 
 
 def _probe_here(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, str]], reference_only: bool,
@@ -268,7 +269,16 @@ def probe_in_child(params: Params, sizes: list[DatasetSize], skip: set[tuple[str
     gone. A spawned child shares no CUDA, allocator or thread-pool state with the caller, and takes all of it along
     when it exits."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_probe_here, params, sizes, set(skip), reference_only, log_file).result()
+        try:
+            return pool.submit(_probe_here, params, sizes, set(skip), reference_only, log_file).result()
+        except BrokenProcessPool:  # killed (a driver crash, out of memory): predict from the shape alone
+            from transformers import AutoConfig
+
+            folder, _, what = _reranker_folder(params)
+            shape = model_shape(AutoConfig.from_pretrained(folder, local_files_only=True))
+            problems = {(v, d): "the probing process died (see the log)" for d in params.reranker.devices
+                        for v in ([REFERENCE_VARIANT] if reference_only else params.reranker.variants)}
+            return Probes({}, shape, what, problems, None, None)
 
 
 def kernel_overhead_s() -> float:

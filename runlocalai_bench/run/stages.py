@@ -29,6 +29,7 @@ from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
 from runlocalai_bench.quality.finite import check_finite
 from runlocalai_bench.perf.memory import load_measured, peak_rss_mb
+from runlocalai_bench.perf.nvml import record_baseline
 from runlocalai_bench.perf.throughput import DatasetWork, describe_failures, measure_throughput
 from runlocalai_bench.quality.compare import ORACLE
 from runlocalai_bench.quality.depth import depth_rows
@@ -305,6 +306,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     params = bundle.params()
     variant = get_variant(variant_name)
     device = resolve_device(requested_device)
+    record_baseline(device)  # GPU memory before this process's CUDA context: first, before any CUDA call
     if baseline is not None and baseline not in params.reranker.baselines:
         raise ValueError(f"{baseline!r} is not one of reranker.baselines ({', '.join(params.reranker.baselines) or 'none'})")
     model_spec = baseline or params.reranker.model

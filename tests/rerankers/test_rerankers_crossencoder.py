@@ -114,7 +114,8 @@ def test_onnx_cuda_asks_for_tf32_off_and_refuses_a_fallback():
                                                                   check_provider, provider_for, runtime_conflict)
 
     assert provider_for("cpu") == (CPU_PROVIDER, {})
-    assert provider_for("cuda:2") == (CUDA_PROVIDER, {"device_id": 2, "use_tf32": 0})
+    assert provider_for("cuda:2") == (CUDA_PROVIDER, {"device_id": 2, "use_tf32": 0,
+                                                      "arena_extend_strategy": "kSameAsRequested"})
     check_provider(CPU_PROVIDER, [CPU_PROVIDER], {CPU_PROVIDER: {}})
     check_provider(CUDA_PROVIDER, [CUDA_PROVIDER, CPU_PROVIDER], {CUDA_PROVIDER: {"use_tf32": "0"}})
     with pytest.raises(ProviderFallback, match="asked for CUDAExecutionProvider and runs on CPUExecutionProvider"):

@@ -85,7 +85,8 @@ BUFFER_LINE = re.compile(r"(?P<where>[\w.-]+)\s+(?P<kind>model|KV|RS|output|comp
 
 
 FLASH_ASKED = re.compile(r"flash_attn\s*=\s*(\w+)")
-FLASH_RESOLVED = re.compile(r"Flash Attention (enabled|disabled)")
+# "Flash Attention enabled", or where the backend lacks the kernel "... Flash Attention not supported, set to disabled"
+FLASH_RESOLVED = re.compile(r"Flash Attention\b.*?\b(enabled|disabled)")
 LOGITS_KEY = "output logits (CPU, computed: n_vocab x tokens of the largest call, not logged)"
 
 
