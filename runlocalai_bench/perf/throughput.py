@@ -78,11 +78,18 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork], fixed: bool
     return jobs
 
 
+OUT_OF_MEMORY = ("outofmemoryerror", "out of memory", "can't allocate memory", "cannot allocate memory",
+                 "failed to allocate")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """A device out of memory (torch's OutOfMemoryError, ONNX Runtime's and llama.cpp's allocation failures): the
-    job's shape did not fit, and the device is still usable for the next one."""
+    """A shape that did not fit in the device's memory: torch's ``OutOfMemoryError`` (CUDA) and CPU allocator
+    failure, Python's ``MemoryError``, ONNX Runtime's and llama.cpp's allocation failures. The device is still
+    usable for the next (smaller or equal) job."""
+    if isinstance(exc, MemoryError):
+        return True
     text = f"{type(exc).__name__}: {exc}".lower()
-    return "outofmemory" in text.replace(" ", "") or "out of memory" in text or "failed to allocate" in text
+    return any(marker in text for marker in OUT_OF_MEMORY)
 
 
 def failed_job(workload: str, dataset: str | None, batch_size: int, max_length: int, exc: BaseException) -> dict:
@@ -135,16 +142,13 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
                                        batch_size, max_length, params.reranker.length_sorted, *rounds)
                 else:
                     row = time_fixed(reranker, batch_size, max_length, *rounds)
-        except Exception as exc:  # noqa: BLE001 - one shape's failure must not cost the execution's other rows
-            if failures is None:
+        except Exception as exc:  # noqa: BLE001 - filtered below: only a shape that did not fit is survivable
+            # Out of memory at a shape (the largest batch on a small GPU) costs that job's row; anything else (a
+            # shape the model cannot take, an illegal address or device-side assert that leaves a CUDA context
+            # unusable) is the execution's failure, as it always was.
+            if failures is None or not is_out_of_memory(exc):
                 raise
             failures.append(failed_job(workload, dataset, batch_size, max_length, exc))
-            if device != "cpu" and not is_out_of_memory(exc):
-                # A CUDA error other than out-of-memory (an illegal address, a device-side assert) leaves the
-                # context unusable: every later job would fail the same way, and their times would mean nothing.
-                failures += [failed_job(w, d, b, t, RuntimeError("not run: an earlier job's error stopped the timing"))
-                             for w, d, b, t in jobs[number + 1:]]
-                break
             if on_job:
                 on_job(number + 1, len(jobs))
             continue

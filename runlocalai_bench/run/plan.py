@@ -252,22 +252,32 @@ class Probes:
 
 def _probe_here(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, str]], reference_only: bool,
                 log_file: Path | None) -> Probes:
-    """The child's side of :func:`probe_in_child` (module level: a spawned process imports it by name)."""
+    """The probing itself, in this process or a spawned child (module level: a child imports it by name)."""
     with output_to(log_file):
         rates, shape, what, problems = probe_rates(params, sizes, skip, reference_only)
         encoder = probe_encoder(params, sizes)
     return Probes(rates, shape, what, problems, encoder, os.getpid())
 
 
+def probes_a_device(params: Params) -> bool:
+    """Whether probing would load a model on a GPU (cuda, mps; ``auto`` as it resolves here)."""
+    devices = [*params.reranker.devices, params.first_stage.device]
+    return any(resolve_device(device) != "cpu" for device in devices)
+
+
 def probe_in_child(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, str]] = frozenset(),
-                   reference_only: bool = False, log_file: Path | None = None) -> Probes:
-    """Probe the reranker's and the encoder's speed in a spawned process, and wait for it.
+                   reference_only: bool = False, log_file: Path | None = None, isolate: bool | None = None) -> Probes:
+    """Probe the reranker's and the encoder's speed, in a spawned process when a GPU is involved (``isolate``:
+    None decides by :func:`probes_a_device`), and wait for it.
 
     Why a process: loading a model on a GPU creates a CUDA context that lives as long as the process. In the
     runner it would outlive the plan: on a GPU in exclusive-process mode every execution would then fail to get the
     device, and elsewhere each execution would find ~0.5 GB (the context) plus the probe's cached blocks already
     gone. A spawned child shares no CUDA, allocator or thread-pool state with the caller, and takes all of it along
-    when it exits."""
+    when it exits. A CPU-only probe leaves nothing the executions (processes of their own) could meet, and is
+    spared the child's start."""
+    if not (probes_a_device(params) if isolate is None else isolate):
+        return _probe_here(params, sizes, set(skip), reference_only, log_file)
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
             return pool.submit(_probe_here, params, sizes, set(skip), reference_only, log_file).result()
@@ -356,7 +366,7 @@ def _embeddings_cached(params: Params, size: DatasetSize) -> bool:
 
 
 def make_plan(params: Params, from_bundle: Path | None = None, reference_only: bool = False,
-              log_file: Path | None = None) -> Plan:
+              log_file: Path | None = None, isolate: bool | None = None) -> Plan:
     """Predict the run ``params`` describe. ``reference_only`` probes torch-fp32 alone (what ``run`` does before
     it starts, to stay quick); the ``plan`` command probes every variant it can load without an export. What
     the probed libraries print goes to ``log_file`` (or nowhere), not between the plan's lines."""
@@ -364,7 +374,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
         tokenizer = _tokenizer(params)
         sizes = [dataset_size(spec, params, tokenizer) for spec in params.datasets]
         measured = bundle_rates(from_bundle) if from_bundle else {}
-        probes = probe_in_child(params, sizes, set(measured), reference_only, log_file)
+        probes = probe_in_child(params, sizes, set(measured), reference_only, log_file, isolate)
         probed, shape, what, problems, encoder = probes.rates, probes.shape, probes.what, probes.problems, probes.encoder
         overhead = kernel_overhead_s()
         encoder_shape = _encoder_shape(params)

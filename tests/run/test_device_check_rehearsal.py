@@ -88,7 +88,7 @@ def test_device_check_runs_offline_in_the_gpu_image_up_to_the_cuda_skips(image_p
     # The same environment, on the CPU, with a tiny twin: the rerank stage runs (load, memory, timing, tables).
     cpu_out = tmp_path / "bundle-cpu"
     done = _run(["bash", str(SCRIPT), "run", str(cpu_out), "--set", "reranker.model=twin:tiny-xlmr",
-                 "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.min_seconds=0"],
+                 "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.min_seconds=0", "--no-plan"],
                 {**env, "DEVICE": "cpu", "REHEARSAL": "0"}, 1200)
     records = [json.loads(line) for line in (cpu_out / "executions.jsonl").read_text().splitlines() if line.strip()]
     ran = {r["variant"] for r in records if r["stage"] == "rerank" and r["status"] == "ok"}

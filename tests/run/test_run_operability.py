@@ -59,10 +59,17 @@ def test_the_speed_probe_loads_models_in_a_child_process_never_the_runner(sessio
     from runlocalai_bench.params import load_params
     from runlocalai_bench.run.plan import make_plan
 
+    from runlocalai_bench.run.plan import probes_a_device
+
     params = load_params(SMOKE, [f"cache_dir={session_cache}", "reranker.variants=[torch-fp32]"])
-    plan = make_plan(params, reference_only=True)
+    plan = make_plan(params, reference_only=True, isolate=True)
     assert plan.probe_pid is not None and plan.probe_pid != os.getpid()
     assert any("probe here" in note for note in plan.notes) and plan.total_s > 0
+    # Which runs isolate by default: any GPU among the devices (requested, or auto resolving to one).
+    assert probes_a_device(load_params(SMOKE, ["reranker.devices=[cpu, cuda]"]))
+    assert probes_a_device(load_params(SMOKE, ["first_stage.device=cuda:1"]))
+    on_cpu = load_params(SMOKE, ["reranker.devices=[cpu]", "first_stage.device=cpu"])
+    assert not probes_a_device(on_cpu)
 
 
 @pytest.mark.slow
