@@ -92,6 +92,15 @@ def _pci_key(handle: Any) -> tuple[int, int, int] | None:
         return None
 
 
+def _mig_enabled(handle: Any) -> bool:
+    import pynvml
+
+    try:
+        return pynvml.nvmlDeviceGetMigMode(handle)[0] == pynvml.NVML_DEVICE_MIG_ENABLE
+    except (pynvml.NVMLError, AttributeError):  # GPUs without MIG, older bindings
+        return False
+
+
 def record_baseline(device: str) -> None:
     """Read every GPU's used memory before this process creates its CUDA context (call it before any CUDA
     call; only the first call reads): what :func:`process_vram_mb` subtracts where NVML cannot list this
@@ -109,7 +118,12 @@ def record_baseline(device: str) -> None:
     except Exception:  # noqa: BLE001 - no driver, no library: nothing to subtract from
         return
     for index in range(count):
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        except pynvml.NVMLError:  # a GPU NVML cannot open (no permission, fallen off the bus): no baseline for it
+            continue
+        if _mig_enabled(handle):
+            continue  # its used memory is every slice's: minus a baseline it would not be this process's
         key, used = _pci_key(handle), device_used_mb(handle)
         if key is not None and used is not None:
             _baselines[key] = used

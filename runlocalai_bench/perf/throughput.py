@@ -79,13 +79,14 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork], fixed: bool
 
 
 OUT_OF_MEMORY = ("outofmemoryerror", "out of memory", "can't allocate memory", "cannot allocate memory",
-                 "failed to allocate")
+                 "failed to allocate", "alloc_failed")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """A shape that did not fit in the device's memory: torch's ``OutOfMemoryError`` (CUDA) and CPU allocator
-    failure, Python's ``MemoryError``, ONNX Runtime's and llama.cpp's allocation failures. The device is still
-    usable for the next (smaller or equal) job."""
+    """A shape that did not fit in the device's memory: torch's ``OutOfMemoryError`` (CUDA, MPS) and CPU allocator
+    failure, cuBLAS's ``ALLOC_FAILED``, Python's ``MemoryError``, ONNX Runtime's "Failed to allocate memory", and
+    llama.cpp's failures the GGUF backend labels "out of memory" from its log. The device is still usable for the
+    next job."""
     if isinstance(exc, MemoryError):
         return True
     text = f"{type(exc).__name__}: {exc}".lower()
@@ -115,8 +116,8 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
     """Throughput rows for every job: candidates and query workloads per dataset, fixed shapes once (not for
     a comparison reranker, ``baseline``, whose rows carry its own model name).
 
-    A job that raises (a GPU out of memory at the largest batch, a runtime refusing a shape) costs its own row
-    only: it is appended to ``failures`` (:func:`failed_job`) and the next job starts in a fresh memory window."""
+    A job that runs out of memory (a GPU at the largest batch) costs its own row only: it is appended to
+    ``failures`` (:func:`failed_job`) and the next job starts in a fresh memory window. Any other error is raised."""
     settings = params.throughput
     by_label = {work.label: work for work in datasets}
     shape = model_shape(reranker.config)

@@ -98,7 +98,8 @@ class Plan:
     executions: dict[str, float]  # execution name -> predicted seconds
     disk_bytes: float
     notes: list[str]
-    probe_pid: int | None = None  # the process that loaded models to probe speed (never the caller's)
+    probe_pid: int | None = None  # the process that probed speed: a spawned child whenever a GPU is involved
+    unpredicted: list[str] = field(default_factory=list)  # executions without a rate: their time is not in the total
 
     @property
     def total_s(self) -> float:
@@ -281,7 +282,7 @@ def probe_in_child(params: Params, sizes: list[DatasetSize], skip: set[tuple[str
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
             return pool.submit(_probe_here, params, sizes, set(skip), reference_only, log_file).result()
-        except BrokenProcessPool:  # killed (a driver crash, out of memory): predict from the shape alone
+        except BrokenProcessPool:  # killed (a driver crash, out of memory): no rates; the plan says what it lacks
             from transformers import AutoConfig
 
             folder, _, what = _reranker_folder(params)
@@ -382,7 +383,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
              f"a probe here ({what}); variants not probed are predicted at torch-fp32's rate of the same device",
              f"each execution also pays about {overhead:.0f} s to start its kernel and import its libraries (measured here)"]
     notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
-    rows, executions, disk = [], {}, 0.0
+    rows, executions, disk, unpredicted = [], {}, 0.0, []
     reference = probed.get((REFERENCE_VARIANT, params.reranker.devices[0])) or next(iter(probed.values()), None)
 
     # first stage
@@ -434,6 +435,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             built = _export_built(variant, ref, params)
             exports = "" if built is None else ("export cached" if built else f"builds its {spec.precision} export")
             total = overhead + ((rate.load_s or 0.0) if rate else 0.0)
+            if rate is None:
+                unpredicted.append(name)
             for size, job in zip(sizes, work):
                 if rate is None:
                     continue
@@ -498,7 +501,10 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             executions[name] = total
     if "report" in params.stages:
         executions["report"] = overhead
-    return Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid)
+    if unpredicted:
+        notes.append(f"{len(unpredicted)} rerank execution(s) have no predicted time (nothing could be probed on "
+                     f"their device): {', '.join(unpredicted)}; the total leaves them out")
+    return Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid, unpredicted)
 
 
 def _config_of(spec: str, params: Params) -> dict[str, Any] | None:
@@ -548,8 +554,9 @@ def describe(plan: Plan, params: Params) -> list[str]:
             lines.append(f"rerank       {row['dataset']} · {row['variant']} · {row['device']}: {int(row['queries'])} queries, "
                          f"{int(row['pairs']):,} pairs, {row['mean_tokens']:.0f} tokens, {sig(row['rate_pairs_per_s'])} pairs/s "
                          f"~ {human_seconds(row['predicted_s'])}, peak ~{memory}{export}  [{row['source']}]")
-    lines.append(f"total        ~ {human_seconds(plan.total_s)} ({len(plan.executions)} executions), "
-                 f"{human_bytes(plan.disk_bytes)} of new caches and exports")
+    unknown = f"; {len(plan.unpredicted)} not predicted, see the note" if plan.unpredicted else ""
+    lines.append(f"total        {'>' if plan.unpredicted else '~'} {human_seconds(plan.total_s)} "
+                 f"({len(plan.executions)} executions{unknown}), {human_bytes(plan.disk_bytes)} of new caches and exports")
     lines += [f"note         {n}" for n in plan.notes]
     if plan.total_s > LONG_RUN_S:
         lines.append(f"warning      this run is predicted to take {human_seconds(plan.total_s)}; to fit in hours: "

@@ -70,6 +70,7 @@ def test_each_job_reports_its_own_memory_peak(setup):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="caps the address space (RLIMIT_AS) and reads /proc")
 def test_a_shape_that_runs_out_of_memory_costs_only_its_own_row(session_cache):
     """A real out-of-memory: a process whose address space is capped at 600 MB above what it holds times a small
     shape, then 256 pairs of 512 tokens (a 1.6 GB FFN activation) of twin:small-xlmr. The large shape is recorded
@@ -84,3 +85,20 @@ def test_a_shape_that_runs_out_of_memory_costs_only_its_own_row(session_cache):
     assert found["failures"][0]["error"].split(":")[0] in ("RuntimeError", "MemoryError", "OutOfMemoryError")
     assert found["note"].startswith("1 of 2 timing jobs failed and have no row (first: fixed 256 x 512")
     assert found["length_error_raised"] is True
+
+
+@pytest.mark.parametrize("error, expected", [
+    (MemoryError(), True),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),  # torch.OutOfMemoryError's text
+    (RuntimeError("MPS backend out of memory (MPS allocated: 5.00 GB)"), True),
+    (RuntimeError("CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate(handle)"), True),
+    (RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer"), True),
+    (RuntimeError("llama_decode returned -2 for 8 pairs, 4096 tokens (out of memory: ggml_gallocr_reserve_n: "
+                  "failed to allocate CUDA0 buffer of size 123)"), True),
+    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+    (IndexError("index out of range in self"), False),
+])
+def test_out_of_memory_is_told_from_other_errors(error, expected):
+    from runlocalai_bench.perf.throughput import is_out_of_memory
+
+    assert is_out_of_memory(error) is expected

@@ -84,6 +84,7 @@ TYPE_LINE = re.compile(r"llama_model_loader: - type\s+(?P<type>\w+):\s+(?P<count
 BUFFER_LINE = re.compile(r"(?P<where>[\w.-]+)\s+(?P<kind>model|KV|RS|output|compute) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
 
 
+ALLOCATION_FAILED = re.compile(r"failed to allocate|out of memory|alloc(ation)? failed", re.IGNORECASE)
 FLASH_ASKED = re.compile(r"flash_attn\s*=\s*(\w+)")
 # "Flash Attention enabled", or where the backend lacks the kernel "... Flash Attention not supported, set to disabled"
 FLASH_RESOLVED = re.compile(r"Flash Attention\b.*?\b(enabled|disabled)")
@@ -130,6 +131,13 @@ class LlamaLog:
             if match:
                 found[match["type"].upper()] = int(match["count"])
         return dict(sorted(found.items()))
+
+    @classmethod
+    def out_of_memory_note(cls) -> str:
+        """" (out of memory: ...)" when llama.cpp's log since the last mark reports an allocation failure, else "":
+        the C API returns a bare status, and only the log says a buffer did not fit."""
+        failed = next((line.strip() for line in cls.lines if ALLOCATION_FAILED.search(line)), None)
+        return f" (out of memory: {failed})" if failed else ""
 
     @classmethod
     def flash_attention_since(cls, mark: int) -> str:
@@ -429,7 +437,8 @@ class LlamaCppReranker(Reranker):
         mark = LlamaLog.mark()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx:
-            raise RuntimeError(f"llama.cpp could not create a context of {tokens} tokens x {sequences} sequences")
+            raise RuntimeError(f"llama.cpp could not create a context of {tokens} tokens x {sequences} sequences"
+                               f"{LlamaLog.out_of_memory_note()}")
         self._ctx, self._capacity = ctx, (tokens, sequences)
         self._context_buffers = LlamaLog.buffers_since(mark)
         self.details["flash_attention"] = LlamaLog.flash_attention_since(mark)
@@ -476,7 +485,8 @@ class LlamaCppReranker(Reranker):
         self._largest_call = max(self._largest_call, prepared.tokens)
         status = llama_cpp.llama_decode(self._ctx, prepared.batch)
         if status != 0:
-            raise RuntimeError(f"llama_decode returned {status} for {prepared.sequences} pairs, {prepared.tokens} tokens")
+            raise RuntimeError(f"llama_decode returned {status} for {prepared.sequences} pairs, {prepared.tokens} tokens"
+                               f"{LlamaLog.out_of_memory_note()}")
         scores = np.empty(prepared.sequences, dtype=np.float32)
         for seq_id in range(prepared.sequences):
             pointer = llama_cpp.llama_get_embeddings_seq(self._ctx, seq_id)
