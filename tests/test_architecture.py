@@ -19,7 +19,7 @@ from support import REPO
 PACKAGE = "runlocalai_bench"
 # Lowest first. A component may import components of lower layers only (and itself).
 LAYERS: list[tuple[str, ...]] = [
-    ("paths", "units"),
+    ("paths", "units", "errors"),
     ("environment", "devices"),
     ("data", "models"),
     ("rerankers",),

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from runlocalai_bench.errors import error_line
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.energy import EnergyMeter
 from runlocalai_bench.perf.flops import attention_share, flops_per_pair, memory_estimate_mb, model_shape
@@ -95,9 +96,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def failed_job(workload: str, dataset: str | None, batch_size: int, max_length: int, exc: BaseException) -> dict:
     """The record of a timing job that raised: which job, and the error's type and first line."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return {"workload": workload, "dataset": dataset, "batch_size": batch_size, "max_length": max_length,
-            "error": f"{type(exc).__name__}: {message}"}
+            "error": error_line(exc)}
 
 
 def describe_failures(failures: Sequence[dict], jobs: int) -> str | None:
@@ -105,9 +105,9 @@ def describe_failures(failures: Sequence[dict], jobs: int) -> str | None:
     if not failures:
         return None
     first = failures[0]
-    shape = f"{first['batch_size']} x {first['max_length']}"
-    return (f"{len(failures)} of {jobs} timing jobs failed and have no row (first: {first['workload']} "
-            f"{first['dataset'] or ''} {shape}: {first['error']})").replace("  ", " ")
+    job = " ".join(str(part) for part in (first["workload"], first["dataset"]) if part)
+    return (f"{len(failures)} of {jobs} timing jobs failed and have no row (first: {job} "
+            f"{first['batch_size']} x {first['max_length']}: {first['error']})")
 
 
 def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], params: Params, variant: str, device: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import traceback
 
+from runlocalai_bench.errors import error_line
 from runlocalai_bench.reporting.report import build_report
 from runlocalai_bench.run.stages import first_stage, rerank
 
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> int:
             build_report(bundle)
     except Exception as exc:  # noqa: BLE001 - the runner records the last line as the reason
         traceback.print_exc()
-        print(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 1
     return 0
 

@@ -39,6 +39,7 @@ import pandas as pd
 from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
 from runlocalai_bench.devices import resolve_device
 from runlocalai_bench.environment import compute_threads
+from runlocalai_bench.errors import error_line
 from runlocalai_bench.models.hub import cached_commit
 from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
 from runlocalai_bench.models.resolve import local_folder, resolve
@@ -208,12 +209,15 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
                                                 f"probe here ({what}, {len(sample)} pairs)", reranker.load_s)
                 reranker.close()
             except Exception as exc:  # noqa: BLE001 - a variant that cannot be probed is predicted otherwise
-                problems[(variant, device)] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    if not shape:
-        from transformers import AutoConfig  # only when nothing could be probed
+                problems[(variant, device)] = error_line(exc)
+    return rates, shape or _folder_shape(folder), what, problems
 
-        shape = model_shape(AutoConfig.from_pretrained(folder, local_files_only=True))
-    return rates, shape, what, problems
+
+def _folder_shape(folder: Path) -> dict[str, int]:
+    """The model's shape read from its config alone (when nothing could be probed)."""
+    from transformers import AutoConfig
+
+    return model_shape(AutoConfig.from_pretrained(folder, local_files_only=True))
 
 
 def probe_encoder(params: Params, sizes: list[DatasetSize]) -> Rate | None:
@@ -283,10 +287,8 @@ def probe_in_child(params: Params, sizes: list[DatasetSize], skip: set[tuple[str
         try:
             return pool.submit(_probe_here, params, sizes, set(skip), reference_only, log_file).result()
         except BrokenProcessPool:  # killed (a driver crash, out of memory): no rates; the plan says what it lacks
-            from transformers import AutoConfig
-
             folder, _, what = _reranker_folder(params)
-            shape = model_shape(AutoConfig.from_pretrained(folder, local_files_only=True))
+            shape = _folder_shape(folder)
             problems = {(v, d): "the probing process died (see the log)" for d in params.reranker.devices
                         for v in ([REFERENCE_VARIANT] if reference_only else params.reranker.variants)}
             return Probes({}, shape, what, problems, None, None)

@@ -24,6 +24,7 @@ from typing import IO, Iterator
 import yaml
 
 from runlocalai_bench.environment import fingerprint, git_state
+from runlocalai_bench.errors import error_line
 from runlocalai_bench.params import Params, ParamsError, dump_params, load_params
 from runlocalai_bench.paths import scrub
 from runlocalai_bench.results.bundle import Bundle, write_json
@@ -218,8 +219,7 @@ def run(
         kept = _keep_for_resume(staging, target)
         if isinstance(exc, (RunError, ParamsError)):
             raise type(exc)(f"{exc} (partial output kept in {kept}; --resume continues it)") from None
-        raise RunError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
-                       f"(partial output kept in {kept}; --resume continues it)") from exc
+        raise RunError(f"{error_line(exc)} (partial output kept in {kept}; --resume continues it)") from exc
     staging.rename(target)
     return outcome
 
