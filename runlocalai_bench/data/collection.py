@@ -75,13 +75,22 @@ class Collection:
         judged = set(self.judged_query_ids)
         return sorted(q for q in self.queries if q not in judged)
 
+    def query_order(self, seed: int) -> list[str]:
+        """The judged queries in one seeded random order: every sample of the run is a prefix of it.
+
+        Why one order rather than a draw per size: under a time budget each execution evaluates as many queries as
+        its share allows, and paired comparisons between executions need the smaller sample to be a subset of
+        the larger (a prefix is; two draws of different sizes are not, numpy's ``choice`` included)."""
+        ids = self.judged_query_ids
+        return [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+
     def sample_queries(self, n: int | None, seed: int) -> list[str]:
-        """Deterministic sample of judged queries (same n and seed give the same ids on any machine)."""
+        """The first ``n`` judged queries of :meth:`query_order`, sorted (same n and seed give the same ids on any
+        machine; a smaller n gives a subset of a larger one)."""
         ids = self.judged_query_ids
         if n is None or n >= len(ids):
             return ids
-        picked = np.random.default_rng(seed).choice(len(ids), size=n, replace=False)
-        return sorted(ids[i] for i in picked)
+        return sorted(self.query_order(seed)[:n])
 
 
 def corpus_hash(docs: Iterable[Document]) -> str:

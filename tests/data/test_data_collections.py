@@ -25,6 +25,11 @@ def test_sampling_is_deterministic_and_seeded():
     assert first == collection.sample_queries(5, seed=3) and len(first) == 5 and first == sorted(first)
     assert first != collection.sample_queries(5, seed=4)
     assert collection.sample_queries(None, 0) == collection.judged_query_ids
+    # nested: a smaller sample is a subset of a larger one with the same seed (budgeted executions pair on it)
+    sizes = range(1, len(collection.judged_query_ids) + 1)
+    samples = [set(collection.sample_queries(n, seed=3)) for n in sizes]
+    assert all(a < b for a, b in zip(samples, samples[1:]))
+    assert collection.query_order(3)[:5] != collection.query_order(4)[:5]
 
 
 def test_gzipped_corpus_and_content_hash_independent_of_format(beir_copy):
