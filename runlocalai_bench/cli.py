@@ -19,11 +19,16 @@ from pathlib import Path
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def _settings(args: argparse.Namespace) -> list[str]:
+    """The --set overrides, with --budget as the last (it is ``--set budget=...`` by another name)."""
+    return [*(args.set or []), *([f"budget={args.budget}"] if args.budget else [])]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from runlocalai_bench.run.runner import run
 
     try:
-        outcome = run(args.params, args.out, args.set or [], log_output=args.verbose, resume=args.resume,
+        outcome = run(args.params, args.out, _settings(args), log_output=args.verbose, resume=args.resume,
                       force=args.force, plan=not args.no_plan, from_bundle=args.from_bundle, engine=args.engine)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -40,7 +45,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from runlocalai_bench.run.plan import describe, make_plan
     from runlocalai_bench.run.prepare import absolutize
 
-    params = absolutize(load_params(args.params, args.set or []))
+    params = absolutize(load_params(args.params, _settings(args)))
     for line in describe(make_plan(params, Path(args.from_bundle) if args.from_bundle else None), params):
         print(line)
     return EXIT_OK
@@ -125,6 +130,11 @@ def _cmd_gguf_converter(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+BUDGET_HELP = ("fit the run into this wall time (8h, 90min, 2h30m; none = no budget): each execution evaluates as "
+               "many queries as its share allows, a first stage that does not fit runs on a reduced corpus; the same "
+               "as --set budget=DURATION")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlocalai-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "are reused, the rest run again")
     run.add_argument("--force", action="store_true", help="with --resume: resume even if parameters or commit differ")
     run.add_argument("--no-plan", action="store_true", help="skip the cost prediction printed before the run")
+    run.add_argument("--budget", metavar="DURATION", help=BUDGET_HELP)
     run.add_argument("--from", dest="from_bundle", metavar="BUNDLE", help="predict from this earlier bundle's rates")
     run.add_argument("--engine", default="papermill", choices=["papermill", "subprocess"],
                      help="papermill: each execution is a notebook in its own kernel (default); subprocess: the same "
@@ -150,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.add_argument("--from", dest="from_bundle", metavar="BUNDLE",
                       help="use an earlier bundle's measured rates instead of (where it has them) a probe here")
+    plan.add_argument("--budget", metavar="DURATION", help=BUDGET_HELP)
     plan.set_defaults(func=_cmd_plan)
 
     finalize = sub.add_parser("finalize", help="pool a bundle's tables and rebuild its report after a notebook was "
@@ -194,12 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     from runlocalai_bench.models.refs import ModelNotFoundError
     from runlocalai_bench.params import ParamsError
     from runlocalai_bench.results.tables import BundleError
+    from runlocalai_bench.run.budget import BudgetError
     from runlocalai_bench.run.runner import RunError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParamsError, RunError, CollectionError, BundleError, ModelNotFoundError) as exc:
+    except (ParamsError, RunError, CollectionError, BundleError, ModelNotFoundError, BudgetError) as exc:
         for line in str(exc).splitlines():
             print(f"runlocalai-bench: {line}", file=sys.stderr)
         return EXIT_ERROR

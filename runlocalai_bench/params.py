@@ -20,6 +20,7 @@ from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.models.refs import default_cache_dir
 from runlocalai_bench.paths import localize, portable
 from runlocalai_bench.rerankers.registry import VARIANTS, backend_of, user_file_variants
+from runlocalai_bench.units import parse_duration
 
 STAGES = ("first_stage", "rerank", "report")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -58,6 +59,10 @@ class _Strict(BaseModel):
 class QueriesParams(_Strict):
     n: int | None = Field(default=None, gt=0, description="queries to sample; null = all judged queries")
     seed: int = 0
+    # 50: the claims file's smallest query count that counts as evidence for a quality claim; below it a
+    # budgeted execution is a recorded skip rather than a number too noisy to cite.
+    min_n: int = Field(default=50, gt=0, description="under a budget: the fewest queries an execution evaluates "
+                                                     "per dataset (all of them where a dataset has fewer)")
 
 
 class FirstStageParams(_Strict):
@@ -186,6 +191,11 @@ class ThroughputParams(_Strict):
     gpu_batch_sizes: list[int] = Field(default_factory=lambda: [1, 8, 32, 128, 256],
                                        description="fixed shapes' pairs per call on cuda and mps")
     max_lengths: list[int] = Field(default_factory=lambda: [256, 512])
+    datasets: list[str] | None = Field(
+        default=None,
+        description="the datasets (labels) whose candidates and query workloads are timed; null = every dataset. "
+                    "Each costs (warmup_rounds + min_rounds) passes over max_pairs pairs and max_queries requests "
+                    "per execution: hours per dataset for a large model on a CPU")
 
     @field_validator("batch_sizes", "gpu_batch_sizes", "max_lengths")
     @classmethod
@@ -210,6 +220,11 @@ class Params(_Strict):
     throughput: ThroughputParams = Field(default_factory=ThroughputParams)
     stages: list[Literal["first_stage", "rerank", "report"]] = Field(default_factory=lambda: list(STAGES))
     seed: int = 0
+    budget: str | None = Field(
+        default=None,
+        description="wall time the run may take (8h, 90min, 2h30m): each execution evaluates as many queries as its "
+                    "share allows (a prefix of one seeded order) and a first stage that does not fit runs on a "
+                    "reduced corpus; null or none = every query on the full corpus")
     bootstrap_samples: int = Field(default=10_000, gt=0)
     cache_dir: str | None = Field(default=None, description="embeddings and exports; null = ~/.cache/runlocalai-bench")
     claims: str | None = Field(default=None, description="claims YAML judged by the report")
@@ -217,6 +232,19 @@ class Params(_Strict):
         default="params/references",
         description="published numbers each report checks its rows against (a folder of YAML files or one file, "
                     "relative to the repository); null = none")
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: str | None) -> str | None:
+        if value is None or str(value).strip().lower() in {"none", "null", ""}:
+            return None
+        parse_duration(value)
+        return str(value).strip()
+
+    @property
+    def budget_s(self) -> float | None:
+        """The budget in seconds (None: no budget)."""
+        return parse_duration(self.budget) if self.budget else None
 
     @model_validator(mode="after")
     def _one_dataset(self) -> "Params":
@@ -226,6 +254,11 @@ class Params(_Strict):
                 raise ValueError("give `dataset` (one) or `datasets` (a list), not both")
             # Bypass validate_assignment: the two fields are swapped together.
             self.__dict__.update(datasets=[self.dataset], dataset=None)
+        timed = self.throughput.datasets
+        labels = [spec.label for spec in self.datasets]
+        if timed is not None and set(timed) - set(labels):
+            raise ValueError(f"throughput.datasets: {', '.join(sorted(set(timed) - set(labels)))} is not a dataset of "
+                             f"this run; accepted: {', '.join(labels)}")
         return self
 
     @field_validator("datasets")

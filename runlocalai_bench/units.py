@@ -9,6 +9,7 @@ managers quote them.
 from __future__ import annotations
 
 import math
+import re
 
 MISSING = "–"
 
@@ -83,3 +84,22 @@ def interval(low: float | None, high: float | None, fmt=lambda v: f"{v:.3f}") ->
     if _missing(low) or _missing(high):
         return ""
     return f"[{fmt(low)}, {fmt(high)}]"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|s)")
+_SECONDS = {"d": 86_400, "h": 3_600, "min": 60, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration as people write one: ``8h``, ``90min``, ``2h30m``, ``45 m``, ``3600s``, ``1.5h``.
+
+    Raises ValueError naming the text and the accepted forms."""
+    cleaned = str(text).strip().lower()
+    parts = _DURATION_PART.findall(cleaned)
+    if not parts or _DURATION_PART.sub("", cleaned).strip():
+        raise ValueError(f"{text!r} is not a duration; accepted: a number with a unit d, h, min (or m), s, "
+                         f"e.g. 8h, 90min, 2h30m")
+    seconds = sum(float(number) * _SECONDS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    return seconds

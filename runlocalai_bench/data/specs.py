@@ -121,3 +121,22 @@ class DatasetSpec:
 def load_collection(spec: "str | DatasetSpec", split: str = "test") -> Collection:
     """Parse ``spec`` and load it: the one-call form tests and notebooks use."""
     return DatasetSpec.parse(spec).load(split)
+
+
+# A dataset whose first stage ran on a reduced corpus (run/budget.py, retrieval/reduced.py) carries this in the
+# `dataset` column of every quality row, so that every table, figure and report line names it and nothing
+# matches it with a full-corpus reference by accident.
+REDUCED_SUFFIX = " (reduced corpus)"
+
+
+def reduced_label(label: str) -> str:
+    return label if label.endswith(REDUCED_SUFFIX) else label + REDUCED_SUFFIX
+
+
+def full_label(label: str) -> str:
+    """The dataset's own label, without the reduced-corpus mark."""
+    return label.removesuffix(REDUCED_SUFFIX)
+
+
+def is_reduced(label: str) -> bool:
+    return str(label).endswith(REDUCED_SUFFIX)

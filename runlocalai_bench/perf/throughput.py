@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from runlocalai_bench.errors import error_line
+from runlocalai_bench.data.specs import full_label
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.energy import EnergyMeter
 from runlocalai_bench.perf.flops import attention_share, flops_per_pair, memory_estimate_mb, model_shape
@@ -70,6 +71,8 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork], fixed: bool
     settings, reranker = params.throughput, params.reranker
     jobs: list[tuple[str, str | None, int, int]] = []
     for work in datasets:
+        if settings.datasets is not None and full_label(work.label) not in settings.datasets:
+            continue
         if "candidates" in settings.workloads and work.pairs:
             jobs.append(("candidates", work.label, reranker.batch_size, reranker.max_length))
         if "query" in settings.workloads and work.pairs:

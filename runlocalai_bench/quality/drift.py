@@ -21,7 +21,11 @@ def top_k(frame: pd.DataFrame, score: str, k: int = 10) -> set[str]:
 
 
 def compare(reference: pd.DataFrame, other: pd.DataFrame) -> dict[str, float]:
-    """Score and ranking agreement of two score tables (columns query_id, doc_id, score)."""
+    """Score and ranking agreement of two score tables (columns query_id, doc_id, score), on the queries both
+    scored: under a time budget executions evaluate nested samples (run/budget.py), and the smaller one's queries
+    are compared; within a common query every candidate pair must be in both."""
+    common = set(reference["query_id"]) & set(other["query_id"])
+    reference, other = reference[reference["query_id"].isin(common)], other[other["query_id"].isin(common)]
     merged = reference.merge(other, on=["query_id", "doc_id"], suffixes=("_ref", "_var"), validate="one_to_one")
     if len(merged) != len(reference) or len(merged) != len(other):
         raise ValueError(f"drift needs the same pairs: reference has {len(reference)}, variant {len(other)}, "

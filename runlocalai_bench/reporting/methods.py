@@ -46,9 +46,53 @@ def _threads(throughput: pd.DataFrame, choice: str) -> str:
     return text + (f"; runs {', '.join(missing)}: {unrecorded}" if missing else "")
 
 
+def budget_text(run_id: str, budget: dict, first_stage: dict | None) -> str:
+    """What a time budget did to run ``run_id``: each execution's sample per dataset, what a sample does to an
+    interval, how comparisons pair, and each reduced corpus with what it kept (the first stage's record)."""
+    samples = []
+    available = budget.get("first_stage_queries", {})
+    for execution, counts in sorted(budget.get("queries", {}).items()):
+        samples.append(f"{execution} " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
+    skipped = [f"{e} ({why})" for e, why in sorted(budget.get("skipped", {}).items())]
+    corpora = {d["label"]: d.get("corpus", {}) for d in (first_stage or {}).get("datasets", [])}
+    reduced = []
+    for label, choice in budget.get("corpora", {}).items():
+        if choice.get("kind") == "reduced":
+            kept = corpora.get(label, {})
+            reduced.append(f"{label}: {kept.get('docs', choice.get('docs')):,} of {kept.get('full_docs', '?'):,} documents "
+                           f"({kept.get('judged', '?')} judged documents of the sampled queries, {kept.get('pooled', '?')} "
+                           f"from the BM25 pool, {kept.get('sampled', '?')} sampled at random; {choice.get('reason', '')})"
+                           if kept else f"{label}: at most {choice.get('docs'):,} documents")
+        elif choice.get("kind") == "skipped":
+            reduced.append(f"{label}: skipped ({choice.get('reason', '')})")
+    text = (f"**Time budget (run {run_id}).** The run had a budget of {budget['budget_s'] / 3600:.3g} h; a "
+            f"funded execution evaluated at least {budget['min_queries']} queries (queries.min_n; all of them where "
+            "a dataset has fewer) of each dataset it was funded for, datasets in the order the parameters list "
+            "them. Each execution evaluated a prefix of one seeded order of each dataset's judged queries, as many "
+            "as its share of the budget paid for (queries per dataset: " + "; ".join(samples) + "). The first "
+            "stage evaluated the largest sample (" + ", ".join(f"{d} {n:,}" for d, n in available.items())
+            + "). An interval over n sampled queries is about sqrt(N/n) times as wide as one over all N would be "
+            "(the standard error of a mean of n queries). It is an interval for the population of queries the "
+            "dataset's queries stand for; as an interval for the mean of this dataset's N queries it is "
+            "conservative, since the bootstrap omits the finite-population factor sqrt((N-n)/(N-1)). Paired "
+            "comparisons between two executions use the queries both evaluated: the smaller sample, a subset of the "
+            "larger; agreement and drift against torch-fp32 likewise.")
+    if skipped:
+        text += " Executions the budget could not pay the minimum for: " + "; ".join(skipped) + "."
+    if reduced:
+        text += (" First stages that did not fit their share (at most half of the budget left after the "
+                 "stages' kernel starts) "
+                 "ran on a reduced corpus, NanoBEIR-style: " + "; ".join(reduced) + ". Their rows carry "
+                 "'(reduced corpus)' in every table and figure; fewer distractors raise nDCG, so they are never "
+                 "compared with a full-corpus reference, while lifts between systems on the same candidates stay "
+                 "paired comparisons.")
+    return text
+
+
 def methods_blocks(params: Sequence[Params], descriptions: Sequence[RunDescription],
-                   tables: dict[str, pd.DataFrame]) -> list[Block]:
-    """The Methods section for the runs of a bundle."""
+                   tables: dict[str, pd.DataFrame], budgets: dict[str, str] | None = None) -> list[Block]:
+    """The Methods section for the runs of a bundle; ``budgets``: run_id -> :func:`budget_text` of each run
+    that had a time budget."""
     level = f"{stats.LEVEL:.0%}"
     samples = _per_run({p.run_id or "": f"{p.bootstrap_samples:,}" for p in params})
     seeds = _per_run({p.run_id or "": str(p.seed) for p in params})
@@ -89,6 +133,7 @@ def methods_blocks(params: Sequence[Params], descriptions: Sequence[RunDescripti
         f"{timing.min_samples(99)} samples ({timing.TAIL_SAMPLES} at or beyond the percentile), else 'n too "
         f"small'. Threads per execution: {_threads(tables.get('throughput', pd.DataFrame()), threads_choice)}.",
         "**Verdict rules** are quoted beside each verdict in the Claims section, in the claims file's terms.",
+        *(budgets or {}).values(),
     ]
     return [Heading("Methods", anchor="methods"),
             Text("How every interval, p-value and verdict of this report was computed; generated from the "

@@ -116,9 +116,12 @@ def describe_bundle(bundle: Bundle) -> RunDescription:
     workloads = set(params.throughput.workloads) if params.throughput.enabled else set()
     fixed_only = bool(reranker) and workloads == {"fixed"}
     return RunDescription(
-        run_id=params.run_id or "", datasets=[d.label for d in params.datasets], split=params.split,
+        # what the first stage ran (a budget may skip datasets or reduce their corpus), else the parameters'
+        run_id=params.run_id or "", split=params.split,
+        datasets=([d.get("quality_label") or d["label"] for d in first["datasets"]] if first.get("datasets")
+                  else [d.label for d in params.datasets]),
         n_queries=sum(d.get("n_queries", 0) for d in first.get("datasets", [])) if first.get("datasets") else None,
-        queries={d["label"]: d["n_queries"] for d in first.get("datasets", []) if "label" in d}, first_stage=first_stage, reranker=reranker,
+        queries={d.get("quality_label") or d["label"]: d["n_queries"] for d in first.get("datasets", []) if "label" in d}, first_stage=first_stage, reranker=reranker,
         weights=params.reranker.weights if reranker else None, rerank_depth=params.reranker.depth if reranker else None,
         variants=sorted({m["variant"] for m in measured}) if reranker else [], baselines=compared,
         devices=devices if reranker else [],

@@ -20,7 +20,7 @@ from runlocalai_bench.reporting.headline import clean_hardware, headline_table, 
 from runlocalai_bench.reporting.memory import EXPLANATION as MEMORY_EXPLANATION
 from runlocalai_bench.reporting.memory import NUMERIC as MEMORY_NUMERIC
 from runlocalai_bench.reporting.memory import memory_display, memory_rows
-from runlocalai_bench.reporting.methods import methods_blocks
+from runlocalai_bench.reporting.methods import budget_text, methods_blocks
 from runlocalai_bench.perf import timing
 from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, Heading, Items, Note, Table, Text,
                                              render_html, render_markdown)
@@ -456,6 +456,16 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                            f"{', '.join(r for r, w in weights.items() if w == 'random')} used the real architecture "
                            "with random weights; their speed and memory are the real model's, and no quality numbers "
                            "are reported for them, because a random-weight model's scores carry no relevance."))
+    budget = bundle.budget()
+    budgets = ({bundle.params().run_id or "": budget_text(bundle.params().run_id or "", budget,
+                                                           bundle.stage_meta("first_stage") if
+                                                           (bundle.stages_dir / "first_stage.json").is_file() else None)}
+               if budget else {})
+    if budget:
+        blocks.append(Note(f"**Sampled under a time budget ({budget['budget_s'] / 3600:.3g} h):** each execution "
+                           "evaluated as many queries as its share paid for, and a dataset marked '(reduced corpus)' "
+                           "was retrieved from a reduced corpus; see Methods for the samples and what they do to "
+                           "the intervals."))
     if any(d.reranker and "tiny random test model" in d.reranker for d in descriptions):
         blocks.append(Note("**Test model:** a reranker here is a tiny random-initialised test checkpoint; its quality "
                            "numbers only exercise the pipeline and say nothing about any real model."))
@@ -472,7 +482,7 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                            "that decided it, in the claims file's terms, and links to the table row behind it."))
         blocks += claims_blocks(verdict_table, unmeasurable)
     blocks += reproduction_blocks(tables["reproduction"], several_runs)
-    blocks += methods_blocks(_pooled_params(bundle), descriptions, tables)
+    blocks += methods_blocks(_pooled_params(bundle), descriptions, tables, budgets)
     blocks.append(Heading("Cite this", anchor="cite"))
     blocks.append(Text(f"```text\n{cite_text(descriptions, digest, report_commit)}\n```", "cite"))
     blocks.append(Heading("Figures", anchor="figures"))

@@ -14,7 +14,10 @@ Verdicts (the tolerance is absolute nDCG@10, stated in each file):
 - ``differs``: the whole query set and ``|difference| > tolerance``, or a sample whose difference CI lies
   entirely outside ``[-tolerance, +tolerance]``;
 - ``consistent (sample)``: a query sample whose difference CI overlaps the tolerance band: a sample cannot
-  show that the whole set reproduces, only that it does not contradict it.
+  show that the whole set reproduces, only that it does not contradict it;
+- ``not comparable``: the run's first stage searched a reduced corpus (a time budget, run/budget.py): fewer
+  distractors raise nDCG, so no difference to a full-corpus figure is computed; the row says so instead of
+  leaving the reference out silently.
 
 A reranker row is compared by its *lift* over its own first stage where the file says ``compare_reranked:
 lift`` (when the published first stage is not one this run can reproduce, e.g. bge-reranker-v2-m3's MIRACL
@@ -33,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runlocalai_bench.data.protocol import protocol_for
+from runlocalai_bench.data.specs import full_label, is_reduced
 from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.paths import REPO_ROOT
 from runlocalai_bench.rerankers.registry import reference_variant
@@ -41,6 +45,8 @@ from runlocalai_bench.results.tables import COLUMNS
 MEASURE = "nDCG@10"
 REPRODUCES, DIFFERS, CONSISTENT = "reproduces", "differs", "consistent (sample)"
 WITHIN = "within tolerance (protocol differs)"
+NOT_COMPARABLE = "not comparable"
+REDUCED_DIFFERENCE = "reduced corpus: not comparable"
 
 
 class _Strict(BaseModel):
@@ -158,7 +164,7 @@ def reproduction_table(summary: pd.DataFrame, references: dict[str, ReferenceFil
     for name, ref in references.items():
         for entry in ref.entries:
             datasets = {entry.dataset, *entry.aliases}
-            here = rows_of[rows_of["dataset"].isin(datasets)]
+            here = rows_of[rows_of["dataset"].map(full_label).isin(datasets)]
             here = here[here["first_stage"].map(_first_stage_model).isin(ref.first_stage.specs)]
             for _, row in here.iterrows():
                 run = _run_settings(bundle_root, str(row["run_id"]))
@@ -184,16 +190,21 @@ def reproduction_table(summary: pd.DataFrame, references: dict[str, ReferenceFil
                     compared = MEASURE
                 measured, low, high = float(measured), float(low), float(high)
                 whole = entry.n_queries is not None and int(row["n_queries"]) == entry.n_queries
-                diff = measured - published
-                verdict = _verdict(diff, low - published, high - published, ref.tolerance, whole)
-                differences = "; ".join(_differences(ref, entry, row, run, reranked)) or "none"
+                if is_reduced(str(row["dataset"])):  # never a difference to a full-corpus figure
+                    diff, verdict, differences = math.nan, NOT_COMPARABLE, REDUCED_DIFFERENCE
+                    published_low = published_high = math.nan
+                else:
+                    diff = measured - published
+                    verdict = _verdict(diff, low - published, high - published, ref.tolerance, whole)
+                    differences = "; ".join(_differences(ref, entry, row, run, reranked)) or "none"
+                    published_low, published_high = low - published, high - published
                 rows.append({
                     "run_id": row["run_id"], "dataset": row["dataset"], "system": row["system"],
                     "first_stage": row["first_stage"], "reranker": row["reranker"] if reranked else None,
                     "variant": row["variant"] if reranked else None, "device": row["device"] if reranked else None,
                     "compared": compared, "n_queries": int(row["n_queries"]), "measured": measured,
                     "measured_ci_low": low, "measured_ci_high": high, "published": published, "diff": diff,
-                    "diff_ci_low": low - published, "diff_ci_high": high - published, "tolerance": ref.tolerance,
+                    "diff_ci_low": published_low, "diff_ci_high": published_high, "tolerance": ref.tolerance,
                     "verdict": verdict if verdict != REPRODUCES or differences == "none" else WITHIN,
                     "differences": differences,
                     "reference": name, "source": ref.source, "note": entry.note or ref.note or ""})

@@ -83,6 +83,9 @@ class Backend:
     artifacts: Callable[[Variant], tuple[str, ...]] = lambda variant: ()
     # The extra that installs the runtime's CUDA build, where it is another package (onnxruntime-gpu).
     gpu_extra: str | None = None
+    # Whether the runtime computes fp16/bf16 through fp32 conversions op by op on a CPU without a native path for
+    # them (several times slower than fp32 there), rather than choosing fp32 kernels for such weights itself.
+    emulates_half_on_cpu: bool = False
 
     def extra_for(self, device: str) -> str:
         """The pyproject extra that installs what this backend needs on ``device``."""

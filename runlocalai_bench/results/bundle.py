@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runlocalai_bench.data.specs import reduced_label
 from runlocalai_bench.params import Params, read_params
 from runlocalai_bench.paths import scrub
 
@@ -65,6 +66,23 @@ class Bundle:
     def stages_dir(self) -> Path:
         """Per-execution metadata (model fingerprints, timings, skips) as JSON."""
         return self.root / "stages"
+
+    @property
+    def budget_path(self) -> Path:
+        """The run's budget allocation (run/budget.py): written once before the first execution, read by every
+        stage, kept on --resume so the samples do not change midway."""
+        return self.root / "budget.json"
+
+    def budget(self) -> dict[str, Any] | None:
+        """The budget allocation, or None for a run without a budget."""
+        path = self.budget_path
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def quality_label(self, label: str) -> str:
+        """The ``dataset`` value this dataset's rows carry in every table: its label, marked when a budget ran its
+        first stage on a reduced corpus (data/specs.py)."""
+        kind = ((self.budget() or {}).get("corpora", {}).get(label) or {}).get("kind", "full")
+        return reduced_label(label) if kind == "reduced" else label
 
     def params(self) -> Params:
         return read_params(self.params_path)

@@ -58,7 +58,7 @@ def bundle_drift(bundle: Bundle, params: Params, ok: set[str]) -> pd.DataFrame:
             path = bundle.rerank_scores(spec.slug, name)
             if path.is_file():
                 scores[(meta["variant"], meta["device"])] = pd.read_parquet(path)
-        frames.append(drift_table(scores, params.run_id or "", spec.label, params.reranker.model))
+        frames.append(drift_table(scores, params.run_id or "", bundle.quality_label(spec.label), params.reranker.model))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS["drift"])
 

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runlocalai_bench.data.downloads import download_bytes
 from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
 from runlocalai_bench.devices import resolve_device
-from runlocalai_bench.environment import compute_threads
+from runlocalai_bench.environment import compute_threads, cpu_info
 from runlocalai_bench.errors import error_line
 from runlocalai_bench.models.hub import cached_commit
 from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
@@ -46,6 +47,7 @@ from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import KNOWN_CONFIGS, shape_twin
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.flops import flops_per_pair, memory_estimate_mb, model_shape, weight_bytes
+from runlocalai_bench.perf.peaks import cpu_path
 from runlocalai_bench.perf.throughput import DatasetWork, throughput_jobs
 from runlocalai_bench.retrieval.dense import EMBEDDING_DTYPE, load_encoder
 from runlocalai_bench.retrieval.embedding_cache import EmbeddingCache, cache_key
@@ -57,6 +59,7 @@ from runlocalai_bench.rerankers.registry import (
 )
 from runlocalai_bench.results.bundle import Bundle, rerank_execution
 from runlocalai_bench.results.tables import read_table
+from runlocalai_bench.run.budget import Allocation, DatasetCost, ExecutionCost, allocate
 from runlocalai_bench.run.kernel import output_to
 
 ASSUMED_TOKENS = 256  # tokens per pair when no local text can be sampled
@@ -76,6 +79,7 @@ class DatasetSize:
     doc_tokens: float
     source: str  # where the sizes and token counts come from
     content_hash: str = ""  # of a local corpus (keys its cached embeddings)
+    judged_per_query: float = 1.0  # judged documents per judged query (what a reduced corpus keeps per query)
     sample: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
 
@@ -101,6 +105,8 @@ class Plan:
     notes: list[str]
     probe_pid: int | None = None  # the process that probed speed: a spawned child whenever a GPU is involved
     unpredicted: list[str] = field(default_factory=list)  # executions without a rate: their time is not in the total
+    allocation: Allocation | None = None  # under a budget: the queries each execution evaluates, reduced corpora
+    downloads: list[tuple[str, float | None, str]] = field(default_factory=list)  # (what, bytes, how it was sized)
 
     @property
     def total_s(self) -> float:
@@ -130,10 +136,12 @@ def dataset_size(spec: DatasetSpec, params: Params, tokenizer: Any) -> DatasetSi
 
         dataset = ir_datasets.load(spec.text)
         n_queries, n_docs = dataset.queries_count() or 0, dataset.docs_count() or 0
+        judged = (dataset.qrels_count() or 0) / n_queries if n_queries else 1.0
         if params.queries.n:
             n_queries = min(n_queries, params.queries.n)
         return DatasetSize(spec.label, n_queries, n_docs, n_queries * depth, ASSUMED_TOKENS, ASSUMED_TOKENS ** 2,
-                           ASSUMED_TOKENS, f"ir_datasets metadata; {ASSUMED_TOKENS} tokens a pair assumed (no local text)")
+                           ASSUMED_TOKENS, f"ir_datasets metadata; {ASSUMED_TOKENS} tokens a pair assumed (no local text)",
+                           judged_per_query=max(judged, 1.0))
     collection, sample = _sample_pairs(spec, params)
     n_queries = len(collection.sample_queries(params.queries.n, params.queries.seed))
     encoded = tokenizer([q for q, _ in sample], [d for _, d in sample], truncation="longest_first",
@@ -141,9 +149,11 @@ def dataset_size(spec: DatasetSpec, params: Params, tokenizer: Any) -> DatasetSi
     lengths = np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.float64)
     docs = tokenizer([d for _, d in sample], truncation=True, max_length=params.first_stage.max_length)
     doc_tokens = float(np.mean([len(ids) for ids in docs["input_ids"]]))
+    judged = [len(collection.qrels[q]) for q in collection.judged_query_ids]
     return DatasetSize(spec.label, n_queries, len(collection.docs), n_queries * min(depth, len(collection.docs)),
                        float(lengths.mean()), float((lengths ** 2).mean()), doc_tokens,
-                       f"{len(sample)} sampled pairs tokenized", collection.content_hash, sample)
+                       f"{len(sample)} sampled pairs tokenized", collection.content_hash,
+                       judged_per_query=float(np.mean(judged)) if judged else 1.0, sample=sample)
 
 
 # ------------------------------------------------------------------------------------------------ rates
@@ -386,6 +396,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
              f"each execution also pays about {overhead:.0f} s to start its kernel and import its libraries (measured here)"]
     notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
     rows, executions, disk, unpredicted = [], {}, 0.0, []
+    costs: list[ExecutionCost] = []  # what a budget shares out: fixed seconds and seconds per query per dataset
     reference = probed.get((REFERENCE_VARIANT, params.reranker.devices[0])) or next(iter(probed.values()), None)
 
     # first stage
@@ -430,6 +441,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                              "peak_memory_mb": None, "rate_pairs_per_s": None, "source": f"skipped: {exc}"})
                 executions[name] = overhead
                 continue
+            per_query: dict[str, float] = {}
             rate = measured.get((variant, device)) or probed.get((variant, device))
             assumed = rate is None
             if assumed:
@@ -454,6 +466,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                             queries = min(params.throughput.max_queries or size.n_queries, size.n_queries)
                             timing_s += _rounds_s(params.throughput, queries * params.reranker.depth * per_pair)
                 total += score_s + timing_s
+                per_query[size.label] = score_s / size.n_queries if size.n_queries else 0.0
                 rows.append({"stage": "rerank", "dataset": size.label, "variant": variant, "device": device,
                              "queries": size.n_queries, "docs": size.n_docs, "pairs": size.pairs,
                              "mean_tokens": size.mean_tokens, "exports": exports, "predicted_s": score_s + timing_s,
@@ -466,6 +479,10 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                     for length in params.throughput.max_lengths:
                         total += _rounds_s(params.throughput, batch / rate.at(shape, length, length ** 2))
             executions[name] = total
+            costs.append(ExecutionCost(name, total - sum(per_query[s.label] * s.n_queries for s in sizes if s.label in per_query),
+                                       per_query if rate is not None else None,
+                                       emulated_reason(spec, device), start_s=overhead,
+                                       priority=0 if variant == REFERENCE_VARIANT else 1))
             if built is False:
                 disk += weight_bytes(shape, spec.precision)
     # comparison rerankers: the reference variant's FLOP rate on their own shape
@@ -476,7 +493,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             variant = reference_variant(device)
             name = rerank_execution(variant, device, baseline)
             rate = measured.get((variant, device)) or probed.get((variant, device)) or reference
-            total = overhead
+            total, per_query = overhead, {}
             for size, job in zip(sizes, work):
                 seconds, per_pair = None, None
                 if rate is not None and other is not None:
@@ -484,6 +501,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                         shape, size.mean_tokens, size.mean_sq_tokens)
                     per_pair = flops_per_pair(other, size.mean_tokens, size.mean_sq_tokens) / flop_rate
                     seconds = size.pairs * per_pair if params.reranker.weights == "trained" else 0.0
+                    per_query[size.label] = seconds / size.n_queries if size.n_queries else 0.0
                     if params.throughput.enabled:
                         for workload, _, _, _ in throughput_jobs(params, [job], fixed=False):
                             count = (min(params.throughput.max_pairs or size.pairs, size.pairs) if workload == "candidates"
@@ -501,12 +519,112 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                              "source": (f"{variant}'s FLOP rate here on {baseline}'s shape ({rate.source})"
                                         if per_pair else f"shape of {baseline} unknown offline: time unknown")})
             executions[name] = total
+            costs.append(ExecutionCost(name, total - sum(per_query[s.label] * s.n_queries for s in sizes if s.label in per_query),
+                                       per_query if len(per_query) == len(sizes) else None, start_s=overhead))
     if "report" in params.stages:
         executions["report"] = overhead
     if unpredicted:
         notes.append(f"{len(unpredicted)} rerank execution(s) have no predicted time (nothing could be probed on "
                      f"their device): {', '.join(unpredicted)}; the total leaves them out")
-    return Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid, unpredicted)
+    plan = Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid, unpredicted,
+                downloads=downloads_of(params, shape, encoder_shape))
+    if params.budget_s is not None:
+        fit_to_budget(plan, params, sizes, costs)
+    return plan
+
+
+def _model_download(spec: str, revision: str | None, params: Params, shape: dict[str, int] | None,
+                    ) -> tuple[str, float | None, str] | None:
+    """A hub model the run will fetch (None when it is local or already cached): its fp32 weights' size from
+    its shape (hub checkpoints of these models are fp32 safetensors; tokenizer files add a few MB)."""
+    if not is_hub_id(spec):
+        return None
+    try:
+        if _cached(resolve(spec, revision, params.cache_path, require=False)):
+            return None
+    except ModelNotFoundError:
+        pass
+    if shape is None:
+        return f"model {spec}", None, "shape unknown offline"
+    return f"model {spec}", weight_bytes(shape, "fp32"), "fp32 weights from its config's shape"
+
+
+def downloads_of(params: Params, shape: dict[str, int], encoder_shape: dict[str, int] | None
+                 ) -> list[tuple[str, float | None, str]]:
+    """What the run downloads before it can run (models not cached, dataset files not in ir_datasets' home)."""
+    found = []
+    if params.first_stage.kind == "dense":
+        found.append(_model_download(params.first_stage.model, params.first_stage.revision, params, encoder_shape))
+    if "rerank" in params.stages and params.reranker.weights == "trained":
+        found.append(_model_download(params.reranker.model, params.reranker.revision, params, shape))
+        for baseline in params.reranker.baselines:
+            config = _config_of(baseline, params)
+            found.append(_model_download(baseline, None, params, model_shape(SimpleNamespace(**config)) if config else None))
+    for spec in params.datasets:
+        size, how = download_bytes(spec)
+        if size != 0:
+            found.append((f"dataset {spec.label}", size, how))
+    return [f for f in found if f is not None]
+
+
+def emulated_reason(spec: Any, device: str) -> str | None:
+    """Why ``spec`` on ``device`` computes its precision through another (a budget gives it the minimum sample),
+    or None. Torch and ONNX Runtime on a CPU without a native fp16/bf16 path convert every operation to fp32 and
+    back: several times slower than fp32 itself, so a day of a budget would buy few queries of a configuration
+    nobody deploys there. OpenVINO and llama.cpp pick their own fp32 kernels for such weights, and are not."""
+    if spec.precision not in ("fp16", "bf16") or not backend_of(spec).emulates_half_on_cpu:
+        return None
+    if resolve_device(device) != "cpu":
+        return None
+    path = cpu_path(spec.precision, set(cpu_info()["flags"]))[1]
+    return f"{spec.precision} on this CPU runs emulated: {path}" if "no native" in path else None
+
+
+def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: list[ExecutionCost]) -> None:
+    """Share ``params.budget`` out (run/budget.py) and rewrite the plan's rows and times to what will run."""
+    first = plan.rows[plan.rows["stage"] == "first_stage"].set_index("dataset")
+    datasets = []
+    for size in sizes:
+        seconds = first.loc[size.label, "predicted_s"]
+        datasets.append(DatasetCost(size.label, size.n_queries, size.n_docs,
+                                    None if seconds is None or pd.isna(seconds) else float(seconds),
+                                    size.judged_per_query, params.first_stage.depth))
+    overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
+    overhead += plan.executions.get("report", 0.0)
+    allocation = allocate(params.budget_s, datasets, costs, params.queries.min_n, overhead)
+    plan.allocation = allocation
+    by_name = {c.name: c for c in costs}
+    rows = plan.rows.copy()
+    for index, row in rows.iterrows():
+        if row["stage"] == "first_stage":
+            choice = allocation.corpora[row["dataset"]]
+            if choice.kind != "full":
+                rows.at[index, "docs"] = choice.docs
+                rows.at[index, "predicted_s"] = choice.seconds
+                rows.at[index, "source"] = f"{choice.kind} corpus under the budget: {choice.reason}; {row['source']}"
+            rows.at[index, "queries"] = allocation.first_stage_queries().get(row["dataset"], 0)
+        elif row["stage"] == "rerank":
+            name = rerank_execution(row["variant"], row["device"], row.get("reranker") if isinstance(row.get("reranker"), str) else None)
+            cost = by_name.get(name)
+            n = allocation.queries.get(name, {}).get(row["dataset"], 0)
+            per_query = (cost.per_query_s or {}).get(row["dataset"]) if cost else None
+            if per_query is not None and row["queries"]:
+                rows.at[index, "pairs"] = int(row["pairs"] / row["queries"] * n)
+                rows.at[index, "predicted_s"] = row["predicted_s"] - per_query * (row["queries"] - n)
+            rows.at[index, "queries"] = n
+            if name in allocation.skipped:
+                rows.at[index, "source"] = f"skipped under the budget: {allocation.skipped[name]}"
+    plan.rows = rows
+    first_overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
+    plan.executions["first_stage"] = first_overhead + allocation.first_stage_s
+    for cost in costs:
+        if cost.name in allocation.skipped:
+            plan.executions[cost.name] = cost.start_s
+        else:
+            plan.executions[cost.name] = cost.fixed_s + allocation.seconds.get(cost.name, 0.0)
+    plan.notes.append(f"budget {params.budget} (queries.min_n {params.queries.min_n}): each execution evaluates a "
+                      f"prefix of one seeded order of each dataset's queries, as many as its share pays for")
+    plan.notes += allocation.notes
 
 
 def _config_of(spec: str, params: Params) -> dict[str, Any] | None:
@@ -556,11 +674,38 @@ def describe(plan: Plan, params: Params) -> list[str]:
             lines.append(f"rerank       {row['dataset']} · {row['variant']} · {row['device']}: {int(row['queries'])} queries, "
                          f"{int(row['pairs']):,} pairs, {row['mean_tokens']:.0f} tokens, {sig(row['rate_pairs_per_s'])} pairs/s "
                          f"~ {human_seconds(row['predicted_s'])}, peak ~{memory}{export}  [{row['source']}]")
+    if plan.allocation is not None:
+        lines += budget_lines(plan.allocation)
+    for what, size, how in plan.downloads:
+        lines.append(f"download     {what}: {human_bytes(size) if size is not None else 'size unknown'}  [{how}]")
+    if plan.downloads:
+        known = sum(size for _, size, _ in plan.downloads if size is not None)
+        unknown = sum(size is None for _, size, _ in plan.downloads)
+        lines.append(f"download     {human_bytes(known)} in all{f' (+{unknown} of unknown size)' if unknown else ''}, "
+                     f"once; plus {human_bytes(plan.disk_bytes)} of caches and exports: "
+                     f"{human_bytes(known + plan.disk_bytes)} of disk")
     unknown = f"; {len(plan.unpredicted)} not predicted, see the note" if plan.unpredicted else ""
     lines.append(f"total        {'>' if plan.unpredicted else '~'} {human_seconds(plan.total_s)} "
                  f"({len(plan.executions)} executions{unknown}), {human_bytes(plan.disk_bytes)} of new caches and exports")
     lines += [f"note         {n}" for n in plan.notes]
-    if plan.total_s > LONG_RUN_S:
+    if plan.total_s > LONG_RUN_S and plan.allocation is None:
         lines.append(f"warning      this run is predicted to take {human_seconds(plan.total_s)}; to fit in hours: "
                      f"--set queries.n=50, --set reranker.depth=20, fewer variants, or params/cpu.yaml on a CPU")
+    return lines
+
+
+def budget_lines(allocation: Allocation) -> list[str]:
+    """Per execution the queries it evaluates under the budget (per dataset), or why it evaluates none."""
+    lines = []
+    for name in sorted({*allocation.queries, *allocation.skipped}):
+        if name in allocation.skipped:
+            lines.append(f"budget       {name}: skipped, {allocation.skipped[name]}")
+            continue
+        counts = allocation.queries[name]
+        each = ", ".join(f"{label} {n}" for label, n in counts.items())
+        lines.append(f"budget       {name}: {each or 'no dataset left'} queries ~ {human_seconds(allocation.seconds[name])}"
+                     " of scoring")
+    fits = "fits" if allocation.predicted_s <= allocation.budget_s else "does NOT fit"
+    lines.append(f"budget       {human_seconds(allocation.predicted_s)} predicted for a budget of "
+                 f"{human_seconds(allocation.budget_s)}: {fits}")
     return lines

@@ -129,6 +129,9 @@ def run(
         raise ParamsError(f"--engine {engine!r}: accepted: {', '.join(ENGINES)}")
     stream = stream or sys.stdout
     params = absolutize(load_params(params_path, overrides))
+    if params.budget_s is not None and not plan:
+        raise ParamsError(f"budget {params.budget}: the budget is shared out from the plan's predictions; "
+                          "drop --no-plan (or set budget: none)")
     check_distinct_devices(params)
     # `auto` becomes the device it means here, in params.yaml too: execution names, a comparison reranker's
     # variant (torch-fp16 on CUDA) and `finalize` on another machine then agree with what ran.
@@ -169,9 +172,18 @@ def run(
     planned = executions_of(params)
     predicted: dict[str, float] = {}
     display = Display(stream=stream)
+    allocation = None
     if plan:
-        made = make_plan(params, Path(from_bundle) if from_bundle else None, reference_only=True)
-        predicted = made.executions
+        # A resumed budgeted run keeps the allocation it recorded (budget.json): its samples must not change
+        # midway, so it is planned without the budget. A new budgeted run probes every variant, not torch-fp32
+        # alone: the budget is shared out by each one's rate (an emulated fp16 runs at a third of fp32's).
+        recorded = source is not None and Bundle(source if source.exists() else staging).budget_path.is_file()
+        planned_params = params.model_copy(update={"budget": None}) if recorded else params
+        made = make_plan(planned_params, Path(from_bundle) if from_bundle else None,
+                         reference_only=params.budget_s is None or recorded)
+        predicted, allocation = made.executions, made.allocation
+        if recorded:
+            display.line("plan  budget       resumed: the queries and corpora recorded in budget.json")
         for line in describe(made, params):
             display.line(f"plan  {line}")
     # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
@@ -182,6 +194,8 @@ def run(
         staging.mkdir()
         Bundle(staging).params_path.write_text(dump_params(params), encoding="utf-8")
         write_json(Bundle(staging).environment_path, fingerprint())
+    if allocation is not None and not Bundle(staging).budget_path.is_file():  # a resumed run keeps its samples
+        write_json(Bundle(staging).budget_path, allocation.record())
     outcome = RunOutcome(target)
     previous = {r["execution"]: r for r in recorded_executions(staging) if r["status"] in ("ok", "skipped")}
     try:

@@ -45,6 +45,7 @@ from runlocalai_bench.retrieval.calibration import (
 )
 from runlocalai_bench.retrieval.candidates import calibration_sample, candidate_pairs, scores_by_key
 from runlocalai_bench.retrieval.first_stage import first_stage as make_first_stage
+from runlocalai_bench.retrieval.reduced import reduce_corpus
 from runlocalai_bench.run.progress import ProgressWriter
 from runlocalai_bench.run.scratch import has_first_stage, scratch_bundle
 
@@ -53,9 +54,28 @@ CALIBRATION_PAIRS = 64  # pairs static int8 quantization calibrates on
 SCORING_CHUNK = 1024  # pairs scored between checkpoints: an interrupted execution resumes from the last chunk
 
 
-def load_run_collection(params: Params, spec: DatasetSpec) -> tuple[Collection, list[str]]:
+def load_run_collection(params: Params, spec: DatasetSpec, budgeted: int | None = None) -> tuple[Collection, list[str]]:
+    """The collection and the queries to evaluate: ``queries.n``'s sample, cut to ``budgeted`` under a budget
+    (both prefixes of one seeded order, so the smaller is a subset of the larger)."""
     collection = spec.load(params.split)
-    return collection, collection.sample_queries(params.queries.n, params.queries.seed)
+    n = params.queries.n if budgeted is None else min(budgeted, params.queries.n or budgeted)
+    return collection, collection.sample_queries(n, params.queries.seed)
+
+
+def budgeted_queries(bundle: Bundle, execution: str | None) -> dict[str, int] | None:
+    """Under a budget, the queries per dataset that ``execution`` evaluates (None: the first stage); a dataset
+    absent from the answer is not evaluated. None without a budget."""
+    budget = bundle.budget()
+    if budget is None:
+        return None
+    if execution is None:
+        return dict(budget["first_stage_queries"])
+    return dict(budget["queries"].get(execution, {}))
+
+
+def quality_label(bundle: Bundle, spec: DatasetSpec) -> str:
+    """The ``dataset`` value of this dataset's rows (:meth:`Bundle.quality_label`)."""
+    return bundle.quality_label(spec.label)
 
 
 @dataclass
@@ -96,9 +116,20 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
     train, unevaluated = {}, {}
     # Calibration queries only where a variant of the run calibrates (a train split may be a download of its own).
     calibrates = "rerank" in params.stages and any(get_variant(v).calibrated for v in params.reranker.variants)
+    budget, budgeted = bundle.budget(), budgeted_queries(bundle, None)
+    corpora: dict[str, dict] = {}
+    skipped_datasets = []
     for spec in params.datasets:
+        choice = (budget or {}).get("corpora", {}).get(spec.label, {"kind": "full"})
+        if budgeted is not None and spec.label not in budgeted:
+            skipped_datasets.append({"label": spec.label, "reason": f"budget: {choice.get('reason') or 'no share'}"})
+            continue
         started = time.perf_counter()
-        collection, query_ids = load_run_collection(params, spec)
+        collection, query_ids = load_run_collection(params, spec, None if budgeted is None else budgeted[spec.label])
+        corpora[spec.label] = {"kind": "full", "docs": len(collection.docs)}
+        if choice["kind"] == "reduced":
+            collection, corpora[spec.label] = reduce_corpus(collection, query_ids, int(choice["docs"]),
+                                                            params.first_stage.depth, params.seed)
         loaded[spec.label] = (collection, query_ids, time.perf_counter() - started)
         train[spec.label] = train_source(spec, CALIBRATION_QUERIES, params.seed) if calibrates else None
         unevaluated[spec.label] = (unevaluated_source(spec, collection, query_ids, CALIBRATION_QUERIES, params.seed)
@@ -107,7 +138,10 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
                    {label: CalibrationSource(NONE, "no variant of this run calibrates", {}) for label in train})
     frames, datasets, model = [], [], None
     for spec in params.datasets:
+        if spec.label not in loaded:
+            continue
         collection, query_ids, load_s = loaded.pop(spec.label)
+        label = quality_label(bundle, spec)
         protocol, depth = collection.protocol, params.first_stage.depth
         source = calibration[spec.label]
         renamed = calibration_queries(source.queries, {q: collection.queries[q] for q in query_ids},
@@ -128,7 +162,7 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
         values = evaluate(ranking, collection.qrels, query_ids,
                           measure_names(params.first_stage.depth, params.reranker.depth))
         frames.append(quality_rows(
-            values, run_id=params.run_id or "", dataset=spec.label, split=collection.split, system=result.system,
+            values, run_id=params.run_id or "", dataset=label, split=collection.split, system=result.system,
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
             language=collection.query_language))
         if "rerank" in params.stages:  # the ceiling of reranking these candidates, for tables/comparisons
@@ -136,7 +170,7 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
             ideal = rerank_top(ranking, oracle_scores(ranking, collection.qrels, rerank_depth), rerank_depth, query_ids)
             frames.append(quality_rows(
                 evaluate(ideal, collection.qrels, query_ids, measure_names(params.first_stage.depth, rerank_depth)),
-                run_id=params.run_id or "", dataset=spec.label, split=collection.split, system=ORACLE,
+                run_id=params.run_id or "", dataset=label, split=collection.split, system=ORACLE,
                 first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth,
                 rerank_depth=rerank_depth, reranker=ORACLE, language=collection.query_language))
         model = result.model.as_dict() if result.model else model
@@ -151,7 +185,8 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
             "missing_judged_documents": missing_judged_record(collection, query_ids),
             "n_judged_queries": len(collection.judged_query_ids),
             "n_zero_positive_queries": len([q for q in collection.zero_positive_query_ids if q in evaluated]),
-            "n_queries": len(query_ids), "calibration": source.record(), "search": result.search,
+            "n_queries": len(query_ids), "corpus": corpora[spec.label], "quality_label": label,
+            "calibration": source.record(), "search": result.search,
             "embedding_cache_hit": result.cache_hit, "seconds": {"load_collection_s": load_s, **result.seconds}})
         progress.update("retrieving", len(query_ids), len(query_ids), spec.label, unit="queries", force=True)
     quality = pd.concat(frames, ignore_index=True)
@@ -160,7 +195,7 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
         "stage": "first_stage", "system": params.first_stage.kind, "label": params.first_stage.label,
         "depth": params.first_stage.depth, "model": model,
         "model_label": model_label(params.first_stage.model, model) if model else params.first_stage.label,
-        "datasets": datasets,
+        "datasets": datasets, "skipped_datasets": skipped_datasets,
         "calibration_queries": f"up to {CALIBRATION_QUERIES} per dataset, from its train split, else other datasets' "
                                "train splits, else queries the run does not evaluate (retrieval/calibration.py); "
                                "for static int8 calibration only",
@@ -220,7 +255,7 @@ def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Col
     records: dict[str, dict] = {}
     for spec in params.datasets:
         path, texts_path = bundle.calibration_run(spec.slug), bundle.calibration_queries(spec.slug)
-        if not (path.is_file() and texts_path.is_file()):
+        if spec.label not in collections or not (path.is_file() and texts_path.is_file()):
             continue
         record = json.loads(texts_path.read_text(encoding="utf-8"))
         texts = record.pop("queries")
@@ -326,11 +361,20 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         check_available(variant, device)
     except VariantUnavailable as exc:
         return skipped(exc)
+    budget = bundle.budget()
+    if budget is not None and label in budget["skipped"]:
+        return skipped(VariantUnavailable(f"budget {params.budget}: {budget['skipped'][label]}"))
+    if budget is not None and label not in budget["queries"]:
+        return skipped(VariantUnavailable(f"not in the run's budget allocation (budget.json; a variant added on a "
+                                          "forced resume): run it anew to have it planned"))
+    budgeted = budgeted_queries(bundle, label)
+    datasets = [spec for spec in params.datasets if budgeted is None or spec.label in budgeted]
 
     collections: dict[str, Collection] = {}
     evaluated: dict[str, list[str]] = {}
-    for spec in params.datasets:
-        collections[spec.label], evaluated[spec.label] = load_run_collection(params, spec)
+    for spec in datasets:
+        collections[spec.label], evaluated[spec.label] = load_run_collection(
+            params, spec, None if budgeted is None else budgeted[spec.label])
     folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir, baseline)
     user_file = None if baseline else params.reranker.gguf_files.get(variant_name)
     progress.update("loading", 0, 1, unit="models", force=True)
@@ -339,10 +383,11 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         meta["calibration"] = {"pairs": len(calibration), "datasets": calibration_records,
                                "summary": describe_calibration(calibration_records)}
     depth, jobs = params.reranker.depth, []
-    for spec in params.datasets:
+    for spec in datasets:
         jobs.append(DatasetJob.build(spec, collections[spec.label], evaluated[spec.label],
                                      read_trec(bundle.first_stage_run(spec.slug)), depth))
-        meta["datasets"][spec.label] = {"n_queries": len(evaluated[spec.label]), "n_pairs": len(jobs[-1].pairs)}
+        meta["datasets"][spec.label] = {"n_queries": len(evaluated[spec.label]), "n_pairs": len(jobs[-1].pairs),
+                                        "sampled_by_budget": budgeted is not None}
     # The corpora are dropped before the model is loaded: the pairs hold the only texts scoring needs, and the
     # memory read before loading (subtracted from every peak as the model's share) should not carry them.
     del collections
@@ -368,7 +413,8 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     quality_frames, depth_frames, work = [], [], []
     for job in jobs:
         spec, query_ids, first, keys, pairs = job.spec, job.query_ids, job.first, job.keys, job.pairs
-        work.append(DatasetWork(spec.label, pairs, job.grouped()))
+        dataset_label = quality_label(bundle, spec)
+        work.append(DatasetWork(dataset_label, pairs, job.grouped()))
         if params.reranker.weights != "trained":
             continue
         scores_path = bundle.rerank_scores(spec.slug, label)
@@ -383,11 +429,11 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
         measured = evaluate(ranking, job.qrels, query_ids, measure_names(params.first_stage.depth, depth))
         quality_frames.append(quality_rows(
-            measured, run_id=params.run_id or "", dataset=spec.label, split=job.split, system="rerank",
+            measured, run_id=params.run_id or "", dataset=dataset_label, split=job.split, system="rerank",
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
             reranker=model_spec, variant=variant_name, device=device, language=job.language))
         depth_frames.append(depth_rows(first, by_key, params.depth_curve, job.qrels, query_ids).assign(
-            run_id=params.run_id or "", dataset=spec.label, reranker=model_spec, variant=variant_name,
+            run_id=params.run_id or "", dataset=dataset_label, reranker=model_spec, variant=variant_name,
             device=device))
     meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the window opened before loading: the load's peak included
     quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty

@@ -7,8 +7,9 @@ import pytest
 
 from runlocalai_bench.params import ParamsError
 from runlocalai_bench.reporting.reproduction import (
-    CONSISTENT, DIFFERS, REPRODUCES, WITHIN, load_references, reproduction_table,
+    CONSISTENT, DIFFERS, NOT_COMPARABLE, REPRODUCES, WITHIN, load_references, reproduction_table,
 )
+from runlocalai_bench.data.specs import reduced_label
 from runlocalai_bench.results.tables import COLUMNS
 from support import REPO
 
@@ -74,6 +75,17 @@ def test_samples_full_sets_and_lifts_are_judged_by_their_own_rule(tmp_path):
     assert len(yoruba[yoruba["system"] == "rerank"]) == 1 and lift["variant"] == "torch-fp32"
     assert lift["published"] == pytest.approx(0.6403 - 0.607) and lift["verdict"] == WITHIN  # lengths differ
     assert "reranker max length 512 tokens (reference 1,024)" in lift["differences"]
+
+
+def test_a_reduced_corpus_row_is_shown_as_not_comparable_never_as_a_difference(tmp_path):
+    rows = [summary_row(dataset=reduced_label("beir/scifact/test"), system="dense", first_stage="dense:BAAI/bge-m3",
+                        n_queries=300, mean=0.9, ci_low=0.88, ci_high=0.92)]
+    (tmp_path / "params.yaml").write_text("first_stage: {max_length: 512}\n")
+    table = reproduction_table(pd.DataFrame(rows), load_references("params/references"), tmp_path)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["verdict"] == NOT_COMPARABLE and row["differences"] == "reduced corpus: not comparable"
+    assert row["measured"] == 0.9 and pd.isna(row["diff"]) and pd.isna(row["diff_ci_low"])
 
 
 def test_a_malformed_reference_names_file_and_key(tmp_path):

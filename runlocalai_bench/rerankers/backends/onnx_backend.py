@@ -168,6 +168,6 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
     return ("onnx-fp32",) + (("onnx-int8-*",) if variant.precision == "int8" else ())
 
 
-BACKEND = Backend(name="onnx", extra="onnx", gpu_extra="onnx-gpu", variants=VARIANTS, load=load,
+BACKEND = Backend(name="onnx", extra="onnx", gpu_extra="onnx-gpu", variants=VARIANTS, load=load, emulates_half_on_cpu=True,
                   runtime_modules=("sentence_transformers",), prepare=prepare, check_device=check_device,
                   artifacts=artifacts)

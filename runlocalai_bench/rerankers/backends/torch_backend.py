@@ -83,4 +83,5 @@ def check_device(variant: Variant, device: str) -> None:
 
 # torch itself is a core dependency; the extra covers what torch-int8 adds.
 BACKEND = Backend(name="torch", extra="torchao", variants=VARIANTS, load=load, runtime_modules=("sentence_transformers",),
+                  emulates_half_on_cpu=True,
                   check_device=check_device)

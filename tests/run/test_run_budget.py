@@ -1,0 +1,258 @@
+"""The budget's allocation (run/budget.py) on constructed costs: every rule at its edges."""
+
+import pytest
+
+from runlocalai_bench.run.budget import FIRST_STAGE_SHARE, BudgetError, DatasetCost, ExecutionCost, allocate
+
+HOUR = 3600.0
+
+
+def dataset(label, queries=300, docs=5_000, first_stage_s=0.0, judged=1.0, pool=100):
+    return DatasetCost(label, queries, docs, first_stage_s, judged, pool)
+
+
+def execution(name, per_query, fixed=60.0, emulated=None):
+    return ExecutionCost(name, fixed, per_query, emulated, start_s=10.0)
+
+
+def test_everything_fits_when_the_budget_covers_the_full_run():
+    data = [dataset("a"), dataset("b", queries=100)]
+    runs = [execution("fp32", {"a": 1.0, "b": 1.0}), execution("int8", {"a": 0.5, "b": 0.5})]
+    allocation = allocate(10 * HOUR, data, runs, min_queries=50)
+    assert allocation.queries == {"fp32": {"a": 300, "b": 100}, "int8": {"a": 300, "b": 100}}
+    assert not allocation.skipped and allocation.predicted_s == pytest.approx(120 + 400 + 200)
+    assert all(c.kind == "full" for c in allocation.corpora.values())
+
+
+def test_equal_shares_and_what_a_cheap_execution_leaves_goes_to_the_others():
+    data = [dataset("a", queries=1000)]
+    runs = [execution("cheap", {"a": 0.1}, fixed=0), execution("slow", {"a": 10.0}, fixed=0),
+            execution("slower", {"a": 20.0}, fixed=0)]
+    allocation = allocate(3000.0, data, runs, min_queries=50)
+    # minimums first (50 queries: 5 + 500 + 1000 s), then the 1,495 s left shared equally (498 s each): the
+    # cheap one takes all its queries for 95 s and leaves the rest, 700 s each, to the other two
+    assert allocation.queries["cheap"] == {"a": 1000}
+    assert allocation.queries["slow"] == {"a": 120} and allocation.queries["slower"] == {"a": 85}
+    assert allocation.predicted_s <= 3000.0
+
+
+def test_within_an_execution_every_dataset_gets_the_same_n_capped_at_what_it_has():
+    data = [dataset("small", queries=60), dataset("large", queries=5000)]
+    allocation = allocate(1000.0, data, [execution("e", {"small": 1.0, "large": 1.0}, fixed=0)], min_queries=50)
+    # n small + n large <= 1000 with small capped at 60: n = 940
+    assert allocation.queries["e"] == {"small": 60, "large": 940}
+
+
+def test_below_the_minimum_an_execution_is_a_recorded_skip_and_pays_only_its_start():
+    data = [dataset("a", queries=1000)]
+    runs = [execution("fast", {"a": 1.0}, fixed=100), execution("slow", {"a": 100.0}, fixed=100)]
+    allocation = allocate(2200.0, data, runs, min_queries=50)
+    assert "slow" not in allocation.queries and "does not pay its minimum (~85 min" in allocation.skipped["slow"]
+    # the skipped execution pays its start (10 s), never its loading or timing
+    assert allocation.fixed_s == pytest.approx(110)
+    assert allocation.queries["fast"] == {"a": 1000} and allocation.predicted_s <= 2200
+
+
+def test_emulated_and_unrated_executions_get_the_minimum_with_a_line_saying_why():
+    data = [dataset("a", queries=1000), dataset("tiny", queries=20)]
+    runs = [execution("torch-fp32", {"a": 1.0, "tiny": 1.0}),
+            execution("torch-fp16", {"a": 4.0, "tiny": 4.0}, emulated="fp16 widened to fp32 on this CPU"),
+            execution("mystery", None)]
+    allocation = allocate(100 * HOUR, data, runs, min_queries=50)
+    assert allocation.queries["torch-fp16"] == {"a": 50, "tiny": 20} == allocation.queries["mystery"]
+    assert allocation.queries["torch-fp32"] == {"a": 1000, "tiny": 20}
+    assert any("torch-fp16" in n and "widened" in n for n in allocation.notes)
+    assert any("mystery" in n and "no predicted rate" in n for n in allocation.notes)
+
+
+def test_a_budget_below_the_fixed_costs_is_refused_with_the_smallest_that_would_do():
+    with pytest.raises(BudgetError, match=r"funds no reranking.*e alone needs ~4 min .* 50 queries of a"):
+        allocate(100.0, [dataset("a")], [execution("e", {"a": 1.0}, fixed=180)], min_queries=50)
+    # a cheap comparison reranker funded is no run without the reference every variant is compared with
+    reference = ExecutionCost("torch-fp32", 180.0, {"a": 1.0}, priority=0)
+    with pytest.raises(BudgetError, match="torch-fp32 alone needs"):
+        allocate(100.0, [dataset("a")], [reference, execution("minilm", {"a": 0.01}, fixed=0)], min_queries=50)
+    with pytest.raises(BudgetError, match="does not cover starting the run's stages"):
+        allocate(100.0, [dataset("a")], [execution("e", {"a": 1.0})], min_queries=50, overhead_s=120)
+
+
+def test_a_first_stage_that_does_not_fit_its_share_runs_on_a_reduced_corpus():
+    data = [dataset("cheap", docs=5_000, first_stage_s=100.0),
+            dataset("huge", queries=2000, docs=500_000, first_stage_s=100 * HOUR, judged=2.0, pool=100)]
+    budget = 8 * HOUR
+    allocation = allocate(budget, data, [execution("e", {"cheap": 0.1, "huge": 0.1}, fixed=0)], min_queries=50)
+    cheap, huge = allocation.corpora["cheap"], allocation.corpora["huge"]
+    assert cheap.kind == "full" and cheap.seconds == 100.0
+    assert huge.kind == "reduced"
+    # water-filling: the cheap dataset leaves the rest of the first stage's share to the huge one
+    share = budget * FIRST_STAGE_SHARE - 100.0
+    assert huge.seconds <= share and huge.docs == int(share / (100 * HOUR / 500_000))
+    # as many queries as the reduced corpus holds (102 documents a query: 100 pooled, 2 judged)
+    assert allocation.queries["e"]["huge"] == min(2000, int(huge.docs / 102))
+    assert allocation.predicted_s <= budget
+    assert any("huge: reduced corpus" in n for n in allocation.notes)
+
+
+def test_a_share_that_cannot_hold_the_minimum_skips_the_dataset():
+    data = [dataset("huge", docs=1_000_000, first_stage_s=1000 * HOUR, judged=1.0, pool=100), dataset("small")]
+    allocation = allocate(HOUR, data, [execution("e", {"huge": 1.0, "small": 1.0}, fixed=0)], min_queries=50)
+    assert allocation.corpora["huge"].kind == "skipped"
+    assert "does not embed the 5,050 documents" in allocation.corpora["huge"].reason
+    assert allocation.queries["e"] == {"small": 300}
+    with pytest.raises(BudgetError, match="no dataset.s first stage fits its share: huge: the first stage.s share left"):
+        allocate(HOUR, data[:1], [execution("e", {"huge": 1.0}, fixed=0)], min_queries=50)
+
+
+def test_the_reference_is_funded_first_and_datasets_in_the_order_listed():
+    data = [dataset("first", queries=100), dataset("second", queries=100), dataset("third", queries=100)]
+    reference = ExecutionCost("torch-fp32", 0.0, {"first": 10.0, "second": 10.0, "third": 10.0}, priority=0)
+    cheap = ExecutionCost("int8", 0.0, {"first": 1.0, "second": 1.0, "third": 1.0})
+    # 1,050 s: the reference's minimum on two datasets (2 x 500 s) and the cheap one's on the rest (50 s)
+    allocation = allocate(1050.0, data, [cheap, reference], min_queries=50)
+    # (the 50 s int8 could not use go to the reference: 2 more queries on each of its datasets)
+    assert allocation.queries["torch-fp32"] == {"first": 52, "second": 52}
+    # every other execution covers the reference's datasets or none: int8's minimum on both (100 s) does not fit
+    assert "int8" not in allocation.queries and "50 queries of first, second" in allocation.skipped["int8"]
+    assert allocation.corpora["third"].kind == "skipped" and "no execution reaches it" in allocation.corpora["third"].reason
+    assert allocation.first_stage_queries() == {"first": 52, "second": 52}
+
+
+def test_a_dataset_no_execution_reaches_gives_its_first_stage_time_back():
+    data = [dataset("cheap", queries=100, docs=1000, first_stage_s=100.0),
+            dataset("dear", queries=100, docs=1000, first_stage_s=100.0)]
+    reference = ExecutionCost("torch-fp32", 0.0, {"cheap": 1.0, "dear": 100.0}, priority=0)
+    allocation = allocate(400.0, data, [reference], min_queries=50)
+    # first stage 200 s (both full); the reference pays 50 s for cheap's minimum, not 5,000 s for dear's
+    assert allocation.corpora["dear"].kind == "skipped" and allocation.first_stage_s == 100.0
+    assert allocation.queries["torch-fp32"] == {"cheap": 100}  # dear's 100 s went to more queries of cheap
+
+
+def test_cached_or_free_first_stages_keep_the_full_corpus():
+    data = [dataset("cached", docs=10_000_000, first_stage_s=0.0), dataset("unknown", first_stage_s=None)]
+    allocation = allocate(HOUR, data, [execution("e", {"cached": 1.0, "unknown": 1.0}, fixed=0)], min_queries=50)
+    assert allocation.corpora["cached"].kind == "full" and allocation.corpora["unknown"].kind == "full"
+    assert "time unknown" in allocation.corpora["unknown"].reason
+
+
+def test_the_first_stage_evaluates_the_largest_sample_any_execution_takes():
+    data = [dataset("a", queries=1000)]
+    runs = [execution("fast", {"a": 0.1}, fixed=0), execution("slow", {"a": 10.0}, fixed=0)]
+    allocation = allocate(1100.0, data, runs, min_queries=50)
+    assert allocation.first_stage_queries() == {"a": 1000}
+    assert allocation.queries["slow"]["a"] < 1000
+    only_slow = allocate(600.0, data, [runs[1]], min_queries=50)
+    assert only_slow.first_stage_queries() == {"a": 60}
+    assert allocate(600.0, data, [], min_queries=50).first_stage_queries() == {"a": 1000}  # nothing reranks
+
+
+# ----------------------------------------------------------------------------- the stages under an allocation
+
+
+def test_the_stages_evaluate_what_the_allocation_says_on_nested_samples_and_a_reduced_corpus(tmp_path, session_cache):
+    """An allocation written as the runner writes it (budget.json), then the real stages on the fixtures: the
+    reduced corpus keeps every judged document of the sampled queries, its rows are labelled, and each
+    execution evaluates a prefix of the same seeded order."""
+    import json
+
+    import pandas as pd
+
+    from runlocalai_bench.data.specs import DatasetSpec, reduced_label
+    from runlocalai_bench.environment import fingerprint
+    from runlocalai_bench.params import dump_params, load_params
+    from runlocalai_bench.results.bundle import Bundle, write_json
+    from runlocalai_bench.run import stages
+    from support import REPO
+
+    params = load_params(REPO / "params" / "smoke.yaml", [
+        "reranker.variants=[torch-fp32, torch-int8]", "reranker.baselines=[]", "first_stage.depth=5",
+        "reranker.depth=5", "throughput.enabled=false", "stages=[first_stage, rerank]", "run_id=budget",
+        "budget=500s", "queries.min_n=3"])
+    tiny, multilingual = "fixture:tiny", "fixture:multilingual"
+    data = [DatasetCost(tiny, 13, 40, 400.0, 1.7, 5), DatasetCost(multilingual, 12, 36, 0.0, 3.0, 5)]
+    runs = [ExecutionCost("rerank--torch-fp32--cpu", 0.0, {tiny: 1.0, multilingual: 1.0}),
+            ExecutionCost("rerank--torch-int8--cpu", 0.0, {tiny: 30.0, multilingual: 30.0})]
+    allocation = allocate(500.0, data, runs, min_queries=3)
+    # the first stage's share (250 s at 10 s a document) holds 25 of tiny's 40 documents: 3 queries' worth
+    assert allocation.corpora[tiny].kind == "reduced" and allocation.corpora[tiny].docs == 25
+    assert allocation.queries == {"rerank--torch-fp32--cpu": {tiny: 3, multilingual: 12},
+                                  "rerank--torch-int8--cpu": {tiny: 3, multilingual: 4}}
+    bundle = Bundle(tmp_path / "bundle")
+    bundle.root.mkdir()
+    bundle.params_path.write_text(dump_params(params), encoding="utf-8")
+    write_json(bundle.budget_path, allocation.record())
+    write_json(bundle.environment_path, fingerprint())
+
+    stages.first_stage(bundle.root)
+    meta = json.loads((bundle.stages_dir / "first_stage.json").read_text())
+    record = {d["label"]: d for d in meta["datasets"]}
+    corpus = record[tiny]["corpus"]
+    collection = DatasetSpec.parse(tiny).load("test")
+    sampled = sorted(collection.query_order(0)[:3])
+    judged = {d for q in sampled for d in collection.qrels[q] if d in collection.docs}
+    assert corpus["kind"] == "reduced" and corpus["docs"] <= 25 and corpus["judged"] == len(judged)
+    assert corpus["full_docs"] == 40 and corpus["judged"] + corpus["pooled"] + corpus["sampled"] == corpus["docs"]
+    assert record[tiny]["n_docs"] == corpus["docs"] and record[multilingual]["corpus"]["kind"] == "full"
+    candidates = {d for q, docs in stages.read_trec(bundle.first_stage_run(DatasetSpec.parse(tiny).slug)).items()
+                  for d, _ in docs}
+    assert sorted(stages.read_trec(bundle.first_stage_run(DatasetSpec.parse(tiny).slug))) == sampled
+    assert candidates <= set(collection.docs)
+
+    for variant in ("torch-fp32", "torch-int8"):
+        stages.rerank(bundle.root, variant, "cpu")
+    quality = pd.concat(pd.read_parquet(p) for p in (bundle.root / "tables" / "parts").glob("quality--*.parquet"))
+    assert set(quality["dataset"]) == {reduced_label(tiny), multilingual}  # every row of the reduced one marked
+    ndcg = quality[quality["measure"] == "nDCG@10"]
+    queries = {(s, v, d): set(g["query_id"]) for (s, v, d), g in
+               ndcg.fillna({"variant": "-"}).groupby(["system", "variant", "dataset"])}
+    assert queries[("rerank", "torch-int8", multilingual)] < queries[("rerank", "torch-fp32", multilingual)]
+    assert queries[("rerank", "torch-int8", multilingual)] == set(DatasetSpec.parse(multilingual).load("test")
+                                                                     .query_order(0)[:4])
+    assert queries[("rerank", "torch-fp32", reduced_label(tiny))] == set(sampled)
+
+    from runlocalai_bench.run.finalize import finalize
+
+    finalize(bundle.root)
+    drift = pd.read_parquet(bundle.root / "tables" / "drift.parquet")
+    assert set(drift["dataset"]) == {reduced_label(tiny), multilingual}
+    assert set(drift.loc[drift["dataset"] == multilingual, "n_queries"]) == {4}  # the queries both scored
+    report = (bundle.root / "report.md").read_text()
+    assert "Sampled under a time budget" in report and "**Time budget (run budget).**" in report
+    assert "rerank--torch-int8--cpu fixture:tiny 3, fixture:multilingual 4" in report
+    assert f"{reduced_label(tiny)}" in report and "NanoBEIR-style" in report
+
+
+# ------------------------------------------------------------------------------------------- the commands
+
+
+def smoke_settings(cache) -> list[str]:
+    from support import REPO
+
+    settings = ["reranker.variants=[torch-fp32]", "reranker.baselines=[]", "throughput.enabled=false",
+                "stages=[first_stage, rerank]", f"cache_dir={cache}"]
+    return [str(REPO / "params" / "smoke.yaml"), *[a for s in settings for a in ("--set", s)]]
+
+
+def test_a_budget_too_small_for_the_fixed_costs_stops_before_anything_is_written(tmp_path, session_cache, capsys):
+    from runlocalai_bench.cli import EXIT_ERROR, main
+
+    out = tmp_path / "bundle"
+    assert main(["run", *smoke_settings(session_cache), "--budget", "1s", "--out", str(out)]) == EXIT_ERROR
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("runlocalai-bench:")]
+    assert len(errors) == 1 and "budget 1 s does not cover starting the run's stages" in errors[0] and "raise --budget above" in errors[0]
+    assert not list(tmp_path.iterdir())  # no bundle, no partial folder
+
+
+def test_a_run_under_a_budget_plans_records_and_reports_its_samples(tmp_path, session_cache, capsys):
+    import json
+
+    from runlocalai_bench.cli import main
+
+    out = tmp_path / "bundle"
+    assert main(["run", *smoke_settings(session_cache), "--budget", "10h", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "budget       rerank--torch-fp32--cpu: fixture:tiny 13, fixture:multilingual 12 queries" in printed
+    assert "for a budget of 10.0 h: fits" in printed
+    record = json.loads((out / "budget.json").read_text())
+    assert record["budget_s"] == 36_000 and record["queries"]["rerank--torch-fp32--cpu"] == {
+        "fixture:tiny": 13, "fixture:multilingual": 12}
+    assert "budget: 10h" in (out / "params.yaml").read_text()
