@@ -14,7 +14,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 PARAMS ?= params/default.yaml
 # `make bench` fits this wall time on the machine it runs on (the plan shares it out before anything runs and
 # prints it with what will be downloaded); BUDGET=none is the full run (days on a small CPU).
-BUDGET ?= 8h
+BUDGET ?= 12h
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # The online rehearsal's Hugging Face mirror, in a virtualenv of its own: olah needs a newer huggingface_hub

@@ -52,6 +52,10 @@ class BudgetError(ValueError):
     """The budget cannot pay for what the run must do whatever it samples."""
 
 
+class NoReranking(BudgetError):
+    """The budget funds the first stage but not the reference variant's minimum after it."""
+
+
 @dataclass(frozen=True)
 class DatasetCost:
     label: str
@@ -196,7 +200,31 @@ def _first_stage(datasets: list[DatasetCost], share: float, min_queries: int) ->
 def allocate(budget_s: float, datasets: list[DatasetCost], executions: list[ExecutionCost], min_queries: int,
              overhead_s: float = 0.0) -> Allocation:
     """The allocation of ``budget_s`` seconds (module docstring); ``overhead_s`` is what the run pays outside the
-    executions listed (the first stage's and the report's kernel starts)."""
+    executions listed (the first stage's and the report's kernel starts).
+
+    When the first stage of every dataset would leave the reference variant unfunded, the run is planned on the
+    first k datasets in the order listed, the largest k that funds it (the first stage of datasets no reranking
+    would reach is not worth its time); the others are recorded skips."""
+    try:
+        return _allocate(budget_s, datasets, executions, min_queries, overhead_s)
+    except NoReranking as first_error:
+        for k in range(len(datasets) - 1, 0, -1):
+            try:
+                allocation = _allocate(budget_s, datasets[:k], executions, min_queries, overhead_s)
+            except NoReranking:
+                continue
+            kept = ", ".join(d.label for d in datasets[:k])
+            for dataset in datasets[k:]:
+                allocation.corpora[dataset.label] = CorpusChoice(
+                    dataset.label, "skipped", 0, 0.0,
+                    f"the budget funds the reference variant only after the first stage of {kept}")
+                allocation.notes.append(f"{dataset.label}: skipped, {allocation.corpora[dataset.label].reason}")
+            return allocation
+        raise first_error
+
+
+def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[ExecutionCost], min_queries: int,
+              overhead_s: float) -> Allocation:
     if overhead_s >= budget_s:
         raise BudgetError(f"budget {hours(budget_s)} does not cover starting the run's stages (~{hours(overhead_s)}); "
                           f"raise --budget above {hours(overhead_s)}")
@@ -304,7 +332,7 @@ def allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exec
         first = next(iter(listed), None)
         needed = overhead_s + first_stage_s + reference.fixed_s + (
             min(min_queries, listed[first]) * (reference.per_query_s or {}).get(first, 0.0) if first else 0.0)
-        raise BudgetError(
+        raise NoReranking(
             f"budget {hours(budget_s)} funds no reranking with the reference variant: after the first stage "
             f"(~{hours(first_stage_s)}), "
             f"{reference.name} alone needs ~{hours(needed - overhead_s - first_stage_s)} for its loading, timing and "

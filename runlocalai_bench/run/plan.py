@@ -397,7 +397,11 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
     notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
     rows, executions, disk, unpredicted = [], {}, 0.0, []
     costs: list[ExecutionCost] = []  # what a budget shares out: fixed seconds and seconds per query per dataset
-    reference = probed.get((REFERENCE_VARIANT, params.reranker.devices[0])) or next(iter(probed.values()), None)
+    # The FLOP rate the encoder is predicted at when it is not local: torch-fp32's, measured by the earlier bundle
+    # or probed here; another variant only when neither has it (an emulated fp16 would make it 4x too slow).
+    first_device = params.reranker.devices[0]
+    reference = (measured.get((REFERENCE_VARIANT, first_device)) or probed.get((REFERENCE_VARIANT, first_device))
+                 or next(iter(probed.values()), None))
 
     # first stage
     first_seconds = overhead

@@ -127,6 +127,17 @@ def test_a_dataset_no_execution_reaches_gives_its_first_stage_time_back():
     assert allocation.queries["torch-fp32"] == {"cheap": 100}  # dear's 100 s went to more queries of cheap
 
 
+def test_when_every_first_stage_leaves_the_reference_unfunded_the_run_keeps_the_first_datasets():
+    data = [dataset(label, docs=1000, first_stage_s=600.0) for label in ("a", "b", "c")]
+    reference = ExecutionCost("torch-fp32", 2000.0, {"a": 1.0, "b": 1.0, "c": 1.0}, priority=0)
+    # 3,600 s: all three first stages fit their half (1,800 s) but leave 1,800 s, less than the reference's
+    # minimum (2,000 s + 50 queries); on a and b alone 2,400 s are left: its minimum and 300 s more
+    allocation = allocate(3600.0, data, [reference], min_queries=50)
+    assert [c.kind for c in allocation.corpora.values()] == ["full", "full", "skipped"]
+    assert "only after the first stage of a, b" in allocation.corpora["c"].reason
+    assert allocation.queries["torch-fp32"] == {"a": 200, "b": 200} and allocation.predicted_s <= 3600
+
+
 def test_cached_or_free_first_stages_keep_the_full_corpus():
     data = [dataset("cached", docs=10_000_000, first_stage_s=0.0), dataset("unknown", first_stage_s=None)]
     allocation = allocate(HOUR, data, [execution("e", {"cached": 1.0, "unknown": 1.0}, fixed=0)], min_queries=50)
