@@ -191,9 +191,10 @@ class ThroughputParams(_Strict):
     gpu_batch_sizes: list[int] = Field(default_factory=lambda: [1, 8, 32, 128, 256],
                                        description="fixed shapes' pairs per call on cuda and mps")
     max_lengths: list[int] = Field(default_factory=lambda: [256, 512])
-    datasets: list[str] | None = Field(
+    datasets: list[str] | Literal["first"] | None = Field(
         default=None,
-        description="the datasets (labels) whose candidates and query workloads are timed; null = every dataset. "
+        description="the datasets (labels) whose candidates and query workloads are timed, or first (the run's first "
+                    "dataset, whatever --set dataset= makes it); null = every dataset. "
                     "Each costs (warmup_rounds + min_rounds) passes over max_pairs pairs and max_queries requests "
                     "per execution: hours per dataset for a large model on a CPU")
 
@@ -242,6 +243,12 @@ class Params(_Strict):
         return str(value).strip()
 
     @property
+    def timed_datasets(self) -> list[str] | None:
+        """The labels of the datasets whose candidates and query workloads are timed (None: all)."""
+        timed = self.throughput.datasets
+        return [self.datasets[0].label] if timed == "first" else timed
+
+    @property
     def budget_s(self) -> float | None:
         """The budget in seconds (None: no budget)."""
         return parse_duration(self.budget) if self.budget else None
@@ -256,7 +263,7 @@ class Params(_Strict):
             self.__dict__.update(datasets=[self.dataset], dataset=None)
         timed = self.throughput.datasets
         labels = [spec.label for spec in self.datasets]
-        if timed is not None and set(timed) - set(labels):
+        if isinstance(timed, list) and set(timed) - set(labels):
             raise ValueError(f"throughput.datasets: {', '.join(sorted(set(timed) - set(labels)))} is not a dataset of "
                              f"this run; accepted: {', '.join(labels)}")
         return self

@@ -134,3 +134,14 @@ def test_a_run_file_first_stage_needs_its_file(tmp_path):
         load_params(write(tmp_path, "dataset: fixture:tiny\nfirst_stage: {kind: run}\n"))
     with pytest.raises(ParamsError, match="scoreddocs.*fixture:tiny has none"):
         load_params(write(tmp_path, "dataset: fixture:tiny\nfirst_stage: {kind: scoreddocs}\n"))
+
+
+def test_timed_datasets_follow_the_run_and_name_what_they_accept():
+    from runlocalai_bench.params import load_params
+
+    assert load_params(REPO / "params" / "default.yaml").timed_datasets == ["beir/scifact/test"]
+    # `first` follows --set dataset=: a BEIR folder in place of the ir_datasets id still gets timed
+    assert load_params(REPO / "params" / "default.yaml", ["dataset=fixture:tiny"]).timed_datasets == ["fixture:tiny"]
+    assert load_params(REPO / "params" / "smoke.yaml").timed_datasets is None
+    with pytest.raises(ParamsError, match="throughput.datasets: beir/fiqa/test is not a dataset of this run"):
+        load_params(REPO / "params" / "smoke.yaml", ["throughput.datasets=[beir/fiqa/test]"])

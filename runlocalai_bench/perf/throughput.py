@@ -71,7 +71,7 @@ def throughput_jobs(params: Params, datasets: Sequence[DatasetWork], fixed: bool
     settings, reranker = params.throughput, params.reranker
     jobs: list[tuple[str, str | None, int, int]] = []
     for work in datasets:
-        if settings.datasets is not None and full_label(work.label) not in settings.datasets:
+        if params.timed_datasets is not None and full_label(work.label) not in params.timed_datasets:
             continue
         if "candidates" in settings.workloads and work.pairs:
             jobs.append(("candidates", work.label, reranker.batch_size, reranker.max_length))
