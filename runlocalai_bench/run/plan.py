@@ -59,7 +59,7 @@ from runlocalai_bench.rerankers.registry import (
 )
 from runlocalai_bench.results.bundle import Bundle, rerank_execution
 from runlocalai_bench.results.tables import read_table
-from runlocalai_bench.run.budget import Allocation, DatasetCost, ExecutionCost, allocate
+from runlocalai_bench.run.budget import Allocation, DatasetCost, ExecutionCost, allocate, hours
 from runlocalai_bench.run.kernel import output_to
 
 ASSUMED_TOKENS = 256  # tokens per pair when no local text can be sampled
@@ -593,9 +593,9 @@ def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: l
         datasets.append(DatasetCost(size.label, size.n_queries, size.n_docs,
                                     None if seconds is None or pd.isna(seconds) else float(seconds),
                                     size.judged_per_query, params.first_stage.depth))
-    overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
-    overhead += plan.executions.get("report", 0.0)
-    allocation = allocate(params.budget_s, datasets, costs, params.queries.min_n, overhead)
+    first_overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
+    allocation = allocate(params.budget_s, datasets, costs, params.queries.min_n,
+                          first_overhead + plan.executions.get("report", 0.0))
     plan.allocation = allocation
     by_name = {c.name: c for c in costs}
     rows = plan.rows.copy()
@@ -619,7 +619,6 @@ def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: l
             if name in allocation.skipped:
                 rows.at[index, "source"] = f"skipped under the budget: {allocation.skipped[name]}"
     plan.rows = rows
-    first_overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
     plan.executions["first_stage"] = first_overhead + allocation.first_stage_s
     for cost in costs:
         if cost.name in allocation.skipped:
@@ -647,11 +646,7 @@ def _config_of(spec: str, params: Params) -> dict[str, Any] | None:
 def human_seconds(seconds: float | None) -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return hours(seconds)
 
 
 def human_bytes(value: float) -> str:

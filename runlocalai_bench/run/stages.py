@@ -73,11 +73,6 @@ def budgeted_queries(bundle: Bundle, execution: str | None) -> dict[str, int] | 
     return dict(budget["queries"].get(execution, {}))
 
 
-def quality_label(bundle: Bundle, spec: DatasetSpec) -> str:
-    """The ``dataset`` value of this dataset's rows (:meth:`Bundle.quality_label`)."""
-    return bundle.quality_label(spec.label)
-
-
 @dataclass
 class StageOutcome:
     """What a notebook shows: the quality rows it wrote and its record."""
@@ -141,7 +136,7 @@ def first_stage(bundle_dir: str | Path | None = None) -> StageOutcome:
         if spec.label not in loaded:
             continue
         collection, query_ids, load_s = loaded.pop(spec.label)
-        label = quality_label(bundle, spec)
+        label = bundle.quality_label(spec.label)
         protocol, depth = collection.protocol, params.first_stage.depth
         source = calibration[spec.label]
         renamed = calibration_queries(source.queries, {q: collection.queries[q] for q in query_ids},
@@ -413,7 +408,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     quality_frames, depth_frames, work = [], [], []
     for job in jobs:
         spec, query_ids, first, keys, pairs = job.spec, job.query_ids, job.first, job.keys, job.pairs
-        dataset_label = quality_label(bundle, spec)
+        dataset_label = bundle.quality_label(spec.label)
         work.append(DatasetWork(dataset_label, pairs, job.grouped()))
         if params.reranker.weights != "trained":
             continue
