@@ -4,7 +4,7 @@ VENV ?= .venv
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build. Override for your hardware,
 # e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128".
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= all,dev
+EXTRAS ?= all,ray,dev
 # llama-cpp-python compiles llama.cpp (CPU build for this machine, -march=native). Its multimodal library is
 # not needed for rerankers; add -DGGML_CUDA=on for a CUDA build. pip caches the built wheel, so only the first
 # install on a machine pays for the build.

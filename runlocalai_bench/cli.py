@@ -29,7 +29,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         outcome = run(args.params, args.out, _settings(args), log_output=args.verbose, resume=args.resume,
-                      force=args.force, plan=not args.no_plan, from_bundle=args.from_bundle, engine=args.engine)
+                      force=args.force, plan=not args.no_plan, from_bundle=args.from_bundle, engine=args.engine,
+                      address=args.address)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     print(f"bundle: {outcome.bundle}")
@@ -151,9 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plan", action="store_true", help="skip the cost prediction printed before the run")
     run.add_argument("--budget", metavar="DURATION", help=BUDGET_HELP)
     run.add_argument("--from", dest="from_bundle", metavar="BUNDLE", help="predict from this earlier bundle's rates")
-    run.add_argument("--engine", default="papermill", choices=["papermill", "subprocess"],
+    run.add_argument("--engine", default="papermill", choices=["papermill", "subprocess", "ray"],
                      help="papermill: each execution is a notebook in its own kernel (default); subprocess: the same "
-                          "stages in plain Python processes, for machines without Jupyter")
+                          "stages in plain Python processes, for machines without Jupyter; ray: each execution a task "
+                          "on a Ray cluster's nodes (the `ray` extra; README, 'A Ray cluster')")
+    run.add_argument("--address", metavar="HOST:PORT",
+                     help="with --engine ray: the cluster's head (default: RAY_ADDRESS, else a one-node cluster here)")
     run.set_defaults(func=_cmd_run)
 
     plan = sub.add_parser("plan", help="predict a run's cost (time, disk, memory) per dataset, variant and device")

@@ -8,16 +8,38 @@ the same answers. torch is imported inside the functions: it is heavy, and param
 from __future__ import annotations
 
 DEVICE_KINDS = ("cpu", "cuda", "mps")
+CLASS_SEPARATOR = "@"  # cpu@epyc: a CPU on a node of class "epyc" (the Ray engine schedules by class)
+
+
+def split_class(device: str) -> tuple[str, str | None]:
+    """``cuda@rtx4090`` -> (``cuda``, ``rtx4090``); ``cpu`` -> (``cpu``, None).
+
+    A node class names a kind of machine in a Ray cluster (its nodes declare the resource
+    ``runlocalai-bench:<class>``); the device part is what the execution uses on that node.
+    """
+    physical, separator, node_class = device.partition(CLASS_SEPARATOR)
+    return physical, (node_class if separator else None)
+
+
+def node_class(device: str) -> str | None:
+    """The node class a device spec pins its executions to, or None."""
+    return split_class(device)[1]
+
+
+def with_class(device: str, cls: str | None) -> str:
+    """``device`` labelled with node class ``cls`` (unchanged when None): the label rows carry."""
+    return f"{device}{CLASS_SEPARATOR}{cls}" if cls else device
 
 
 def device_kind(device: str) -> str:
-    """``cuda:1`` -> ``cuda``."""
-    return device.split(":")[0]
+    """``cuda:1`` (or ``cuda:1@rtx4090``) -> ``cuda``."""
+    return split_class(device)[0].split(":")[0]
 
 
 def device_index(device: str) -> int:
     """The ordinal of a ``cuda:N`` device (0 for plain ``cuda``)."""
-    return int(device.split(":")[1]) if ":" in device else 0
+    physical = split_class(device)[0]
+    return int(physical.split(":")[1]) if ":" in physical else 0
 
 
 def resolve_device(device: str) -> str:
@@ -39,8 +61,8 @@ def canonical_device(device: str) -> str:
     Two specs with the same canonical device measure the same hardware; the runner uses this to refuse
     ``devices: [auto, cpu]`` or ``[cuda, cuda:0]``, which would otherwise pool one device's queries twice.
     """
-    device = resolve_device(device)
-    return f"cuda:{device_index(device)}" if device_kind(device) == "cuda" else device
+    physical, cls = split_class(resolve_device(device))
+    return with_class(f"cuda:{device_index(physical)}" if device_kind(physical) == "cuda" else physical, cls)
 
 
 def unavailable_reason(device: str) -> str | None:

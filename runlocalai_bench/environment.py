@@ -171,7 +171,8 @@ def gpu_class(name: str | None) -> str:
 def device_profile(env: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     """What a claim about a class of hardware needs to know of the device a row was measured on."""
     if device.startswith(("cuda", "mps")) and env.get("gpus"):
-        index = int(device.split(":")[1]) if ":" in device else 0
+        physical = device.split("@")[0]  # cuda:1@rtx4090: the node class does not change the ordinal
+        index = int(physical.split(":")[1]) if ":" in physical else 0
         gpu = env["gpus"][min(index, len(env["gpus"]) - 1)]
         return {"label": gpu["name"], "gpu_class": gpu_class(gpu["name"]), "memory_gb": gpu.get("memory_gb"),
                 "cores": None}

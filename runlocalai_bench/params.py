@@ -24,6 +24,9 @@ from runlocalai_bench.units import parse_duration
 
 STAGES = ("first_stage", "rerank", "report")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# A reranker device may name the node class it must run on (cpu@epyc, cuda@rtx4090): only the Ray engine
+# schedules by class; `auto` is refused there, since it would resolve on the driver, not on the node.
+NODE_CLASS_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)@[a-z0-9][a-z0-9_.-]{0,39}$")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -46,7 +49,16 @@ def _check_variant(value: str) -> str:
     return value
 
 
+def _check_rerank_device(value: str) -> str:
+    if not (DEVICE_PATTERN.match(value) or NODE_CLASS_PATTERN.match(value)):
+        raise ValueError(f"{value!r} is not a device; accepted: auto, cpu, cuda, cuda:N, mps, or one of these "
+                         "(not auto) pinned to a node class for --engine ray, e.g. cpu@epyc, cuda@rtx4090 "
+                         "(class: lower-case letters, digits, '_', '.', '-')")
+    return value
+
+
 Device = Annotated[str, AfterValidator(_check_device)]
+RerankDevice = Annotated[str, AfterValidator(_check_rerank_device)]
 VariantName = Annotated[str, AfterValidator(_check_variant)]
 # Parsed once into a typed value; written back to YAML as the plain spec string.
 Dataset = Annotated[DatasetSpec, PlainValidator(DatasetSpec.parse), PlainSerializer(str, return_type=str)]
@@ -114,7 +126,7 @@ class RerankerParams(_Strict):
     revision: str | None = None
     weights: Literal["trained", "random"] = "trained"
     variants: list[VariantName] = Field(default_factory=lambda: ["torch-fp32"], min_length=1)
-    devices: list[Device] = Field(default_factory=lambda: ["auto"], min_length=1)
+    devices: list[RerankDevice] = Field(default_factory=lambda: ["auto"], min_length=1)
     max_length: int = Field(default=512, gt=0)
     batch_size: int = Field(default=16, gt=0)
     depth: int = Field(default=100, gt=0, description="first-stage candidates reranked per query")

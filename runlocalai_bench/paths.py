@@ -11,6 +11,7 @@ placeholder by :func:`scrub`.
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import sys
 import tempfile
@@ -54,3 +55,21 @@ def scrub(text: str, extra: dict[str, str] | None = None) -> str:
     for root, placeholder in _roots(extra):
         text = re.sub(re.escape(root) + r"(?=/|\b|$)", placeholder, text)
     return text
+
+
+def staging_path(target: Path) -> Path:
+    """A private name beside ``target`` to build it under: unique per process, so two executions building the
+    same cached artefact at once (two Ray nodes on one machine, or sharing one cache folder) never write into
+    one folder."""
+    return target.with_name(f"{target.name}.{os.getpid()}.tmp")
+
+
+def publish_dir(staging: Path, target: Path) -> Path:
+    """Rename a built folder into place; when another process published the same build first, keep theirs."""
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -36,6 +36,7 @@ LAZY_THIRD_PARTY = {
     "torchao", "llama_cpp", "gguf", "pynvml", "huggingface_hub", "ir_datasets", "faiss", "sentencepiece",
     "papermill",  # only the notebook engine needs Jupyter: the subprocess engine runs where it is not installed
     "ipykernel",  # only a kernel process imports the kernel
+    "ray",  # the optional Ray engine (the `ray` extra)
 }
 LAZY_PACKAGE_IMPORTS_ALLOWED = {f"{PACKAGE}.cli"}  # subcommands import what they need, to keep --help instant
 

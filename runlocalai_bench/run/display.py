@@ -50,24 +50,31 @@ class _Current:
 
 
 class Display:
-    """Progress of a run, execution by execution."""
+    """Progress of a run, execution by execution. Several executions can run at once (the Ray engine): each
+    has its own progress file; a terminal then gets plain lines too, since one bar cannot show several."""
 
     def __init__(self, predicted: dict[str, float] | None = None, stream: IO[str] | None = None,
                  tty: bool | None = None):
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self.predicted = predicted or {}
-        self.current: _Current | None = None
+        self.running: dict[str, _Current] = {}
         self.done: dict[str, tuple[float, float | None]] = {}  # name -> (seconds taken, seconds predicted)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._run_started = time.monotonic()
+
+    @property
+    def current(self) -> _Current | None:
+        """The execution a bar may show: the only one running, else None."""
+        return next(iter(self.running.values())) if len(self.running) == 1 else None
 
     def line(self, text: str) -> None:
         with self._lock:
-            if self.current and self.current.bar is not None:
-                self.current.bar.clear()
+            bar = next((c.bar for c in self.running.values() if c.bar is not None), None)
+            if bar is not None:
+                bar.clear()
                 print(text, file=self.stream, flush=True)
-                self.current.bar.refresh()
+                bar.refresh()
             else:
                 print(text, file=self.stream, flush=True)
 
@@ -80,11 +87,15 @@ class Display:
             return 1.0
         return max(0.2, min(5.0, sum(t for t, _ in pairs) / sum(p for _, p in pairs)))
 
-    def run_eta(self, current_eta: float | None) -> float | None:
+    def run_eta(self, current_eta: float | None, current: _Current | None = None) -> float | None:
+        """Seconds left in the run: ``current_eta`` for ``current`` (the execution being described; predicted
+        when None), the others running by their predictions, and everything not started. Executions that
+        run at once are summed, so on a cluster this is an upper bound."""
+        current = current or self.current
         remaining = [p for name, p in self.predicted.items() if name not in self.done
-                     and (self.current is None or name != self.current.name)]
-        if current_eta is None and self.current is not None and self.current.predicted:
-            current_eta = max(self.current.predicted * self._correction() - (time.monotonic() - self.current.started), 0)
+                     and (current is None or name != current.name)]
+        if current_eta is None and current is not None and current.predicted:
+            current_eta = max(current.predicted * self._correction() - (time.monotonic() - current.started), 0)
         if current_eta is None:
             return None
         return current_eta + sum(remaining) * self._correction()
@@ -93,24 +104,25 @@ class Display:
 
     def begin(self, name: str, title: str, progress_path: Path) -> None:
         with self._lock:
-            self.current = _Current(name, title, ProgressReader(progress_path), time.monotonic(), self.predicted.get(name))
-        if not self.tty:
-            self.line(f"[runlocalai-bench] {title}: started ({len(self.done) + 1} of {max(len(self.predicted), 1)})")
+            self.running[name] = _Current(name, title, ProgressReader(progress_path), time.monotonic(),
+                                          self.predicted.get(name))
+            started = len(self.done) + len(self.running)
+        if not self.tty or len(self.running) > 1:
+            self.line(f"[runlocalai-bench] {title}: started ({started} of {max(len(self.predicted), 1)})")
 
     def poll(self) -> None:
         with self._lock:
-            current = self.current
-        if current is None:
-            return
-        snapshot = current.reader.poll()
-        if snapshot is None:
-            return
-        eta = (snapshot.total - snapshot.done) / snapshot.rate if snapshot.rate else None
-        run_eta = self.run_eta(None)
-        if self.tty:
-            self._update_bar(current, snapshot, run_eta)
-        else:
-            self._maybe_line(current, snapshot, eta, run_eta)
+            running = list(self.running.values())
+        for current in running:
+            snapshot = current.reader.poll()
+            if snapshot is None:
+                continue
+            eta = (snapshot.total - snapshot.done) / snapshot.rate if snapshot.rate else None
+            run_eta = self.run_eta(None, current)
+            if self.tty and len(running) == 1:
+                self._update_bar(current, snapshot, run_eta)
+            else:
+                self._maybe_line(current, snapshot, eta, run_eta)
 
     def _describe(self, current: _Current, snapshot: Snapshot) -> str:
         where = f" · {snapshot.dataset}" if snapshot.dataset else ""
@@ -139,9 +151,13 @@ class Display:
         self.line(f"[runlocalai-bench] {self._describe(current, snapshot)}: {snapshot.done:,}/{snapshot.total:,} "
                   f"{snapshot.unit} ({fraction:.0%}){rate}, ETA {duration(eta)} (run ETA {duration(run_eta)})")
 
-    def end(self, status: str, seconds: float, reason: str | None = None, reused: bool = False) -> None:
+    def end(self, status: str, seconds: float, reason: str | None = None, reused: bool = False,
+            name: str | None = None) -> None:
+        """The end of execution ``name`` (default: the only one running)."""
         with self._lock:
-            current, self.current = self.current, None
+            if name is None:
+                name = self.current.name if self.current is not None else None
+            current = self.running.pop(name, None) if name is not None else None
         if current is None:
             return
         if current.bar is not None:

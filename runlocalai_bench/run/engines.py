@@ -14,7 +14,7 @@ from runlocalai_bench.paths import REPO_ROOT, scrub
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = {"first_stage": "01_first_stage.ipynb", "rerank": "02_rerank.ipynb", "report": "03_report.ipynb"}
-ENGINES = ("papermill", "subprocess")
+ENGINES = ("papermill", "subprocess", "ray")  # ray: run.cluster (each execution a Ray task)
 
 
 class ExecutionFailed(RuntimeError):

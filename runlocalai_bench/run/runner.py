@@ -6,6 +6,10 @@ The bundle is built in ``.<name>.partial`` beside the target. Every finished exe
 (a failed first stage, Ctrl-C, a closed laptop, an OOM kill) leaves a folder that the same command with
 ``--resume`` continues: finished executions are reused (marked so in ``tables/runs``), the rest run again.
 A resume is refused when the resolved parameters or the code commit differ, unless ``--force``.
+
+Engines: ``papermill`` and ``subprocess`` run executions one after another on this machine; ``ray``
+(:mod:`run.cluster`) runs the first stage, then every other execution at once on the nodes of a Ray cluster
+(one per node at a time), and writes what they return into the same bundle.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +34,8 @@ from runlocalai_bench.params import Params, ParamsError, dump_params, load_param
 from runlocalai_bench.paths import scrub
 from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.tables import SCHEMA_VERSION, write_table
+from runlocalai_bench.devices import node_class
+from runlocalai_bench.run.cluster import Cluster, ClusterError, Submitted, WorkerLost, check_devices, fits, placement, unpack
 from runlocalai_bench.run.display import Display, Poller
 from runlocalai_bench.run.engines import ENGINES, ExecutionFailed, run_notebook, run_subprocess
 from runlocalai_bench.run.finalize import (
@@ -119,6 +126,7 @@ def run(
     params_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
     log_output: bool = False, resume: bool = False, force: bool = False, plan: bool = True,
     from_bundle: str | Path | None = None, engine: str = "papermill", stream: IO[str] | None = None,
+    address: str | None = None,
 ) -> RunOutcome:
     """Validate, plan, execute every stage into a bundle, rename it into place.
 
@@ -133,6 +141,23 @@ def run(
         raise ParamsError(f"budget {params.budget}: the budget is shared out from the plan's predictions; "
                           "drop --no-plan (or set budget: none)")
     check_distinct_devices(params)
+    pinned = [d for d in params.reranker.devices if node_class(d)]
+    if pinned and engine != "ray":
+        raise ParamsError(f"reranker.devices: {pinned[0]!r} pins a class of node, which only --engine ray schedules; "
+                          f"drop '@{node_class(pinned[0])}' to run on this machine")
+    if engine == "ray":
+        if params.budget_s is not None:
+            raise ParamsError(f"budget {params.budget}: a budget is shared out from this machine's rates, and with "
+                              "--engine ray the executions run on the cluster's nodes; plan each class of node with "
+                              "`plan --budget` there, or set budget: none")
+        if any(d == "auto" for d in params.reranker.devices):
+            raise ParamsError("reranker.devices: 'auto' would resolve on this machine, not on the node that runs "
+                              "the execution; with --engine ray name the device (cpu, cuda, cuda@<class>)")
+        try:
+            check_devices(params.reranker.devices, params.first_stage.device)
+        except ClusterError as exc:
+            raise ParamsError(str(exc)) from None
+        plan = plan and from_bundle is not None  # a probe here says nothing of the nodes' rates
     # `auto` becomes the device it means here, in params.yaml too: execution names, a comparison reranker's
     # variant (torch-fp16 on CUDA) and `finalize` on another machine then agree with what ran.
     params = resolve_auto_devices(params)
@@ -189,6 +214,14 @@ def run(
     # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
     display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
 
+    cluster = None
+    if engine == "ray":  # connected before anything is written: an unreachable cluster leaves no folder
+        try:
+            cluster = Cluster(address)
+        except ClusterError as exc:
+            raise RunError(str(exc)) from None
+        display.line(f"[runlocalai-bench] Ray cluster: {sum(n.get('Alive', False) for n in cluster.nodes())} "
+                     f"node(s); executions run one at a time per node")
     if source is None:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
@@ -200,10 +233,14 @@ def run(
     previous = {r["execution"]: r for r in recorded_executions(staging) if r["status"] in ("ok", "skipped")}
     try:
         with private_kernel(staging / KERNEL_LOG) as kernel, kernel_environment(params):
+            todo: list[Execution] = []
             for execution in planned:
                 if execution.name in previous:
                     outcome.executions.append({**previous[execution.name], "reused": True})
                     display.reused(execution.name, execution.title)
+                    continue
+                if cluster is not None:
+                    todo.append(execution)
                     continue
                 if execution.stage == "rerank" and any(e["status"] == "failed" and e["stage"] == "first_stage"
                                                        for e in outcome.executions):
@@ -213,10 +250,14 @@ def run(
                 _record(staging, record)
                 if execution.stage == "first_stage" and record["status"] == "failed":
                     raise RunError(f"first stage failed: {record['reason']}")
+            if cluster is not None:
+                _execute_on_cluster(todo, params, staging, cluster, display, outcome)
             finalize_tables(Bundle(staging), params, outcome.executions)
             write_table(staging, "runs", runs_table(outcome.executions))
             if "report" in params.stages:
-                report = _execute(REPORT, params, staging, kernel, log_output, engine, display)
+                # The report reads the whole bundle: it runs here, in a notebook as with the default engine.
+                report = _execute(REPORT, params, staging, kernel, log_output,
+                                  "papermill" if engine == "ray" else engine, display)
                 outcome.executions.append(report)
                 write_table(staging, "runs", runs_table(outcome.executions))
                 if report["status"] == "failed":
@@ -234,8 +275,108 @@ def run(
         if isinstance(exc, (RunError, ParamsError)):
             raise type(exc)(f"{exc} (partial output kept in {kept}; --resume continues it)") from None
         raise RunError(f"{error_line(exc)} (partial output kept in {kept}; --resume continues it)") from exc
+    finally:
+        if cluster is not None:
+            cluster.close()
     staging.rename(target)
     return outcome
+
+
+def _execute_on_cluster(todo: list[Execution], params: Params, staging: Path, cluster: Cluster, display: Display,
+                        outcome: RunOutcome) -> None:
+    """The Ray engine's loop: the first stage (every other execution reads its candidates), then the rest at
+    once. An execution whose worker or node died is recorded as failed and, once the others are done, the run
+    stops resumable (its partial folder kept), since the variant itself did not fail."""
+    bundle = Bundle(staging)
+    lost: list[dict] = []
+    for phase in ([e for e in todo if e.stage == "first_stage"], [e for e in todo if e.stage != "first_stage"]):
+        if not phase:
+            continue
+        cluster.share(staging)  # the first stage's outputs travel with the second phase
+        nodes = cluster.nodes()
+        jobs: list[tuple[Execution, Submitted]] = []
+        for execution in phase:
+            why_not = fits(placement(execution.device, cluster.driver_node), nodes)
+            if why_not:
+                record = _record_of(execution, params, "skipped", why_not, 0.0, None)
+                _write_skip(bundle, execution, why_not)
+                display.line(f"  {'skipped':8s} {execution.title}: {why_not}")
+                outcome.executions.append(record)
+                _record(staging, record)
+                continue
+            parameters = _notebook_parameters(execution)
+            job = cluster.submit(execution.name, execution.stage, execution.notebook, parameters, execution.device,
+                                 str(params.cache_path))
+            jobs.append((execution, job))
+        for execution, job in jobs:
+            progress = progress_file(staging, execution.name)
+            progress.unlink(missing_ok=True)
+            progress.parent.mkdir(parents=True, exist_ok=True)
+
+            def started(node: dict, execution: Execution = execution, progress: Path = progress) -> None:
+                where = node.get("hostname", "?") + (f" (class {node_class(execution.device)})"
+                                                     if execution.device and node_class(execution.device) else "")
+                display.begin(execution.name, f"{execution.title} on {where}", progress)
+
+            def relay(lines: bytes, progress: Path = progress) -> None:
+                with progress.open("ab") as handle:
+                    handle.write(lines)
+
+            job.thread = threading.Thread(target=cluster.follow, args=(job, started, relay), daemon=True,
+                                          name=f"ray {execution.name}")
+            job.thread.start()
+        pending = list(jobs)
+        with Poller(display):
+            while pending:
+                for item in [p for p in pending if not p[1].thread.is_alive()]:
+                    pending.remove(item)
+                    record = _collect(*item, params, staging, display)
+                    outcome.executions.append(record)
+                    _record(staging, record)
+                    if isinstance(item[1].error, WorkerLost):
+                        lost.append(record)
+                    elif item[0].stage == "first_stage" and record["status"] == "failed":
+                        raise RunError(f"first stage failed: {record['reason']}")
+                time.sleep(0.2)
+        if lost:
+            raise RunError(f"{len(lost)} execution(s) lost their Ray worker ({lost[0]['execution']}: "
+                           f"{lost[0]['reason']})")
+
+
+def _collect(execution: Execution, job: Submitted, params: Params, staging: Path, display: Display) -> dict:
+    """Write what a finished task returned into the bundle; its record."""
+    bundle = Bundle(staging)
+    status, reason, notebook = "failed", None, None
+    if job.error is not None:
+        reason = str(job.error)
+    else:
+        result = job.result
+        written = unpack(result["files"], staging) if result.get("files") else []
+        node = {k: v for k, v in result["node"].items() if k != "hostname"}  # a bundle names no host
+        if result.get("log"):
+            with (staging / KERNEL_LOG).open("a", encoding="utf-8") as log:
+                log.write(f"---- {execution.name} on Ray node {node.get('node_id', '?')[:12]}\n{result['log']}")
+        write_json(staging / "nodes" / f"{execution.name}.json", {**node, "device": execution.device, "node_class": (
+            node_class(execution.device) if execution.device else None), "files": written})
+        status, reason = result.get("status", "failed"), result.get("reason")
+        notebook = f"notebooks/{execution.notebook}" if f"notebooks/{execution.notebook}" in written else None
+        if status == "ok" and execution.variant is not None:
+            meta = bundle.stage_meta(execution.name)
+            if meta.get("status") == "skipped":
+                status, reason = "skipped", meta.get("reason")
+    seconds = round(time.perf_counter() - (job.started_at or job.submitted_at), 3)  # from when a node took it
+    if execution.name not in display.running:  # it never started (a worker lost before its first message)
+        display.begin(execution.name, execution.title, progress_file(staging, execution.name))
+    display.end(status, seconds, reason, name=execution.name)
+    return _record_of(execution, params, status, reason, seconds, notebook)
+
+
+def _write_skip(bundle: Bundle, execution: Execution, reason: str) -> None:
+    """A stage record for an execution the cluster cannot place (what the stage writes for its own skips)."""
+    if execution.variant is not None:
+        write_json(bundle.stages_dir / f"{execution.name}.json",
+                   {"stage": execution.stage, "variant": execution.variant, "requested_device": execution.device,
+                    "baseline": execution.baseline, "status": "skipped", "reason": reason})
 
 
 def _keep_for_resume(staging: Path, target: Path) -> Path:
@@ -266,14 +407,7 @@ def _execute(execution: Execution, params: Params, staging: Path, kernel: str, l
     try:
         with Poller(display):
             if engine == "papermill":
-                parameters: dict = {"bundle_dir": "."}
-                if execution.variant:
-                    parameters.update(variant=execution.variant, device=execution.device)
-                if execution.baseline:
-                    parameters.update(baseline=execution.baseline)
-                if execution.stage == "report":
-                    parameters.update(claims=None)
-                run_notebook(execution.stage, output, parameters, staging, kernel, log_output)
+                run_notebook(execution.stage, output, _notebook_parameters(execution), staging, kernel, log_output)
             else:
                 args = [execution.variant, execution.device] if execution.variant else []
                 args += [execution.baseline] if execution.baseline else []
@@ -286,8 +420,27 @@ def _execute(execution: Execution, params: Params, staging: Path, kernel: str, l
             status, reason = "skipped", meta.get("reason")
     seconds = round(time.perf_counter() - started, 3)
     display.end(status, seconds, reason)
+    return _record_of(execution, params, status, reason, seconds,
+                      f"notebooks/{execution.notebook}" if engine == "papermill" else None)
+
+
+def _notebook_parameters(execution: Execution) -> dict:
+    """What papermill injects into an execution's notebook (the bundle is its working folder)."""
+    parameters: dict = {"bundle_dir": "."}
+    if execution.variant:
+        parameters.update(variant=execution.variant, device=execution.device)
+    if execution.baseline:
+        parameters.update(baseline=execution.baseline)
+    if execution.stage == "report":
+        parameters.update(claims=None)
+    return parameters
+
+
+def _record_of(execution: Execution, params: Params, status: str, reason: str | None, seconds: float,
+               notebook: str | None) -> dict:
+    """An execution's line in executions.jsonl and tables/runs."""
     return {"run_id": params.run_id, "stage": execution.stage, "reranker": execution_reranker(params, execution),
             "variant": execution.variant,
             "device": execution.device, "status": status, "reason": reason, "seconds": seconds,
-            "notebook": f"notebooks/{execution.notebook}" if engine == "papermill" else None,
+            "notebook": notebook,
             "execution": execution.name, "dataset": ", ".join(d.label for d in params.datasets), "reused": False}

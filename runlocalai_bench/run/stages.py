@@ -20,7 +20,7 @@ from runlocalai_bench.data.collection import Collection
 from runlocalai_bench.data.rankings import Ranking, rerank_top
 from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.data.trec import read_trec, write_scores, write_trec
-from runlocalai_bench.devices import resolve_device
+from runlocalai_bench.devices import resolve_device, split_class, with_class
 from runlocalai_bench.environment import compute_threads
 from runlocalai_bench.models.facts import model_facts
 from runlocalai_bench.models.refs import ModelRef, model_label
@@ -335,7 +335,11 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     bundle = Bundle(Path(bundle_dir))
     params = bundle.params()
     variant = get_variant(variant_name)
-    device = resolve_device(requested_device)
+    # `cpu@epyc` (the Ray engine's node class): the hardware calls get `cpu`, every row says `cpu@epyc`, so the
+    # rows of one variant on two classes of machine stay apart in every table.
+    physical, cls = split_class(requested_device)
+    device = resolve_device(physical)
+    row_device = with_class(device, cls)
     record_baseline(device)  # GPU memory before this process's CUDA context: first, before any CUDA call
     if baseline is not None and baseline not in params.reranker.baselines:
         raise ValueError(f"{baseline!r} is not one of reranker.baselines ({', '.join(params.reranker.baselines) or 'none'})")
@@ -344,6 +348,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     progress = ProgressWriter(bundle.root, label, stage="rerank", variant=variant_name, device=requested_device)
     cache_dir = params.cache_path
     meta: dict = {"stage": "rerank", "variant": variant_name, "requested_device": requested_device, "device": device,
+                  "node_class": cls,
                   "weights": params.reranker.weights, "baseline": baseline, "reranker": model_spec, "datasets": {}}
     empty = pd.DataFrame()
 
@@ -394,7 +399,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     write_part(bundle.root, "model", label, pd.DataFrame([{
-        "run_id": params.run_id or "", "reranker": model_spec, "variant": variant_name, "device": device,
+        "run_id": params.run_id or "", "reranker": model_spec, "variant": variant_name, "device": row_device,
         "weights": params.reranker.weights, **model_facts(folder), "file_bytes": reranker.file_bytes,
         "source": (f"shape twin of {model_spec}: its config.json, random weights" if params.reranker.weights == "random"
                    else model_label(model_spec, ref.as_dict(), note))}]))
@@ -418,7 +423,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         check_finite(values, f"{model_spec} {variant_name} on {device}", spec.label)
         by_key = scores_by_key(keys, values)
         ranking = rerank_top(first, by_key, depth, query_ids)
-        write_trec(bundle.rerank_run(spec.slug, label), ranking, tag=f"{variant_name}@{device}")
+        write_trec(bundle.rerank_run(spec.slug, label), ranking, tag=f"{variant_name}@{row_device}")
         pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": values}).to_parquet(
             scores_path, index=False)
         scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
@@ -426,10 +431,10 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         quality_frames.append(quality_rows(
             measured, run_id=params.run_id or "", dataset=dataset_label, split=job.split, system="rerank",
             first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
-            reranker=model_spec, variant=variant_name, device=device, language=job.language))
+            reranker=model_spec, variant=variant_name, device=row_device, language=job.language))
         depth_frames.append(depth_rows(first, by_key, params.depth_curve, job.qrels, query_ids).assign(
             run_id=params.run_id or "", dataset=dataset_label, reranker=model_spec, variant=variant_name,
-            device=device))
+            device=row_device))
     meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the window opened before loading: the load's peak included
     quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
     depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else empty
@@ -444,6 +449,8 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     if params.throughput.enabled:
         throughput = measure_throughput(reranker, work, params, variant_name, device, cache_dir,
                                         progress.callback("timing", unit="jobs"), baseline, failures)
+        if not throughput.empty:
+            throughput["device"] = row_device
         write_part(bundle.root, "throughput", label, throughput)
         note = describe_failures(failures, len(throughput) + len(failures))
     reranker.close()

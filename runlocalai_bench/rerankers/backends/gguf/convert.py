@@ -29,6 +29,7 @@ from pathlib import Path
 
 from runlocalai_bench.environment import usable_cores
 from runlocalai_bench.models.refs import default_cache_dir
+from runlocalai_bench.paths import publish_dir, staging_path
 from runlocalai_bench.rerankers.exports import require_build
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,10 @@ def converter_dir() -> Path:
         return target
     with tempfile.TemporaryDirectory(prefix="llama-cpp-sdist-") as tmp:
         sdist = Path(source) if source else _download_sdist(version, Path(tmp))
-        staging = target.with_name(target.name + ".tmp")
+        staging = staging_path(target)
         shutil.rmtree(staging, ignore_errors=True)
         _extract_converter(sdist, staging)
-        staging.rename(target)
+        publish_dir(staging, target)
     return target
 
 
@@ -110,7 +111,7 @@ def _extract_converter(sdist: Path, staging: Path) -> None:
 def convert(folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     """Run llama.cpp's converter on a Hugging Face checkpoint folder; the file appears only when complete."""
     converter = converter_dir()
-    staging = outfile.with_name(outfile.name + ".tmp")
+    staging = staging_path(outfile)  # a file renamed over another is atomic: the last writer's equal copy stays
     outfile.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(converter / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python", "HF_HUB_OFFLINE": "1"}
@@ -132,7 +133,7 @@ def quantize(source: Path, outfile: Path, precision: str, threads: int | None = 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, constant)
     params.nthread = threads or usable_cores()
-    staging = outfile.with_name(outfile.name + ".tmp")
+    staging = staging_path(outfile)  # a file renamed over another is atomic: the last writer's equal copy stays
     status = llama_cpp.llama_model_quantize(str(source).encode(), str(staging).encode(), params)
     if status != 0 or not staging.is_file():
         staging.unlink(missing_ok=True)

@@ -1,0 +1,208 @@
+"""The Ray engine on a real local cluster: a head and a second node with its own class, both started here with
+token authentication on (a random token of this test), and stopped in a finalizer.
+
+What is checked: executions pinned to the second node's class run there (its node id in the bundle), the
+quality tables equal the subprocess engine's on the same parameters, and a worker killed mid-execution gives a
+failed execution and a run that ``--resume`` completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from runlocalai_bench.cli import main
+from runlocalai_bench.params import ParamsError, load_params
+from runlocalai_bench.reporting.report import node_environments
+from runlocalai_bench.results.bundle import Bundle
+from runlocalai_bench.run.cluster import CLASS_PREFIX, SLOT, fits, placement, relocate
+from runlocalai_bench.run.runner import run
+
+from support import REPO
+
+pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+SMOKE = str(REPO / "params" / "smoke.yaml")
+RAY = str(Path(sys.executable).parent / "ray")
+# Two variants and no comparison reranker keep each run near a minute on two cores; timing as short as it goes.
+SMALL = ["--set", "reranker.variants=[torch-fp32, torch-int8]", "--set", "reranker.baselines=[]",
+         "--set", "stages=[first_stage, rerank]", "--set", "throughput.min_seconds=0",
+         "--set", "bootstrap_samples=200"]
+
+
+def _ray_env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(folder / "token"),
+            "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node (slot only) and a node of class ``second``: the address, the env, the second node's id."""
+    folder = Path(tempfile.mkdtemp(prefix="rlb-ray-", dir="/tmp"))  # short: Ray's socket paths have a length cap
+    (folder / "token").write_text(secrets.token_hex(32))
+    env = _ray_env(folder)
+    common = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000", "--disable-usage-stats"]
+    try:
+        head = subprocess.run([RAY, "start", "--head", "--port=0", f"--temp-dir={folder / 'r'}",
+                               "--include-dashboard=false", f"--resources={json.dumps({SLOT: 1})}", *common],
+                              env=env, capture_output=True, text=True, timeout=180)
+        assert head.returncode == 0, head.stdout + head.stderr
+        address = re.search(r"ray start --address='([^']+)'", head.stdout + head.stderr).group(1)
+        second = subprocess.run([RAY, "start", f"--address={address}",
+                                 f"--resources={json.dumps({SLOT: 1, CLASS_PREFIX + 'second': 1})}", *common],
+                                env=env, capture_output=True, text=True, timeout=180)
+        assert second.returncode == 0, second.stdout + second.stderr
+        probe = subprocess.run([sys.executable, "-c", (
+            "import json, ray; ray.init(address=%r, log_to_driver=False, logging_level='ERROR'); "
+            "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and %r in n['Resources']]))"
+        ) % (address, CLASS_PREFIX + "second")], env=env, capture_output=True, text=True, timeout=120)
+        second_ids = json.loads(probe.stdout.strip().splitlines()[-1])
+        assert len(second_ids) == 1, probe.stdout + probe.stderr
+        yield address, env, second_ids[0]
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runlocalai_bench.cli", *args], env={**env, "PYTHONUNBUFFERED": "1"},
+                          cwd=REPO, capture_output=True, text=True, timeout=1200)
+
+
+def _rerank_quality(bundle: Path) -> pd.DataFrame:
+    quality = pd.read_csv(bundle / "tables" / "quality.csv")
+    rows = quality[quality["system"] == "rerank"]
+    return rows[["dataset", "variant", "device", "query_id", "measure", "value"]].sort_values(
+        ["dataset", "variant", "device", "query_id", "measure"]).reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_ray_runs_pinned_executions_on_their_class_and_matches_the_subprocess_engine(cluster, tmp_path,
+                                                                                     session_cache):
+    address, env, second_node = cluster
+    settings = [*SMALL, "--set", f"cache_dir={session_cache}"]
+    ray_out, local_out = tmp_path / "ray", tmp_path / "local"
+    done = _cli(["run", SMOKE, "--engine", "ray", "--address", address, "--out", str(ray_out), *settings,
+                 "--set", "reranker.devices=[cpu, cpu@second]"], env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    nodes = {p.stem: json.loads(p.read_text()) for p in (ray_out / "nodes").glob("*.json")}
+    assert set(nodes) == {"first_stage", "rerank--torch-fp32--cpu", "rerank--torch-int8--cpu",
+                          "rerank--torch-fp32--cpu@second", "rerank--torch-int8--cpu@second"}
+    for name in ("rerank--torch-fp32--cpu@second", "rerank--torch-int8--cpu@second"):
+        assert nodes[name]["node_id"] == second_node and nodes[name]["node_class"] == "second"
+        assert nodes[name]["environment"]["cpu"]  # the node's own fingerprint travels with its parts
+        assert "hostname" not in nodes[name]  # a bundle names no host (README: what a bundle contains)
+    # Without a class, a device means the driver's machine: those executions share the first stage's node.
+    assert nodes["rerank--torch-fp32--cpu"]["node_id"] == nodes["first_stage"]["node_id"]
+    assert (ray_out / "notebooks" / "02_rerank--torch-int8--cpu@second.ipynb").is_file()
+    # The report describes a pinned device by the node that ran it, not by the machine that wrote the bundle.
+    assert set(node_environments(Bundle(ray_out))) == {"cpu@second"}
+
+    local = _cli(["run", SMOKE, "--engine", "subprocess", "--out", str(local_out), *settings,
+                  "--set", "reranker.devices=[cpu]"], env)
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    on_ray, here = _rerank_quality(ray_out), _rerank_quality(local_out)
+    assert set(on_ray["device"]) == {"cpu", "cpu@second"}
+    for device in ("cpu", "cpu@second"):
+        rows = on_ray[on_ray["device"] == device].assign(device="cpu").reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows, here, check_exact=False, rtol=1e-9)
+    throughput = pd.read_csv(ray_out / "tables" / "throughput.csv")
+    assert set(throughput["device"]) == {"cpu", "cpu@second"}  # timing rows keep the class apart too
+
+
+def _kill_first_rerank_worker(staging: Path, deadline: float) -> bool:
+    """Once the first stage is back in the driver's folder, SIGKILL the Ray worker running a rerank (and the
+    notebook kernel it started)."""
+    while time.monotonic() < deadline:
+        if (staging / "nodes" / "first_stage.json").is_file():
+            for proc in psutil.process_iter(["cmdline"]):
+                cmdline = " ".join(proc.info["cmdline"] or [])
+                if cmdline.startswith("ray::runlocalai-bench rerank--"):  # the task's name is its proctitle
+                    children = proc.children(recursive=True)
+                    if not children:  # the rerank's kernel has not started yet
+                        continue
+                    for victim in [proc, *children]:
+                        try:
+                            victim.send_signal(signal.SIGKILL)
+                        except psutil.NoSuchProcess:
+                            pass
+                    return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_execution_and_the_run_resumes(cluster, tmp_path, session_cache):
+    address, env, _ = cluster
+    out = tmp_path / "killed"
+    args = ["run", SMOKE, "--engine", "ray", "--address", address, "--out", str(out), *SMALL,
+            "--set", f"cache_dir={session_cache}", "--set", "reranker.devices=[cpu]", "--set", "run_id=killed"]
+    proc = subprocess.Popen([sys.executable, "-m", "runlocalai_bench.cli", *args], env={**env, "PYTHONUNBUFFERED": "1"},
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = _kill_first_rerank_worker(out.with_name(f".{out.name}.partial"), time.monotonic() + 300)
+    output, _ = proc.communicate(timeout=1200)
+    assert killed, output[-3000:]
+    assert proc.returncode == 2, output[-3000:]
+    assert "lost their Ray worker" in output and "--resume" in output
+    failed = out.with_name(f"{out.name}.failed")
+    records = [json.loads(line) for line in (failed / "executions.jsonl").read_text().splitlines()]
+    lost = [r for r in records if r["status"] == "failed"]
+    assert len(lost) == 1 and "Ray worker running it died" in lost[0]["reason"]
+    assert any(r["status"] == "ok" and r["stage"] == "rerank" for r in records)  # the other execution went on
+
+    resumed = _cli([*args, "--resume"], env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    runs = pd.read_csv(out / "tables" / "runs.csv")
+    assert set(runs["status"]) == {"ok"}
+    again = runs[runs["execution"] == lost[0]["execution"]]
+    assert not again["reused"].iloc[0] and runs["reused"].sum() == 2  # the first stage and the other rerank
+
+
+def test_placement_and_why_an_execution_cannot_be_placed():
+    head = {"NodeID": "head", "Alive": True, "Resources": {SLOT: 1.0, "CPU": 2.0}}
+    gpu = {"NodeID": "gpu", "Alive": True, "Resources": {SLOT: 1.0, CLASS_PREFIX + "rtx4090": 1.0, "GPU": 1.0}}
+    pinned = placement("cuda@rtx4090", "head")
+    assert pinned.node_id is None and pinned.num_gpus == 1 and pinned.resources[CLASS_PREFIX + "rtx4090"] == 1
+    assert fits(pinned, [head, gpu]) is None
+    assert "no node of class 'rtx4090'" in fits(pinned, [head, {**gpu, "Alive": False}])
+    here = placement("cpu", "head")
+    assert here.node_id == "head" and here.num_gpus == 0 and fits(here, [head, gpu]) is None
+    assert "this machine's Ray node cannot run it" in fits(placement("cuda", "head"), [head, gpu])
+
+
+def test_class_devices_need_the_ray_engine_and_a_named_device(tmp_path):
+    assert load_params(SMOKE, ["reranker.devices=[cpu, cuda@rtx4090]"]).reranker.devices == ["cpu", "cuda@rtx4090"]
+    with pytest.raises(ParamsError, match="auto@x"):
+        load_params(SMOKE, ["reranker.devices=[auto@x]"])
+    with pytest.raises(ParamsError, match="only --engine ray schedules"):
+        run(SMOKE, tmp_path / "b", ["reranker.devices=[cpu@epyc]"], plan=False)
+    with pytest.raises(ParamsError, match="Ray chooses the GPU"):
+        run(SMOKE, tmp_path / "b", ["reranker.devices=[cuda:1@big]"], plan=False, engine="ray")
+    with pytest.raises(ParamsError, match="budget"):
+        run(SMOKE, tmp_path / "b", ["budget=8h"], engine="ray")
+    assert not (tmp_path / "b").exists() and not list(tmp_path.iterdir())
+
+
+def test_parameters_follow_the_checkout_to_another_node():
+    text = "datasets: [/home/a/src/runlocalai-bench/fixtures/x]\ncache_dir: /home/a/.cache/rlb\n"
+    moved = relocate(text, {"/home/a/src/runlocalai-bench": "/srv/rlb", "/home/a": "/root"})
+    assert moved == "datasets: [/srv/rlb/fixtures/x]\ncache_dir: /root/.cache/rlb\n"
+
+
+def test_cli_offers_the_ray_engine(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--engine {papermill,subprocess,ray}" in capsys.readouterr().out.replace("\n", " ")
