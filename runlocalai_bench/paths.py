@@ -11,10 +11,11 @@ placeholder by :func:`scrub`.
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def staging_path(target: Path) -> Path:
     """A private name beside ``target`` to build it under: unique per process, so two executions building the
     same cached artefact at once (two Ray nodes on one machine, or sharing one cache folder) never write into
     one folder."""
-    return target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    return target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # pids repeat across machines
 
 
 def publish_dir(staging: Path, target: Path) -> Path:

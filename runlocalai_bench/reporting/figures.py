@@ -338,8 +338,8 @@ def lift_by_language(quality: pd.DataFrame, folder: Path, footer: str, samples: 
 def _first_stage_means(summary: pd.DataFrame) -> pd.DataFrame:
     """The first stage's nDCG@10 per run and dataset: each reranked row is compared with its own run's."""
     rows = summary[(summary["measure"] == "nDCG@10") & _first_stage(summary)]
-    return rows[["run_id", "dataset", "mean", "ci_low", "ci_high"]].rename(
-        columns={"mean": "base", "ci_low": "base_low", "ci_high": "base_high"})
+    return rows[["run_id", "dataset", "mean", "ci_low", "ci_high", "n_queries"]].rename(
+        columns={"mean": "base", "ci_low": "base_low", "ci_high": "base_high", "n_queries": "base_n"})
 
 
 def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure:
@@ -350,6 +350,9 @@ def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure:
         return not_drawn("ndcg_by_variant", title, "no reranked quality (random weights, or no rerank executions)")
     reranked = reranked.sort_values("mean").reset_index(drop=True)
     several = reranked["run_id"].nunique() > 1
+    # A time budget gives executions nested samples of different sizes: then no two lines share their queries
+    # with the first stage, and the labels carry each line's n.
+    sampled = bool((reranked["n_queries"].astype(float) != reranked["base_n"].astype(float)).any())
     fig, ax = _new(7.5, max(3.0, 0.32 * len(reranked) + 1.6))
     y = np.arange(len(reranked))
     for i, row in reranked.iterrows():  # the first stage of the same run and dataset, on the same line
@@ -360,12 +363,19 @@ def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure:
         ax.errorbar(row["mean"], i, xerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]], fmt=marker,
                     color=colour, capsize=3)
         ax.annotate(f"{row['mean']:.3f}", (row["ci_high"], i), xytext=(4, -3), textcoords="offset points", fontsize=7)
-    ax.set_yticks(y, [_label(r, several) for _, r in reranked.iterrows()])
+    ax.set_yticks(y, [_label(r, several) + (f" · n={r['n_queries']:.0f}" if sampled else "")
+                      for _, r in reranked.iterrows()])
     level = "macro-average over datasets" if (reranked["dataset"] == MACRO).any() else reranked["dataset"].iloc[0]
     ax.set_xlabel(f"nDCG@10 ({level}; mean over queries, 95% bootstrap CI)")
     ax.legend(loc="lower right")
     caption = ("nDCG@10 after reranking per variant and device (marker, 95% CI), next to the first stage alone on "
                "the same queries of the same run (dark tick, grey band = 95% CI), sorted by quality.")
+    if sampled:
+        caption = ("nDCG@10 after reranking per variant and device (marker, 95% CI; n = queries it evaluated), next to "
+                   "the first stage alone on its own, larger sample (dark tick, grey band = 95% CI), sorted by quality. "
+                   "A time budget gave variants nested samples of different sizes: lines are not on the same queries, "
+                   "so compare variants by the paired differences on their common queries (tables/comparisons), "
+                   "not by these means.")
     return _save(fig, folder, Figure("ndcg_by_variant", title, caption), footer)
 
 

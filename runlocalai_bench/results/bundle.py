@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runlocalai_bench.data.specs import reduced_label
+from runlocalai_bench.devices import with_class
 from runlocalai_bench.params import Params, read_params
 from runlocalai_bench.paths import scrub
 
@@ -24,6 +25,11 @@ def write_json(path: Path, data: dict) -> None:
 def model_slug(spec: str) -> str:
     """A model spec as a file-name part: 'cross-encoder/ms-marco-MiniLM-L-12-v2' -> 'cross-encoder--ms-marco-MiniLM-L-12-v2'."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", spec.replace("/", "--")).strip("-")
+
+
+def meta_device(meta: dict) -> str:
+    """The device a stage record's rows carry: the device it ran on, with its Ray node class (``cpu@epyc``)."""
+    return with_class(meta["device"], meta.get("node_class"))
 
 
 def rerank_execution(variant: str, device: str, baseline: str | None = None) -> str:

@@ -8,10 +8,11 @@ suite needs of a benchmark, so this module adds it:
 - **One execution per node at a time.** Every task asks for one unit of the resource ``runlocalai-bench``
   that a node declares once (``ray start --resources '{"runlocalai-bench": 1}'``): two executions timing on
   one machine at once would share its cores and memory bandwidth and distort each other's numbers.
-- **Where an execution runs.** ``cpu@epyc``/``cuda@rtx4090`` (a reranker device with a node class) asks
-  for the resource ``runlocalai-bench:epyc`` that nodes of that class declare; a device without a class
-  (``cpu``, ``cuda``) means *this* machine, as with the local engines, so the task is pinned to the
-  driver's node. CUDA executions also ask for ``num_gpus=1`` (Ray then sets CUDA_VISIBLE_DEVICES, so the
+- **Where an execution runs.** ``cpu@epyc``/``cuda@rtx4090`` (a reranker device with a node class) runs on
+  a node that declares the resource ``runlocalai-bench:epyc``, and every execution of that class runs on the
+  *same* such node (chosen once per run, kept on resume): rows labelled ``cpu@epyc`` come from one machine,
+  so their speeds and drift compare. A device without a class (``cpu``, ``cuda``) means *this* machine, as
+  with the local engines, so the task is pinned to the driver's node; so is the first stage. CUDA executions also ask for ``num_gpus=1`` (Ray then sets CUDA_VISIBLE_DEVICES, so the
   execution's ``cuda`` is the GPU Ray gave it).
 - **No shared file system.** The driver packs what an execution reads from the bundle (parameters, the
   budget, the first stage's run files and records) into the object store once; the task unpacks it into a
@@ -28,8 +29,8 @@ suite needs of a benchmark, so this module adds it:
 from __future__ import annotations
 
 import io
-import ipaddress
 import os
+import re
 import socket
 import tarfile
 import tempfile
@@ -43,7 +44,7 @@ from runlocalai_bench.devices import device_kind, device_index, split_class
 from runlocalai_bench.environment import fingerprint
 from runlocalai_bench.errors import error_line
 from runlocalai_bench.paths import REPO_ROOT, scrub
-from runlocalai_bench.run.engines import ExecutionFailed, run_notebook
+from runlocalai_bench.run.engines import ExecutionFailed, one_line, run_notebook
 from runlocalai_bench.run.kernel import private_kernel
 from runlocalai_bench.run.progress import PROGRESS_DIR
 
@@ -79,13 +80,26 @@ class Placement:
         return f"{where} with {', '.join(f'{k}={v:g}' for k, v in sorted(wanted.items()))}"
 
 
-def placement(device: str | None, driver_node: str) -> Placement:
-    """Where an execution on ``device`` runs (``None``: the first stage, which runs on this machine)."""
-    physical, cls = split_class(device or "cpu")
+def placement(device: str, driver_node: str, class_nodes: dict[str, str] | None = None) -> Placement:
+    """Where an execution on ``device`` runs: the node chosen for its class (``class_nodes``), else this
+    machine's node (the first stage passes its own device, so a GPU first stage gets its GPU)."""
+    physical, cls = split_class(device)
     resources: dict[str, float] = {SLOT: 1.0}
     if cls:
         resources[CLASS_PREFIX + cls] = 1.0
-    return Placement(resources, 1.0 if device_kind(physical) == "cuda" else 0.0, None if cls else driver_node)
+    node = (class_nodes or {}).get(cls, "") if cls else driver_node
+    return Placement(resources, 1.0 if device_kind(physical) == "cuda" else 0.0, node)
+
+
+def class_nodes(classes: set[str], nodes: list[dict], recorded: dict[str, str]) -> dict[str, str]:
+    """One node per class for the whole run: the one an interrupted run recorded if it is still alive, else
+    the alive node declaring the class with the smallest id (a stable choice). A class without one is absent."""
+    chosen = {}
+    for cls in sorted(classes):
+        able = sorted(n["NodeID"] for n in nodes if n.get("Alive") and n.get("Resources", {}).get(CLASS_PREFIX + cls))
+        if able:
+            chosen[cls] = recorded[cls] if recorded.get(cls) in able else able[0]
+    return chosen
 
 
 def check_devices(devices: list[str], first_stage_device: str) -> None:
@@ -103,7 +117,7 @@ def fits(place: Placement, nodes: list[dict]) -> str | None:
     for node in nodes:
         if not node.get("Alive"):
             continue
-        if place.node_id and node["NodeID"] != place.node_id:
+        if place.node_id is not None and node["NodeID"] != place.node_id:
             continue
         have = node.get("Resources", {})
         wanted = {**place.resources, **({"GPU": place.num_gpus} if place.num_gpus else {})}
@@ -150,8 +164,8 @@ def relocate(text: str, places: dict[str, str]) -> str:
     """``text`` with the driver's checkout and home folder replaced by this node's (parameters name data
     folders and caches by absolute paths, and the checkout can live elsewhere on another machine)."""
     for theirs, ours in sorted(places.items(), key=lambda kv: -len(kv[0])):
-        if theirs and theirs != ours:
-            text = text.replace(theirs, ours)
+        if theirs and theirs != ours:  # a whole path component: /home/a is not the start of /home/ab
+            text = re.sub(re.escape(theirs) + r"(?=/|\s|$|[\"',\]])", lambda _: ours, text)
     return text
 
 
@@ -186,14 +200,17 @@ def run_on_node(stage: str, name: str, notebook: str, parameters: dict, inputs: 
         outcome: dict[str, Any] = {}
 
         def execute() -> None:
+            started = time.perf_counter()
             try:
-                with private_kernel(staging / KERNEL_LOG) as kernel:
+                with private_kernel(staging / KERNEL_LOG, die_with_parent=True) as kernel:
                     run_notebook(stage, staging / "notebooks" / notebook, parameters, staging, kernel, False)
                 outcome["status"] = "ok"
             except ExecutionFailed as exc:
                 outcome.update(status="failed", reason=str(exc))
             except BaseException as exc:  # noqa: BLE001 - reported to the driver as this execution's failure
                 outcome.update(status="failed", reason=scrub(error_line(exc)))
+            finally:  # the execution's own time on this node, without waiting, transfers or packing
+                outcome["seconds"] = round(time.perf_counter() - started, 3)
 
         worker = threading.Thread(target=execute, name=f"execution {name}", daemon=True)
         worker.start()
@@ -234,14 +251,6 @@ class Submitted:
     error: BaseException | None = None
 
 
-def is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
-
-
 class Cluster:
     """A connection to a Ray cluster (``address``; None: ``RAY_ADDRESS`` or a new one-node cluster here)."""
 
@@ -252,10 +261,14 @@ class Cluster:
             raise ClusterError("--engine ray needs Ray: pip install -e '.[ray]' (the `ray` extra)") from None
         self.ray = ray
         address = address or os.environ.get("RAY_ADDRESS") or None
-        if address and not is_loopback(address) and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-            raise ClusterError(f"--address {address}: RAY_AUTH_MODE=disabled turns Ray's token authentication off; "
-                               "a cluster over several machines keeps it on (unset RAY_AUTH_MODE, share the token "
-                               "of `ray get-auth-token` with every node: README, 'A Ray cluster')")
+        # Ray 2.60 turns token authentication on by itself only for a cluster that ray.init() starts; a node
+        # started by `ray start` without a token runs without it. So joining an existing cluster needs the mode
+        # said explicitly (every node and this driver started with RAY_AUTH_MODE=token and the same token).
+        if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            raise ClusterError(f"--address {address}: set RAY_AUTH_MODE=token (and the cluster's token in "
+                               "~/.ray/auth_token or RAY_AUTH_TOKEN), as every node of the cluster was started with; "
+                               "a Ray cluster without token authentication runs code for anyone who reaches it "
+                               "(README, 'A Ray cluster')")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
         try:
             if address:
@@ -278,9 +291,8 @@ class Cluster:
         """Put what executions read from the bundle into the object store (once per phase of the run)."""
         self._inputs = self.ray.put(pack(staging, shipped_files(staging)))
 
-    def submit(self, name: str, stage: str, notebook: str, parameters: dict, device: str | None,
+    def submit(self, name: str, stage: str, notebook: str, parameters: dict, place: Placement,
                cache: str) -> Submitted:
-        place = placement(device, self.driver_node)
         options: dict[str, Any] = {"resources": place.resources, "num_gpus": place.num_gpus,
                                    "num_cpus": 1, "name": f"runlocalai-bench {name}"}
         if place.node_id:
@@ -293,7 +305,7 @@ class Cluster:
 
     def follow(self, job: Submitted, on_start: Callable[[dict], None], on_progress: Callable[[bytes], None]) -> None:
         """Consume ``job``'s stream (in a thread of the driver); a dead worker or node becomes ``job.error``."""
-        from ray.exceptions import RayError
+        from ray.exceptions import RayError, RayTaskError
 
         try:
             for ref in job.generator:
@@ -305,18 +317,23 @@ class Cluster:
                     on_progress(item["lines"])
                 else:
                     job.result = item
-        except RayError as exc:
-            where = f" on node {job.node.get('hostname')} ({job.node.get('node_id', '?')[:12]})" if job.node else ""
-            job.error = WorkerLost(f"the Ray worker running it died{where}: {type(exc).__name__}; "
-                                   "--resume runs it again")
+        except RayTaskError as exc:  # the task's own code raised (outside the notebook): a failure to fix, not retry
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            job.error = job.error or ExecutionFailed(scrub(f"{type(cause).__name__}: {one_line(str(cause))}"))
+        except RayError as exc:  # the worker, its node or the task itself was lost (or cancelled by the driver)
+            where = f" on Ray node {job.node.get('node_id', '?')[:12]}" if job.node else ""
+            job.error = job.error or WorkerLost(f"the Ray worker running it died{where}: {type(exc).__name__}; "
+                                                "--resume runs it again")
+        except Exception as exc:  # noqa: BLE001 - a driver-side error fails this execution, never the thread silently
+            job.error = job.error or ExecutionFailed(scrub(error_line(exc)))
+
+    def cancel(self, job: Submitted, reason: str) -> None:
+        """Give up on a job no node can take any more (its class's node died before it started)."""
+        job.error = WorkerLost(f"{reason}; --resume runs it again")
+        try:
+            self.ray.cancel(job.generator, force=True)
+        except Exception:  # noqa: BLE001 - a task that cannot be cancelled ends on its own; its error is set
+            pass
 
     def close(self) -> None:
         self.ray.shutdown()
-
-
-def wait_all(jobs: list[Submitted], poll: Callable[[], None] | None = None) -> None:
-    """Wait for every job's thread, calling ``poll`` between checks."""
-    while any(j.thread is not None and j.thread.is_alive() for j in jobs):
-        time.sleep(RELAY_S)
-        if poll is not None:
-            poll()

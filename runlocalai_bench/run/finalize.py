@@ -16,7 +16,7 @@ from runlocalai_bench.quality.depth import summarize_depth
 from runlocalai_bench.quality.drift import drift_table
 from runlocalai_bench.quality.summary import summarize
 from runlocalai_bench.reporting.report import build_report
-from runlocalai_bench.results.bundle import Bundle, rerank_execution
+from runlocalai_bench.results.bundle import Bundle, meta_device, rerank_execution
 from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.run.engines import NOTEBOOKS
 from runlocalai_bench.run.scratch import scratch_bundle
@@ -57,7 +57,7 @@ def bundle_drift(bundle: Bundle, params: Params, ok: set[str]) -> pd.DataFrame:
         for name, meta in reranks.items():
             path = bundle.rerank_scores(spec.slug, name)
             if path.is_file():
-                scores[(meta["variant"], meta["device"])] = pd.read_parquet(path)
+                scores[(meta["variant"], meta_device(meta))] = pd.read_parquet(path)
         frames.append(drift_table(scores, params.run_id or "", bundle.quality_label(spec.label), params.reranker.model))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS["drift"])

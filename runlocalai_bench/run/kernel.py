@@ -10,8 +10,10 @@ through Jupyter's messages; only the process's raw output is redirected.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -20,16 +22,21 @@ from typing import Iterator
 
 KERNEL_NAME = "runlocalai-bench-python"
 LOG_ENV = "RUNLOCALAI_BENCH_KERNEL_LOG"
+DIE_WITH_PARENT_ENV = "RUNLOCALAI_BENCH_DIE_WITH_PARENT"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @contextmanager
-def private_kernel(log_file: Path | None = None) -> Iterator[str]:
+def private_kernel(log_file: Path | None = None, die_with_parent: bool = False) -> Iterator[str]:
     """A kernelspec for ``sys.executable`` on JUPYTER_PATH for the duration of the run; its kernels append
-    their own output to ``log_file``."""
+    their own output to ``log_file``. ``die_with_parent``: a kernel is killed when the process that started it
+    dies (Linux), so a Ray worker killed mid-execution leaves no kernel timing beside the next execution."""
     with tempfile.TemporaryDirectory(prefix="rlb-kernel-") as tmp:
         spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
         env = {"PYTHONUNBUFFERED": "1"}
+        if die_with_parent:
+            env[DIE_WITH_PARENT_ENV] = "1"
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             env[LOG_ENV] = str(log_file)
@@ -71,6 +78,8 @@ def output_to(log_file: Path | None) -> Iterator[None]:
 
 def main() -> None:
     """Start an IPython kernel with this process's stdout/stderr going to the log named by the environment."""
+    if os.environ.get(DIE_WITH_PARENT_ENV) and sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     log = os.environ.get(LOG_ENV)
     if log:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -57,7 +57,7 @@ from runlocalai_bench.rerankers.exports import export_root
 from runlocalai_bench.rerankers.registry import (
     REFERENCE_VARIANT, backend_of, check_available, get_variant, load_reranker, reference_variant,
 )
-from runlocalai_bench.results.bundle import Bundle, rerank_execution
+from runlocalai_bench.results.bundle import Bundle, meta_device, rerank_execution
 from runlocalai_bench.results.tables import read_table
 from runlocalai_bench.run.budget import Allocation, DatasetCost, ExecutionCost, allocate, hours
 from runlocalai_bench.run.kernel import output_to
@@ -323,12 +323,13 @@ def bundle_rates(path: Path) -> dict[tuple[str, str], Rate]:
     metas = {k: m for k, m in bundle.all_stage_meta().items() if not m.get("baseline")}
     for (variant, device), group in rows.groupby(["variant", "device"]):
         mean_sq = group["mean_sq_tokens"].mean() if "mean_sq_tokens" in group else group["mean_tokens"].mean() ** 2
-        load = next((m.get("load_s") for m in metas.values() if m.get("variant") == variant and m.get("device") == device), None)
+        load = next((m.get("load_s") for m in metas.values() if m.get("variant") == variant and m.get("device")
+                     and meta_device(m) == device), None)
         rate = Rate(float(group["pairs_per_s"].median()), float(group["mean_tokens"].mean()), float(mean_sq),
                     f"bundle {bundle.root.name}", load)
         rates[(variant, device)] = rate
         requested = next((m.get("requested_device") for m in metas.values()
-                          if m.get("variant") == variant and m.get("device") == device), None)
+                          if m.get("variant") == variant and m.get("device") and meta_device(m) == device), None)
         if requested:
             rates[(variant, requested)] = rate
     return rates

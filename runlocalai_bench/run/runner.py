@@ -34,8 +34,10 @@ from runlocalai_bench.params import Params, ParamsError, dump_params, load_param
 from runlocalai_bench.paths import scrub
 from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.tables import SCHEMA_VERSION, write_table
-from runlocalai_bench.devices import node_class
-from runlocalai_bench.run.cluster import Cluster, ClusterError, Submitted, WorkerLost, check_devices, fits, placement, unpack
+from runlocalai_bench.devices import node_class, resolve_device
+from runlocalai_bench.run.cluster import (
+    Cluster, ClusterError, Placement, Submitted, WorkerLost, check_devices, class_nodes, fits, placement, unpack,
+)
 from runlocalai_bench.run.display import Display, Poller
 from runlocalai_bench.run.engines import ENGINES, ExecutionFailed, run_notebook, run_subprocess
 from runlocalai_bench.run.finalize import (
@@ -285,37 +287,43 @@ def run(
 def _execute_on_cluster(todo: list[Execution], params: Params, staging: Path, cluster: Cluster, display: Display,
                         outcome: RunOutcome) -> None:
     """The Ray engine's loop: the first stage (every other execution reads its candidates), then the rest at
-    once. An execution whose worker or node died is recorded as failed and, once the others are done, the run
-    stops resumable (its partial folder kept), since the variant itself did not fail."""
+    once. An execution that no node can take, whose worker or node died, or that ran another commit is recorded
+    as failed and, once the others are done, the run stops resumable (its partial folder kept): the variant
+    itself did not fail, and --resume runs it again once the cluster is right."""
     bundle = Bundle(staging)
-    lost: list[dict] = []
+    retry: list[dict] = []
+    recorded = {n["node_class"]: n["node_id"] for n in _nodes(staging) if n.get("node_class")}
+    commit = git_state().get("commit")
     for phase in ([e for e in todo if e.stage == "first_stage"], [e for e in todo if e.stage != "first_stage"]):
         if not phase:
             continue
         cluster.share(staging)  # the first stage's outputs travel with the second phase
         nodes = cluster.nodes()
-        jobs: list[tuple[Execution, Submitted]] = []
+        chosen = class_nodes({node_class(e.device) for e in phase if e.device and node_class(e.device)}, nodes, recorded)
+        jobs: list[tuple[Execution, Submitted, Placement]] = []
         for execution in phase:
-            why_not = fits(placement(execution.device, cluster.driver_node), nodes)
+            # The first stage runs on this machine's node on its own device (a GPU when it embeds on one).
+            device = execution.device or resolve_device(params.first_stage.device)
+            place = placement(device, cluster.driver_node, chosen)
+            why_not = fits(place, nodes)
             if why_not:
-                record = _record_of(execution, params, "skipped", why_not, 0.0, None)
-                _write_skip(bundle, execution, why_not)
-                display.line(f"  {'skipped':8s} {execution.title}: {why_not}")
+                record = _record_of(execution, params, "failed", why_not, 0.0, None)
+                display.line(f"  {'failed':8s} {execution.title}: {why_not}")
                 outcome.executions.append(record)
                 _record(staging, record)
+                retry.append(record)
                 continue
-            parameters = _notebook_parameters(execution)
-            job = cluster.submit(execution.name, execution.stage, execution.notebook, parameters, execution.device,
-                                 str(params.cache_path))
-            jobs.append((execution, job))
-        for execution, job in jobs:
+            job = cluster.submit(execution.name, execution.stage, execution.notebook, _notebook_parameters(execution),
+                                 place, str(params.cache_path))
+            jobs.append((execution, job, place))
+        for execution, job, _ in jobs:
             progress = progress_file(staging, execution.name)
             progress.unlink(missing_ok=True)
             progress.parent.mkdir(parents=True, exist_ok=True)
 
             def started(node: dict, execution: Execution = execution, progress: Path = progress) -> None:
-                where = node.get("hostname", "?") + (f" (class {node_class(execution.device)})"
-                                                     if execution.device and node_class(execution.device) else "")
+                cls = node_class(execution.device) if execution.device else None
+                where = node.get("hostname", "?") + (f" (class {cls})" if cls else "")
                 display.begin(execution.name, f"{execution.title} on {where}", progress)
 
             def relay(lines: bytes, progress: Path = progress) -> None:
@@ -326,31 +334,54 @@ def _execute_on_cluster(todo: list[Execution], params: Params, staging: Path, cl
                                           name=f"ray {execution.name}")
             job.thread.start()
         pending = list(jobs)
+        checked = time.monotonic()
         with Poller(display):
             while pending:
+                if time.monotonic() - checked > NODE_CHECK_S:  # a node that died before taking its queued work
+                    checked, nodes = time.monotonic(), cluster.nodes()
+                    for execution, job, place in pending:
+                        why_not = fits(place, nodes) if job.started_at is None and job.error is None else None
+                        if why_not:
+                            cluster.cancel(job, why_not)
                 for item in [p for p in pending if not p[1].thread.is_alive()]:
                     pending.remove(item)
-                    record = _collect(*item, params, staging, display)
+                    record = _collect(item[0], item[1], params, staging, display, commit)
+                    again = record.pop("retry")
                     outcome.executions.append(record)
                     _record(staging, record)
-                    if isinstance(item[1].error, WorkerLost):
-                        lost.append(record)
+                    if again:
+                        retry.append(record)
                     elif item[0].stage == "first_stage" and record["status"] == "failed":
                         raise RunError(f"first stage failed: {record['reason']}")
                 time.sleep(0.2)
-        if lost:
-            raise RunError(f"{len(lost)} execution(s) lost their Ray worker ({lost[0]['execution']}: "
-                           f"{lost[0]['reason']})")
+        if retry:
+            raise RunError(f"{len(retry)} execution(s) did not run to the end on the cluster ({retry[0]['execution']}: "
+                           f"{retry[0]['reason']})")
 
 
-def _collect(execution: Execution, job: Submitted, params: Params, staging: Path, display: Display) -> dict:
-    """Write what a finished task returned into the bundle; its record."""
+NODE_CHECK_S = 5.0  # how often queued executions are checked against the nodes still alive
+
+
+def _nodes(staging: Path) -> list[dict]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((staging / "nodes").glob("*.json"))]
+
+
+def _collect(execution: Execution, job: Submitted, params: Params, staging: Path, display: Display,
+             commit: str | None) -> dict:
+    """Write what a finished task returned into the bundle; its record (``retry``: failed through the cluster,
+    not through the execution)."""
     bundle = Bundle(staging)
-    status, reason, notebook = "failed", None, None
-    if job.error is not None:
-        reason = str(job.error)
+    status, reason, notebook, retry = "failed", None, None, False
+    seconds = round(time.perf_counter() - (job.started_at or job.submitted_at), 3)
+    result = job.result
+    if job.error is not None or "node" not in result:
+        reason = str(job.error or "the Ray task ended without a result")
+        retry = isinstance(job.error, WorkerLost)
+    elif (theirs := result["node"].get("environment", {}).get("code", {}).get("commit")) != commit:
+        reason = (f"the node ran code commit {(theirs or '?')[:10]}, this machine {(commit or '?')[:10]}: install "
+                  "the same commit on every node (its parts were not kept)")
+        retry = True
     else:
-        result = job.result
         written = unpack(result["files"], staging) if result.get("files") else []
         node = {k: v for k, v in result["node"].items() if k != "hostname"}  # a bundle names no host
         if result.get("log"):
@@ -359,37 +390,16 @@ def _collect(execution: Execution, job: Submitted, params: Params, staging: Path
         write_json(staging / "nodes" / f"{execution.name}.json", {**node, "device": execution.device, "node_class": (
             node_class(execution.device) if execution.device else None), "files": written})
         status, reason = result.get("status", "failed"), result.get("reason")
+        seconds = result.get("seconds", seconds)
         notebook = f"notebooks/{execution.notebook}" if f"notebooks/{execution.notebook}" in written else None
         if status == "ok" and execution.variant is not None:
             meta = bundle.stage_meta(execution.name)
             if meta.get("status") == "skipped":
                 status, reason = "skipped", meta.get("reason")
-    seconds = round(time.perf_counter() - (job.started_at or job.submitted_at), 3)  # from when a node took it
-    if execution.name not in display.running:  # it never started (a worker lost before its first message)
+    if execution.name not in display.running:  # it never started (lost before its first message)
         display.begin(execution.name, execution.title, progress_file(staging, execution.name))
     display.end(status, seconds, reason, name=execution.name)
-    return _record_of(execution, params, status, reason, seconds, notebook)
-
-
-def _write_skip(bundle: Bundle, execution: Execution, reason: str) -> None:
-    """A stage record for an execution the cluster cannot place (what the stage writes for its own skips)."""
-    if execution.variant is not None:
-        write_json(bundle.stages_dir / f"{execution.name}.json",
-                   {"stage": execution.stage, "variant": execution.variant, "requested_device": execution.device,
-                    "baseline": execution.baseline, "status": "skipped", "reason": reason})
-
-
-def _keep_for_resume(staging: Path, target: Path) -> Path:
-    failed = failed_folder(target)
-    if staging.is_dir():
-        shutil.rmtree(failed, ignore_errors=True)
-        staging.rename(failed)
-    return failed
-
-
-def _scrub_logs(staging: Path) -> None:
-    for path in (staging / "logs").glob("*.log"):
-        path.write_text(scrub(path.read_text(encoding="utf-8", errors="replace")), encoding="utf-8")
+    return {**_record_of(execution, params, status, reason, seconds, notebook), "retry": retry}
 
 
 def _execute(execution: Execution, params: Params, staging: Path, kernel: str, log_output: bool, engine: str,

@@ -27,7 +27,7 @@ from runlocalai_bench.cli import main
 from runlocalai_bench.params import ParamsError, load_params
 from runlocalai_bench.reporting.report import node_environments
 from runlocalai_bench.results.bundle import Bundle
-from runlocalai_bench.run.cluster import CLASS_PREFIX, SLOT, fits, placement, relocate
+from runlocalai_bench.run.cluster import CLASS_PREFIX, SLOT, Cluster, ClusterError, class_nodes, fits, placement, relocate
 from runlocalai_bench.run.runner import run
 
 from support import REPO
@@ -121,11 +121,18 @@ def test_ray_runs_pinned_executions_on_their_class_and_matches_the_subprocess_en
         pd.testing.assert_frame_equal(rows, here, check_exact=False, rtol=1e-9)
     throughput = pd.read_csv(ray_out / "tables" / "throughput.csv")
     assert set(throughput["device"]) == {"cpu", "cpu@second"}  # timing rows keep the class apart too
+    # Drift is measured per device label: torch-int8 against torch-fp32 of its own class, on both.
+    drift = pd.read_csv(ray_out / "tables" / "drift.csv")
+    assert {(v, d) for v, d in zip(drift["variant"], drift["device"])} >= {("torch-int8", "cpu"), ("torch-int8", "cpu@second")}
+    first = pd.read_csv(ray_out / "tables" / "quality.csv")
+    first_here = pd.read_csv(local_out / "tables" / "quality.csv")
+    pick = lambda q: q[q["system"] != "rerank"].sort_values(["dataset", "system", "query_id", "measure"])["value"].to_numpy()
+    assert (pick(first) == pick(first_here)).all()  # the first stage on a Ray node retrieves what it does here
 
 
-def _kill_first_rerank_worker(staging: Path, deadline: float) -> bool:
-    """Once the first stage is back in the driver's folder, SIGKILL the Ray worker running a rerank (and the
-    notebook kernel it started)."""
+def _kill_first_rerank_worker(staging: Path, deadline: float) -> list:
+    """Once the first stage is back in the driver's folder, SIGKILL the Ray worker running a rerank (only the
+    worker, as Ray's memory monitor or a crash would); the kernel processes it had started."""
     while time.monotonic() < deadline:
         if (staging / "nodes" / "first_stage.json").is_file():
             for proc in psutil.process_iter(["cmdline"]):
@@ -134,14 +141,10 @@ def _kill_first_rerank_worker(staging: Path, deadline: float) -> bool:
                     children = proc.children(recursive=True)
                     if not children:  # the rerank's kernel has not started yet
                         continue
-                    for victim in [proc, *children]:
-                        try:
-                            victim.send_signal(signal.SIGKILL)
-                        except psutil.NoSuchProcess:
-                            pass
-                    return True
+                    proc.send_signal(signal.SIGKILL)
+                    return children
         time.sleep(0.2)
-    return False
+    return []
 
 
 @pytest.mark.slow
@@ -152,11 +155,14 @@ def test_a_killed_worker_fails_its_execution_and_the_run_resumes(cluster, tmp_pa
             "--set", f"cache_dir={session_cache}", "--set", "reranker.devices=[cpu]", "--set", "run_id=killed"]
     proc = subprocess.Popen([sys.executable, "-m", "runlocalai_bench.cli", *args], env={**env, "PYTHONUNBUFFERED": "1"},
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed = _kill_first_rerank_worker(out.with_name(f".{out.name}.partial"), time.monotonic() + 300)
+    orphans = _kill_first_rerank_worker(out.with_name(f".{out.name}.partial"), time.monotonic() + 300)
+    assert orphans, "no rerank worker with a kernel was found to kill"
+    # The kernel dies with its worker (PR_SET_PDEATHSIG): nothing keeps computing beside the next execution.
+    _, alive = psutil.wait_procs(orphans, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
     output, _ = proc.communicate(timeout=1200)
-    assert killed, output[-3000:]
     assert proc.returncode == 2, output[-3000:]
-    assert "lost their Ray worker" in output and "--resume" in output
+    assert "did not run to the end on the cluster" in output and "--resume" in output
     failed = out.with_name(f"{out.name}.failed")
     records = [json.loads(line) for line in (failed / "executions.jsonl").read_text().splitlines()]
     lost = [r for r in records if r["status"] == "failed"]
@@ -174,13 +180,29 @@ def test_a_killed_worker_fails_its_execution_and_the_run_resumes(cluster, tmp_pa
 def test_placement_and_why_an_execution_cannot_be_placed():
     head = {"NodeID": "head", "Alive": True, "Resources": {SLOT: 1.0, "CPU": 2.0}}
     gpu = {"NodeID": "gpu", "Alive": True, "Resources": {SLOT: 1.0, CLASS_PREFIX + "rtx4090": 1.0, "GPU": 1.0}}
-    pinned = placement("cuda@rtx4090", "head")
-    assert pinned.node_id is None and pinned.num_gpus == 1 and pinned.resources[CLASS_PREFIX + "rtx4090"] == 1
+    gpu2 = {**gpu, "NodeID": "gpu2"}
+    chosen = class_nodes({"rtx4090", "absent"}, [head, gpu2, gpu], {})
+    assert chosen == {"rtx4090": "gpu"}  # one node per class for the whole run, the same on every call
+    assert class_nodes({"rtx4090"}, [head, gpu, gpu2], {"rtx4090": "gpu2"}) == {"rtx4090": "gpu2"}  # kept on resume
+    pinned = placement("cuda@rtx4090", "head", chosen)
+    assert pinned.node_id == "gpu" and pinned.num_gpus == 1 and pinned.resources[CLASS_PREFIX + "rtx4090"] == 1
     assert fits(pinned, [head, gpu]) is None
     assert "no node of class 'rtx4090'" in fits(pinned, [head, {**gpu, "Alive": False}])
+    assert "no node of class 'absent'" in fits(placement("cpu@absent", "head", chosen), [head, gpu])
     here = placement("cpu", "head")
     assert here.node_id == "head" and here.num_gpus == 0 and fits(here, [head, gpu]) is None
+    # A first stage embedding on the GPU asks for one (else Ray hides the GPUs from the task).
+    assert placement("cuda", "head").num_gpus == 1
     assert "this machine's Ray node cannot run it" in fits(placement("cuda", "head"), [head, gpu])
+
+
+def test_joining_a_cluster_needs_token_authentication(monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(ClusterError, match="RAY_AUTH_MODE=token"):
+        Cluster("127.0.0.1:6379")
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    with pytest.raises(ClusterError, match="RAY_AUTH_MODE=token"):
+        Cluster("10.0.0.1:6379")
 
 
 def test_class_devices_need_the_ray_engine_and_a_named_device(tmp_path):
@@ -197,9 +219,9 @@ def test_class_devices_need_the_ray_engine_and_a_named_device(tmp_path):
 
 
 def test_parameters_follow_the_checkout_to_another_node():
-    text = "datasets: [/home/a/src/runlocalai-bench/fixtures/x]\ncache_dir: /home/a/.cache/rlb\n"
+    text = "datasets: [/home/a/src/runlocalai-bench/fixtures/x]\ncache_dir: /home/a/.cache/rlb\nother: /home/ab/x\n"
     moved = relocate(text, {"/home/a/src/runlocalai-bench": "/srv/rlb", "/home/a": "/root"})
-    assert moved == "datasets: [/srv/rlb/fixtures/x]\ncache_dir: /root/.cache/rlb\n"
+    assert moved == "datasets: [/srv/rlb/fixtures/x]\ncache_dir: /root/.cache/rlb\nother: /home/ab/x\n"
 
 
 def test_cli_offers_the_ray_engine(capsys):
