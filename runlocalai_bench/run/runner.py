@@ -290,7 +290,6 @@ def _execute_on_cluster(todo: list[Execution], params: Params, staging: Path, cl
     once. An execution that no node can take, whose worker or node died, or that ran another commit is recorded
     as failed and, once the others are done, the run stops resumable (its partial folder kept): the variant
     itself did not fail, and --resume runs it again once the cluster is right."""
-    bundle = Bundle(staging)
     retry: list[dict] = []
     recorded = {n["node_class"]: n["node_id"] for n in _nodes(staging) if n.get("node_class")}
     commit = git_state().get("commit")
@@ -400,6 +399,19 @@ def _collect(execution: Execution, job: Submitted, params: Params, staging: Path
         display.begin(execution.name, execution.title, progress_file(staging, execution.name))
     display.end(status, seconds, reason, name=execution.name)
     return {**_record_of(execution, params, status, reason, seconds, notebook), "retry": retry}
+
+
+def _keep_for_resume(staging: Path, target: Path) -> Path:
+    failed = failed_folder(target)
+    if staging.is_dir():
+        shutil.rmtree(failed, ignore_errors=True)
+        staging.rename(failed)
+    return failed
+
+
+def _scrub_logs(staging: Path) -> None:
+    for path in (staging / "logs").glob("*.log"):
+        path.write_text(scrub(path.read_text(encoding="utf-8", errors="replace")), encoding="utf-8")
 
 
 def _execute(execution: Execution, params: Params, staging: Path, kernel: str, log_output: bool, engine: str,
