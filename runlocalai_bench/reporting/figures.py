@@ -337,8 +337,9 @@ def lift_by_language(quality: pd.DataFrame, folder: Path, footer: str, samples: 
 
 def _first_stage_means(summary: pd.DataFrame) -> pd.DataFrame:
     """The first stage's nDCG@10 per run and dataset: each reranked row is compared with its own run's."""
-    rows = summary[(summary["measure"] == "nDCG@10") & _first_stage(summary)]
-    return rows[["run_id", "dataset", "mean", "ci_low", "ci_high", "n_queries"]].rename(
+    rows = summary[(summary["measure"] == "nDCG@10") & _first_stage(summary)].reindex(
+        columns=["run_id", "dataset", "mean", "ci_low", "ci_high", "n_queries"])  # n: absent in hand-made summaries
+    return rows.rename(
         columns={"mean": "base", "ci_low": "base_low", "ci_high": "base_high", "n_queries": "base_n"})
 
 
@@ -352,7 +353,8 @@ def ndcg_by_variant(summary: pd.DataFrame, folder: Path, footer: str) -> Figure:
     several = reranked["run_id"].nunique() > 1
     # A time budget gives executions nested samples of different sizes: then no two lines share their queries
     # with the first stage, and the labels carry each line's n.
-    sampled = bool((reranked["n_queries"].astype(float) != reranked["base_n"].astype(float)).any())
+    counts = reranked.reindex(columns=["n_queries", "base_n"]).astype(float)
+    sampled = bool((counts.notna().all(axis=1) & (counts["n_queries"] != counts["base_n"])).any())
     fig, ax = _new(7.5, max(3.0, 0.32 * len(reranked) + 1.6))
     y = np.arange(len(reranked))
     for i, row in reranked.iterrows():  # the first stage of the same run and dataset, on the same line

@@ -244,7 +244,7 @@ def summary_sentences(headline: pd.DataFrame, comparisons: pd.DataFrame | None =
         # Under a time budget, executions evaluate nested samples of different sizes: means over different queries
         # do not rank variants. The best is picked among those that evaluated the most queries; the others are
         # compared with torch-fp32 on their common queries (tables/comparisons), and the sentence says so.
-        counts = quality["n_queries"].astype(float)
+        counts = quality.reindex(columns=["n_queries"])["n_queries"].astype(float)
         pool = quality[counts == counts.max()] if counts.notna().any() else quality
         fewer = len(quality) - len(pool)
         best = pool.loc[pool["ndcg10"].astype(float).idxmax()]

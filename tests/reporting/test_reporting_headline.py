@@ -92,3 +92,24 @@ def test_a_faster_comparison_reranker_is_said_in_the_summary():
     rows = headline_table(data, {"r": ["a"]}, {"r|cpu": CPU}, {"r": "trained"}, {"r": "main"})
     text = " ".join(summary_sentences(rows))
     assert "Fastest: onnx-int8 of main on" in text and "Comparison reranker old (torch-fp32) is faster: 100 pairs/s" in text
+
+
+def test_under_a_budget_the_best_quality_comes_from_the_largest_sample_and_the_figure_says_so(tmp_path):
+    """A time budget gives executions nested samples of different sizes: a variant's mean over 20 queries does not
+    outrank torch-fp32's over 50, and the by-variant figure does not claim its lines share their queries."""
+    from runlocalai_bench.reporting.figures import ndcg_by_variant
+
+    data = tables(["a"], {"a": 10.0})
+    summary = data["summary"]
+    int8 = summary["variant"] == "onnx-int8"
+    summary.loc[int8, ["mean", "ci_low", "ci_high", "n_queries"]] = [0.60, 0.52, 0.68, 20]  # higher, on a smaller sample
+    rows = headline_table(data, {"r": ["a"]}, {"r|cpu": CPU}, {"r": "trained"}, {"r": "main"})
+    text = " ".join(summary_sentences(rows))
+    assert "Best quality: torch-fp32 of main" in text
+    assert "among the executions that evaluated all 50 queries; 1 evaluated a smaller sample" in text
+    figure = ndcg_by_variant(summary, tmp_path, "footer")
+    assert "not on the same queries" in figure.caption and "tables/comparisons" in figure.caption
+    summary.loc[int8, "n_queries"] = 50  # the same sample again: the plain caption, the plain best
+    assert "the same queries of the same run" in ndcg_by_variant(summary, tmp_path, "footer").caption
+    rows = headline_table(data, {"r": ["a"]}, {"r|cpu": CPU}, {"r": "trained"}, {"r": "main"})
+    assert "Best quality: onnx-int8 of main" in " ".join(summary_sentences(rows))
