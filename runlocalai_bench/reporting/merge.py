@@ -49,6 +49,20 @@ def run_params_path(bundle: Bundle, run_id: str) -> Path:
     return bundle.root / "params" / f"{run_id}.yaml" if _pooled(bundle) else bundle.params_path
 
 
+def _keep_run_records(bundle: Bundle, run_id: str, staging: Path) -> None:
+    """A run's time-budget allocation (what it sampled and reduced) and its Ray nodes' records: the evidence
+    behind its rows, kept per run as ``budgets/<run_id>.json`` and ``nodes/<run_id>--<execution>.json``."""
+    pooled = _pooled(bundle)
+    budget = bundle.root / "budgets" / f"{run_id}.json" if pooled else bundle.budget_path
+    if budget.is_file():
+        (staging / "budgets").mkdir(exist_ok=True)
+        shutil.copy(budget, staging / "budgets" / f"{run_id}.json")
+    nodes = bundle.root / "nodes"
+    for path in sorted(nodes.glob(f"{run_id}--*.json" if pooled else "*.json")):
+        (staging / "nodes").mkdir(exist_ok=True)
+        shutil.copy(path, staging / "nodes" / (path.name if pooled else f"{run_id}--{path.name}"))
+
+
 def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Path:
     """Refuse incompatible schema versions and repeated runs; rows keep their run_id, hence their hardware.
 
@@ -95,6 +109,7 @@ def merge_bundles(paths: list[Path], out: Path, drop: Iterable[str] = ()) -> Pat
         for bundle in bundles:
             for run_id in kept[bundle.root]:
                 write_json(staging / "environments" / f"{run_id}.json", run_environment(bundle, run_id))
+                _keep_run_records(bundle, run_id, staging)
                 (staging / "params").mkdir(exist_ok=True)
                 shutil.copy(run_params_path(bundle, run_id), staging / "params" / f"{run_id}.yaml")
         write_descriptions(staging, [d for b in bundles for d in run_descriptions(b) if d.run_id in kept[b.root]])

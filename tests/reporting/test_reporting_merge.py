@@ -22,7 +22,13 @@ def test_merge_pools_bundles_and_refuses_bad_ones(smoke_bundle, tmp_path):
     for table in ("quality", "summary", "throughput", "drift", "runs"):
         frame = pd.read_parquet(other / "tables" / f"{table}.parquet").assign(run_id="smoke-b")
         frame.to_parquet(other / "tables" / f"{table}.parquet", index=False)
+    (other / "budget.json").write_text(json.dumps({"budget_s": 3600}))  # a budgeted run's allocation
+    (other / "nodes").mkdir()
+    (other / "nodes" / "first_stage.json").write_text(json.dumps({"node_id": "n1"}))  # a Ray run's node record
     merged = merge_bundles([smoke_bundle, other], tmp_path / "merged")
+    assert json.loads((merged / "budgets" / "smoke-b.json").read_text()) == {"budget_s": 3600}
+    assert [p.name for p in (merged / "nodes").iterdir()] == ["smoke-b--first_stage.json"]
+    assert not (merged / "budgets" / "smoke-a.json").exists()  # an unbudgeted run has none
     throughput = pd.read_parquet(merged / "tables" / "throughput.parquet")
     assert set(throughput["run_id"]) == {"smoke-a", "smoke-b"}
     assert {p.stem for p in (merged / "environments").glob("*.json")} == {"smoke-a", "smoke-b"}
