@@ -40,6 +40,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 # Two variants and no comparison reranker keep each run near a minute on two cores; timing as short as it goes.
 SMALL = ["--set", "reranker.variants=[torch-fp32, torch-int8]", "--set", "reranker.baselines=[]",
          "--set", "stages=[first_stage, rerank]", "--set", "throughput.min_seconds=0",
+         "--set", "throughput.workloads=[candidates]",
          "--set", "bootstrap_samples=200"]
 
 
