@@ -45,7 +45,7 @@ from runlocalai_bench.environment import fingerprint
 from runlocalai_bench.errors import error_line
 from runlocalai_bench.paths import REPO_ROOT, scrub
 from runlocalai_bench.run.engines import ExecutionFailed, one_line, run_notebook
-from runlocalai_bench.run.kernel import private_kernel
+from runlocalai_bench.run.kernel import KERNEL_LOG, private_kernel
 from runlocalai_bench.run.progress import PROGRESS_DIR
 
 SLOT = "runlocalai-bench"  # one unit per node: one execution at a time on a machine
@@ -53,8 +53,6 @@ CLASS_PREFIX = "runlocalai-bench:"  # + class: the resource nodes of a hardware 
 # What an execution never reads from the bundle: other executions' notebooks, logs and progress, the report.
 NOT_SHIPPED = ("notebooks", "logs", PROGRESS_DIR, "figures", "nodes", "report.md", "report.html")
 RELAY_S = 0.5  # how often a task sends its progress lines
-KERNEL_LOG = "logs/kernels.log"
-HOME = str(Path.home())
 LOCAL_OBJECT_STORE = 512 * 1024**2  # bytes; a run's inputs and parts are megabytes (run files, parquet tables)
 
 
@@ -76,7 +74,7 @@ class Placement:
 
     def describe(self) -> str:
         wanted = {**self.resources, **({"GPU": self.num_gpus} if self.num_gpus else {})}
-        where = "this machine's node" if self.node_id else "a node"
+        where = f"node {self.node_id[:12]}" if self.node_id else "a node"
         return f"{where} with {', '.join(f'{k}={v:g}' for k, v in sorted(wanted.items()))}"
 
 
@@ -103,8 +101,7 @@ def class_nodes(classes: set[str], nodes: list[dict], recorded: dict[str, str]) 
 
 
 def check_devices(devices: list[str], first_stage_device: str) -> None:
-    """Refuse devices the cluster cannot honour: ``auto`` (it would resolve on this machine, not on the node)
-    with a class, and ``cuda:N`` (Ray picks the GPU and hides the others)."""
+    """Refuse ``cuda:N`` (Ray picks the GPU and hides the others); the runner refuses ``auto``."""
     for device in [*devices, first_stage_device]:
         physical, _ = split_class(device)
         if device_kind(physical) == "cuda" and ":" in physical and device_index(physical) != 0:
@@ -160,6 +157,11 @@ def _state(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
+def _places() -> dict[str, str]:
+    """This machine's checkout and home folder: what :func:`relocate` maps between driver and node."""
+    return {"repo": str(REPO_ROOT), "home": str(Path.home())}
+
+
 def relocate(text: str, places: dict[str, str]) -> str:
     """``text`` with the driver's checkout and home folder replaced by this node's (parameters name data
     folders and caches by absolute paths, and the checkout can live elsewhere on another machine)."""
@@ -182,13 +184,13 @@ def run_on_node(stage: str, name: str, notebook: str, parameters: dict, inputs: 
     # quietly run single-threaded. The execution sizes its own threads (reranker.threads), as locally.
     if os.environ.get("OMP_NUM_THREADS") == "1" and not os.environ.get("RUNLOCALAI_BENCH_KEEP_OMP"):
         os.environ.pop("OMP_NUM_THREADS")
-    here = {"repo": str(REPO_ROOT), "home": HOME}
     node = {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
     yield {"kind": "started", "node": node}
     with tempfile.TemporaryDirectory(prefix="rlb-ray-") as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()
         unpack(inputs, staging)
+        here = _places()
         mapping = {places["repo"]: here["repo"], places["home"]: here["home"]}
         for text_file in ("params.yaml", "budget.json"):
             path = staging / text_file
@@ -299,8 +301,8 @@ class Cluster:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(place.node_id, soft=False)
-        places = {"repo": str(REPO_ROOT), "home": HOME}
-        generator = self.task.options(**options).remote(stage, name, notebook, parameters, self._inputs, places, cache)
+        generator = self.task.options(**options).remote(stage, name, notebook, parameters, self._inputs, _places(),
+                                                        cache)
         return Submitted(name, generator)
 
     def follow(self, job: Submitted, on_start: Callable[[dict], None], on_progress: Callable[[bytes], None]) -> None:

@@ -22,6 +22,7 @@ from typing import Iterator
 
 KERNEL_NAME = "runlocalai-bench-python"
 LOG_ENV = "RUNLOCALAI_BENCH_KERNEL_LOG"
+KERNEL_LOG = "logs/kernels.log"  # where a bundle keeps what its kernels printed
 DIE_WITH_PARENT_ENV = "RUNLOCALAI_BENCH_DIE_WITH_PARENT"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

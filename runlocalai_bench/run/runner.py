@@ -43,7 +43,7 @@ from runlocalai_bench.run.engines import ENGINES, ExecutionFailed, run_notebook,
 from runlocalai_bench.run.finalize import (
     EXECUTIONS_LOG, Execution, execution_reranker, executions_of, finalize_tables, recorded_executions, runs_table,
 )
-from runlocalai_bench.run.kernel import private_kernel
+from runlocalai_bench.run.kernel import KERNEL_LOG, private_kernel
 from runlocalai_bench.run.plan import describe, make_plan
 from runlocalai_bench.run.prepare import (
     absolutize, access_notes, check_distinct_devices, default_run_id, preflight, resolve_auto_devices,
@@ -51,7 +51,6 @@ from runlocalai_bench.run.prepare import (
 from runlocalai_bench.run.progress import progress_file
 
 CACHE_ENV = "RUNLOCALAI_BENCH_CACHE"
-KERNEL_LOG = "logs/kernels.log"
 REPORT = Execution("report", "report")
 
 
