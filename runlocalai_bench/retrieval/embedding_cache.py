@@ -38,6 +38,22 @@ class EmbeddingCache:
         except (OSError, ValueError):
             return None
 
+    def corpus_hashes(self, dataset: str, **meta: Any) -> list[str]:
+        """The corpus hashes of the entries cached for ``dataset`` whose metadata equals ``meta`` (model, length,
+        dtype), newest first. The plan asks this before it has the corpus: an ir_datasets corpus is hashed only once
+        it is read, and reading MIRACL te to learn that its embeddings are cached would take longer than the
+        plan. The hash found still goes through :func:`cache_key`, so a stale entry is a miss, never a wrong hit."""
+        found = []
+        for meta_path in self.root.glob("*.json") if self.root.is_dir() else ():
+            try:
+                entry = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if entry.get("dataset") == dataset and entry.get("corpus") and all(
+                    entry.get(k) == v for k, v in meta.items()):
+                found.append((meta_path.stat().st_mtime, entry["corpus"]))
+        return [corpus for _, corpus in sorted(found, reverse=True)]
+
     def put(self, key: str, array: np.ndarray, meta: dict[str, Any]) -> Path:
         """Write atomically (temp file + rename) so a killed run never leaves a truncated entry behind."""
         self.root.mkdir(parents=True, exist_ok=True)

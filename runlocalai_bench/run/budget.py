@@ -31,7 +31,12 @@ The rules, in order:
    intervals comparable within an execution. An execution that would run emulated on its device (fp16 on a CPU
    without a native fp16 path runs 3-4x slower than fp32 there) keeps the minimum and a line saying why, never a
    day of the budget; one without a predicted rate gets the minimum too, its scoring outside the total.
-4. Every sample is a prefix of one seeded order of the dataset's queries (``Collection.query_order``), so a
+4. **Nodes side by side.** Executions that run on different nodes (``--engine ray`` with node classes,
+   ``devices: [cpu, cuda@rtx4090]``) run at the same time, so each node (a *lane*: this machine, or one node of a
+   class) gets the whole budget after the first stage, and the run's time is its slowest lane's. The rules above
+   apply within each lane; only the choice of common datasets (rule 3) is made once, by the first reference
+   variant funded, for every lane.
+5. Every sample is a prefix of one seeded order of the dataset's queries (``Collection.query_order``), so a
    smaller sample is a subset of a larger one and every paired comparison has common queries: the first stage
    evaluates the largest n any execution of the dataset takes.
 """
@@ -83,6 +88,7 @@ class ExecutionCost:
     emulated: str | None = None  # why this execution gets the minimum sample whatever the budget
     start_s: float = 0.0  # the part of fixed_s a skipped execution still pays (its kernel's start)
     priority: int = 1  # 0: funded first (the reference variant every drift is measured against)
+    lane: str = ""  # the node that runs it: "" this machine, else a Ray node class; lanes run side by side
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,15 @@ class Allocation:
     seconds: dict[str, float]  # execution -> predicted seconds under the allocation
     skipped: dict[str, str] = field(default_factory=dict)  # execution -> why it evaluates nothing
     notes: list[str] = field(default_factory=list)
-    fixed_s: float = 0.0
+    fixed_s: float = 0.0  # the run's own overheads (kernel starts outside the executions)
     first_stage_s: float = 0.0
     available: dict[str, int] = field(default_factory=dict)  # dataset -> queries it can offer (its reduced corpus's)
+    lanes: dict[str, float] = field(default_factory=dict)  # lane -> seconds of its executions (fixed and scoring)
 
     @property
     def predicted_s(self) -> float:
-        return self.fixed_s + self.first_stage_s + sum(self.seconds.values())
+        """Wall time: the overheads, the first stage, then the lanes side by side (the slowest decides)."""
+        return self.fixed_s + self.first_stage_s + max(self.lanes.values(), default=0.0)
 
     def first_stage_queries(self) -> dict[str, int]:
         """Per dataset, the queries the first stage evaluates: the largest sample any execution takes, never
@@ -126,7 +134,7 @@ class Allocation:
         resumed run to keep the same samples."""
         return {
             "budget_s": self.budget_s, "min_queries": self.min_queries, "first_stage_share": FIRST_STAGE_SHARE,
-            "predicted_s": self.predicted_s,
+            "predicted_s": self.predicted_s, "lanes_s": self.lanes,
             "corpora": {k: vars(v) for k, v in self.corpora.items()},
             "queries": self.queries, "skipped": self.skipped, "notes": self.notes,
             "first_stage_queries": self.first_stage_queries(),
@@ -230,7 +238,8 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
                           f"raise --budget above {hours(overhead_s)}")
     corpora = _first_stage(datasets, (budget_s - overhead_s) * FIRST_STAGE_SHARE, min_queries)
     first_stage_s = sum(c.seconds for c in corpora.values())
-    remaining = budget_s - overhead_s - first_stage_s
+    # What each lane has once the first stage is done; every lane starts with the same.
+    remaining = {e.lane: budget_s - overhead_s - first_stage_s for e in executions}
     # Queries each dataset can offer: all judged ones, or as many as its reduced corpus holds.
     caps: dict[str, int] = {}
     for dataset in datasets:
@@ -244,7 +253,7 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
         raise BudgetError(f"budget {hours(budget_s)}: no dataset's first stage fits its share: "
                           + "; ".join(f"{c.label}: {c.reason}" for c in corpora.values()))
     allocation = Allocation(budget_s, min_queries, corpora, {}, {}, fixed_s=overhead_s, first_stage_s=first_stage_s,
-                            available=dict(caps))
+                            available=dict(caps), lanes={lane: 0.0 for lane in remaining})
     for label, choice in corpora.items():
         if choice.kind == "skipped":
             allocation.notes.append(f"{label}: skipped, {choice.reason}")
@@ -269,21 +278,22 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
         prefix, cost = {}, execution.fixed_s
         for label in labels:
             cell = min(min_queries, caps[label]) * execution.per_query_s.get(label, 0.0)
-            if cost + cell > remaining:
+            if cost + cell > remaining[execution.lane]:
                 break
             prefix[label], cost = min(min_queries, caps[label]), cost + cell
         if not prefix or (common is not None and len(prefix) < len(common)):
-            allocation.fixed_s += execution.start_s  # a skipped execution still starts, records why, and ends
-            remaining -= execution.start_s
+            allocation.lanes[execution.lane] += execution.start_s  # a skipped execution still starts, says why, ends
+            remaining[execution.lane] -= execution.start_s
             needed = execution.fixed_s + sum(min(min_queries, caps[d]) * execution.per_query_s.get(d, 0.0)
                                              for d in (labels[:1] if common is None else common))
             allocation.skipped[execution.name] = (
-                f"the budget left ({hours(max(remaining, 0.0))}) does not pay its minimum (~{hours(needed)}: "
-                f"loading, timing and {min_queries} queries of {', '.join(labels[:1] if common is None else common)})")
+                f"the budget left{_on(execution.lane)} ({hours(max(remaining[execution.lane], 0.0))}) does not pay "
+                f"its minimum (~{hours(needed)}: loading, timing and {min_queries} queries of "
+                f"{', '.join(labels[:1] if common is None else common)})")
             continue
         funded[execution.name] = prefix
-        allocation.fixed_s += execution.fixed_s
-        remaining -= cost
+        allocation.lanes[execution.lane] += execution.fixed_s
+        remaining[execution.lane] -= cost
         if common is None:
             common = list(prefix)
             for label in [d for d in caps if d not in prefix]:
@@ -292,7 +302,7 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
                                               f"no execution reaches it: {execution.name}, funded first, has "
                                               f"{', '.join(prefix)} only")
                 allocation.first_stage_s -= choice.seconds
-                remaining += choice.seconds
+                remaining = {lane: left + choice.seconds for lane, left in remaining.items()}
                 del caps[label]
                 allocation.notes.append(f"{label}: skipped, {corpora[label].reason}")
         if execution.emulated:
@@ -301,31 +311,33 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
         if execution.per_query_s is None:
             allocation.queries[execution.name] = {d: min(min_queries, caps[d]) for d in (common or list(caps))}
             allocation.seconds[execution.name] = 0.0
-            allocation.fixed_s += execution.fixed_s
-            remaining -= execution.fixed_s
+            allocation.lanes[execution.lane] += execution.fixed_s
+            remaining[execution.lane] -= execution.fixed_s
             allocation.notes.append(f"{execution.name}: the minimum sample ({min_queries} queries a dataset): no "
                                     "predicted rate, its scoring time is not in the total")
     allocation.available = dict(caps)
 
     # 2. what is left, shared equally between the funded executions that can use more (water-filling): each
     #    takes the largest common n its minimum plus its share pays for, on the datasets it was funded for.
+    #    Each lane shares its own remainder.
     growing = [e for e in order if e.name in funded and not e.emulated]
-    left = len(growing)
+    left = {lane: sum(e.lane == lane for e in growing) for lane in remaining}
     for execution in sorted(growing, key=lambda e: _cost(e, max(caps.values(), default=0),
                                                          {d: caps[d] for d in funded[e.name]})):
         own = {d: caps[d] for d in funded[execution.name]}
         base = _cost(execution, min_queries, own)
-        share = base + max(remaining, 0.0) / left
-        left -= 1
+        share = base + max(remaining[execution.lane], 0.0) / left[execution.lane]
+        left[execution.lane] -= 1
         n = max(_largest_n(execution, share, own), min_queries)
         extra = _cost(execution, n, own) - base
         funded[execution.name] = {d: min(n, cap) for d, cap in own.items()}
-        remaining -= extra
+        remaining[execution.lane] -= extra
     for execution in executions:
         if execution.name in funded:
             allocation.queries[execution.name] = funded[execution.name]
             allocation.seconds[execution.name] = _cost(execution, max(funded[execution.name].values()),
                                                        funded[execution.name])
+            allocation.lanes[execution.lane] += allocation.seconds[execution.name]
     references = [e for e in executions if e.priority == 0]
     if executions and (not funded or (references and not any(e.name in funded for e in references))):
         reference = order[0]
@@ -339,6 +351,10 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
             f"{min_queries} queries of {first}; raise --budget, lower queries.min_n, or time fewer workloads "
             f"(throughput.datasets, throughput.max_queries)")
     return allocation
+
+
+def _on(lane: str) -> str:
+    return f" on the {lane} node" if lane else ""
 
 
 def _minimum_cost(execution: ExecutionCost, caps: dict[str, int], min_queries: int) -> float:

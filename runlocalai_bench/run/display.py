@@ -61,7 +61,6 @@ class Display:
         self.running: dict[str, _Current] = {}
         self.done: dict[str, tuple[float, float | None]] = {}  # name -> (seconds taken, seconds predicted)
         self._lock = threading.RLock()
-        self._run_started = time.monotonic()
 
     @property
     def current(self) -> _Current | None:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from runlocalai_bench.data.downloads import download_bytes
 from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
-from runlocalai_bench.devices import resolve_device
+from runlocalai_bench.devices import node_class, resolve_device
 from runlocalai_bench.environment import compute_threads, cpu_info
 from runlocalai_bench.errors import error_line
 from runlocalai_bench.models.hub import cached_commit
@@ -107,10 +107,20 @@ class Plan:
     unpredicted: list[str] = field(default_factory=list)  # executions without a rate: their time is not in the total
     allocation: Allocation | None = None  # under a budget: the queries each execution evaluates, reduced corpora
     downloads: list[tuple[str, float | None, str]] = field(default_factory=list)  # (what, bytes, how it was sized)
+    lanes: dict[str, str] = field(default_factory=dict)  # rerank execution -> the Ray node class that runs it
 
     @property
     def total_s(self) -> float:
-        return float(sum(self.executions.values()))
+        """Wall time: what runs on this machine one after another, and each node class's executions beside it
+        (``--engine ray``); the slowest lane decides. Without node classes, the sum of every execution."""
+        lanes: dict[str, float] = {}
+        outside = 0.0  # the first stage and the report run on this machine, before and after every lane
+        for name, seconds in self.executions.items():
+            if name in ("first_stage", "report"):
+                outside += seconds
+            else:
+                lanes[self.lanes.get(name, "")] = lanes.get(self.lanes.get(name, ""), 0.0) + seconds
+        return float(outside + max(lanes.values(), default=0.0))
 
 
 # ------------------------------------------------------------------------------------------------ sizes
@@ -141,7 +151,7 @@ def dataset_size(spec: DatasetSpec, params: Params, tokenizer: Any) -> DatasetSi
             n_queries = min(n_queries, params.queries.n)
         return DatasetSize(spec.label, n_queries, n_docs, n_queries * depth, ASSUMED_TOKENS, ASSUMED_TOKENS ** 2,
                            ASSUMED_TOKENS, f"ir_datasets metadata; {ASSUMED_TOKENS} tokens a pair assumed (no local text)",
-                           judged_per_query=max(judged, 1.0))
+                           _cached_corpus_hash(params, spec.text), judged_per_query=max(judged, 1.0))
     collection, sample = _sample_pairs(spec, params)
     n_queries = len(collection.sample_queries(params.queries.n, params.queries.seed))
     encoded = tokenizer([q for q, _ in sample], [d for _, d in sample], truncation="longest_first",
@@ -194,6 +204,10 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
     for device in params.reranker.devices:
         resolved = resolve_device(device)
         variants = params.reranker.variants if not reference_only else [REFERENCE_VARIANT]
+        if node_class(device):  # another node's speed: an earlier bundle from there knows it (--from), never a probe here
+            problems.update({(v, device): f"runs on a node of class {node_class(device)!r}: a probe here says nothing "
+                             "of it; give --from a bundle that ran there" for v in variants if (v, device) not in skip})
+            continue
         for variant in variants:
             spec = get_variant(variant)
             if (variant, device) in skip:
@@ -367,16 +381,34 @@ def _encoder_shape(params: Params) -> dict[str, int] | None:
     return model_shape(AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items() if k != "model_type"}))
 
 
-def _embeddings_cached(params: Params, size: DatasetSize) -> bool:
-    if not size.content_hash:
-        return False
+def _encoder_ref(params: Params):
     try:
-        ref = resolve(params.first_stage.model, params.first_stage.revision, params.cache_path)
+        return resolve(params.first_stage.model, params.first_stage.revision, params.cache_path)
     except ModelNotFoundError:
-        return False
-    key = cache_key(model=ref.spec, weights=ref.fingerprint, corpus=size.content_hash,
-                    max_length=params.first_stage.max_length, dtype=EMBEDDING_DTYPE, normalized=True, side="document")
-    return EmbeddingCache(params.cache_path).get(key) is not None
+        return None
+
+
+def _cached_corpus_hash(params: Params, dataset_id: str) -> str:
+    """The corpus hash of this encoder's cached embeddings of an ir_datasets corpus, or "" (none cached, or not a
+    dense first stage). An ir_datasets corpus is hashed when it is read, which the plan does not do; the cache's
+    own record of what it embedded stands in (EmbeddingCache.corpus_hashes)."""
+    ref = _encoder_ref(params) if params.first_stage.kind == "dense" else None
+    if ref is None:
+        return ""
+    cache = EmbeddingCache(params.cache_path)
+    found = cache.corpus_hashes(dataset_id, max_length=params.first_stage.max_length, dtype=EMBEDDING_DTYPE)
+    return next((corpus for corpus in found if cache.get(_embedding_key(params, ref, corpus)) is not None), "")
+
+
+def _embedding_key(params: Params, ref: Any, corpus: str) -> str:
+    """The key the dense first stage caches a corpus's document embeddings under (retrieval/dense.py)."""
+    return cache_key(model=ref.spec, weights=ref.fingerprint, corpus=corpus, max_length=params.first_stage.max_length,
+                     dtype=EMBEDDING_DTYPE, normalized=True, side="document")
+
+
+def _embeddings_cached(params: Params, size: DatasetSize) -> bool:
+    ref = _encoder_ref(params) if size.content_hash else None
+    return ref is not None and EmbeddingCache(params.cache_path).get(_embedding_key(params, ref, size.content_hash)) is not None
 
 
 def make_plan(params: Params, from_bundle: Path | None = None, reference_only: bool = False,
@@ -398,6 +430,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
     notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
     rows, executions, disk, unpredicted = [], {}, 0.0, []
     costs: list[ExecutionCost] = []  # what a budget shares out: fixed seconds and seconds per query per dataset
+    lanes: dict[str, str] = {}  # rerank execution -> its node class ("" this machine)
     # The FLOP rate the encoder is predicted at when it is not local: torch-fp32's, measured by the earlier bundle
     # or probed here; another variant only when neither has it (an emulated fp16 would make it 4x too slow).
     first_device = params.reranker.devices[0]
@@ -406,6 +439,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
 
     # first stage
     first_seconds = overhead
+    embedded: dict[str, float] = {}  # dataset -> bytes a new document embedding takes on disk (absent: cached)
     for size in sizes:
         seconds, source = 0.0, f"{params.first_stage.kind}: candidates read, seconds"
         if params.first_stage.kind == "bm25":
@@ -414,7 +448,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             if _embeddings_cached(params, size):
                 source = "document embeddings cached: queries only"
             else:
-                disk += size.n_docs * (encoder_shape["hidden"] if encoder_shape else 1024) * 4
+                embedded[size.label] = (encoder_shape["hidden"] if encoder_shape else 1024) * 4
+                disk += size.n_docs * embedded[size.label]
                 if encoder is not None and encoder_shape:
                     seconds = size.n_docs / encoder.at(encoder_shape, size.doc_tokens, size.doc_tokens ** 2)
                     source = encoder.source
@@ -439,7 +474,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
         for device in params.reranker.devices:
             name = rerank_execution(variant, device)
             try:
-                check_available(spec, resolve_device(device))
+                if not node_class(device):  # a node of a class has its own libraries and hardware: it decides there
+                    check_available(spec, resolve_device(device))
             except VariantUnavailable as exc:
                 rows.append({"stage": "skipped", "dataset": None, "variant": variant, "device": device, "queries": None,
                              "docs": None, "pairs": None, "mean_tokens": None, "exports": "", "predicted_s": 0.0,
@@ -450,7 +486,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             rate = measured.get((variant, device)) or probed.get((variant, device))
             assumed = rate is None
             if assumed:
-                rate = measured.get((REFERENCE_VARIANT, device)) or probed.get((REFERENCE_VARIANT, device)) or reference
+                rate = measured.get((REFERENCE_VARIANT, device)) or probed.get((REFERENCE_VARIANT, device)) or (
+                    None if node_class(device) else reference)
             built = _export_built(variant, ref, params)
             exports = "" if built is None else ("export cached" if built else f"builds its {spec.precision} export")
             total = overhead + ((rate.load_s or 0.0) if rate else 0.0)
@@ -487,7 +524,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             costs.append(ExecutionCost(name, total - sum(per_query[s.label] * s.n_queries for s in sizes if s.label in per_query),
                                        per_query if rate is not None else None,
                                        emulated_reason(spec, device), start_s=overhead,
-                                       priority=0 if variant == REFERENCE_VARIANT else 1))
+                                       priority=0 if variant == REFERENCE_VARIANT else 1, lane=node_class(device) or ""))
+            lanes[name] = node_class(device) or ""
             if built is False:
                 disk += weight_bytes(shape, spec.precision)
     # comparison rerankers: the reference variant's FLOP rate on their own shape
@@ -497,7 +535,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
         for device in params.reranker.devices:
             variant = reference_variant(device)
             name = rerank_execution(variant, device, baseline)
-            rate = measured.get((variant, device)) or probed.get((variant, device)) or reference
+            rate = measured.get((variant, device)) or probed.get((variant, device)) or (
+                None if node_class(device) else reference)
             total, per_query = overhead, {}
             for size, job in zip(sizes, work):
                 seconds, per_pair = None, None
@@ -521,20 +560,28 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                                                                   params.reranker.batch_size, params.reranker.max_length)
                              if other else None,
                              "rate_pairs_per_s": 1.0 / per_pair if per_pair else None,
-                             "source": (f"{variant}'s FLOP rate here on {baseline}'s shape ({rate.source})"
-                                        if per_pair else f"shape of {baseline} unknown offline: time unknown")})
+                             "source": (f"{variant}'s FLOP rate here on {baseline}'s shape ({rate.source})" if per_pair
+                                        else f"no rate of {variant} on {device}: time unknown" if rate is None
+                                        else f"shape of {baseline} unknown offline: time unknown")})
+            if rate is None:
+                unpredicted.append(name)
             executions[name] = total
             costs.append(ExecutionCost(name, total - sum(per_query[s.label] * s.n_queries for s in sizes if s.label in per_query),
-                                       per_query if len(per_query) == len(sizes) else None, start_s=overhead))
+                                       per_query if len(per_query) == len(sizes) else None, start_s=overhead,
+                                       lane=node_class(device) or ""))
+            lanes[name] = node_class(device) or ""
     if "report" in params.stages:
         executions["report"] = overhead
     if unpredicted:
         notes.append(f"{len(unpredicted)} rerank execution(s) have no predicted time (nothing could be probed on "
                      f"their device): {', '.join(unpredicted)}; the total leaves them out")
+    if any(lanes.values()):
+        notes.append("node classes run side by side (--engine ray): the total is this machine's executions or the "
+                     "slowest class's, whichever is longer, after the first stage")
     plan = Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid, unpredicted,
-                downloads=downloads_of(params, shape, encoder_shape))
+                downloads=downloads_of(params, shape, encoder_shape), lanes={k: v for k, v in lanes.items() if v})
     if params.budget_s is not None:
-        fit_to_budget(plan, params, sizes, costs)
+        fit_to_budget(plan, params, sizes, costs, embedded)
     return plan
 
 
@@ -585,8 +632,11 @@ def emulated_reason(spec: Any, device: str) -> str | None:
     return f"{spec.precision} on this CPU runs emulated: {path}" if "no native" in path else None
 
 
-def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: list[ExecutionCost]) -> None:
-    """Share ``params.budget`` out (run/budget.py) and rewrite the plan's rows and times to what will run."""
+def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: list[ExecutionCost],
+                  embedded: dict[str, float] | None = None) -> None:
+    """Share ``params.budget`` out (run/budget.py) and rewrite the plan's rows, times, downloads and disk to what
+    will run: a skipped dataset is neither downloaded nor embedded, a reduced corpus embeds its documents only
+    (``embedded``: bytes per document embedding of the datasets whose embeddings are not cached)."""
     first = plan.rows[plan.rows["stage"] == "first_stage"].set_index("dataset")
     datasets = []
     for size in sizes:
@@ -620,6 +670,12 @@ def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: l
             if name in allocation.skipped:
                 rows.at[index, "source"] = f"skipped under the budget: {allocation.skipped[name]}"
     plan.rows = rows
+    for size in sizes:
+        choice = allocation.corpora[size.label]
+        if choice.kind != "full":
+            plan.disk_bytes -= (size.n_docs - choice.docs) * (embedded or {}).get(size.label, 0.0)
+    skipped = {f"dataset {label}" for label, choice in allocation.corpora.items() if choice.kind == "skipped"}
+    plan.downloads = [d for d in plan.downloads if d[0] not in skipped]
     plan.executions["first_stage"] = first_overhead + allocation.first_stage_s
     for cost in costs:
         if cost.name in allocation.skipped:

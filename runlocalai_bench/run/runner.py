@@ -147,10 +147,10 @@ def run(
         raise ParamsError(f"reranker.devices: {pinned[0]!r} pins a class of node, which only --engine ray schedules; "
                           f"drop '@{node_class(pinned[0])}' to run on this machine")
     if engine == "ray":
-        if params.budget_s is not None:
-            raise ParamsError(f"budget {params.budget}: a budget is shared out from this machine's rates, and with "
-                              "--engine ray the executions run on the cluster's nodes; plan each class of node with "
-                              "`plan --budget` there, or set budget: none")
+        if params.budget_s is not None and pinned and from_bundle is None:
+            raise ParamsError(f"budget {params.budget}: {pinned[0]!r} runs on a node of class "
+                              f"{node_class(pinned[0])!r}, whose speed a probe here does not know; give --from a bundle "
+                              "that ran there (an earlier run on the cluster, even a small one), or set budget: none")
         if any(d == "auto" for d in params.reranker.devices):
             raise ParamsError("reranker.devices: 'auto' would resolve on this machine, not on the node that runs "
                               "the execution; with --engine ray name the device (cpu, cuda, cuda@<class>)")
@@ -158,7 +158,9 @@ def run(
             check_devices(params.reranker.devices, params.first_stage.device)
         except ClusterError as exc:
             raise ParamsError(str(exc)) from None
-        plan = plan and from_bundle is not None  # a probe here says nothing of the nodes' rates
+        # A device without a class runs on this machine, where a probe is right; a class's speed comes only from
+        # an earlier bundle (--from), so without one a run with node classes is not planned.
+        plan = plan and (from_bundle is not None or not pinned)
     # `auto` becomes the device it means here, in params.yaml too: execution names, a comparison reranker's
     # variant (torch-fp16 on CUDA) and `finalize` on another machine then agree with what ran.
     params = resolve_auto_devices(params)
@@ -208,6 +210,11 @@ def run(
         made = make_plan(planned_params, Path(from_bundle) if from_bundle else None,
                          reference_only=params.budget_s is None or recorded)
         predicted, allocation = made.executions, made.allocation
+        blind = [name for name in made.unpredicted if made.lanes.get(name)]
+        if allocation is not None and blind:
+            raise ParamsError(f"budget {params.budget}: no rate for {', '.join(blind)} in {from_bundle}, so their share "
+                              "cannot be sized; --from a bundle that measured torch-fp32 on those node classes, or "
+                              "set budget: none")
         if recorded:
             display.line("plan  budget       resumed: the queries and corpora recorded in budget.json")
         for line in describe(made, params):

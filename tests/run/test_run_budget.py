@@ -49,7 +49,7 @@ def test_below_the_minimum_an_execution_is_a_recorded_skip_and_pays_only_its_sta
     allocation = allocate(2200.0, data, runs, min_queries=50)
     assert "slow" not in allocation.queries and "does not pay its minimum (~85 min" in allocation.skipped["slow"]
     # the skipped execution pays its start (10 s), never its loading or timing
-    assert allocation.fixed_s == pytest.approx(110)
+    assert allocation.lanes[""] - allocation.seconds["fast"] == pytest.approx(110)
     assert allocation.queries["fast"] == {"a": 1000} and allocation.predicted_s <= 2200
 
 
@@ -136,6 +136,27 @@ def test_when_every_first_stage_leaves_the_reference_unfunded_the_run_keeps_the_
     assert [c.kind for c in allocation.corpora.values()] == ["full", "full", "skipped"]
     assert "only after the first stage of a, b" in allocation.corpora["c"].reason
     assert allocation.queries["torch-fp32"] == {"a": 200, "b": 200} and allocation.predicted_s <= 3600
+
+
+def test_nodes_side_by_side_each_get_the_budget_after_the_first_stage_and_the_slowest_decides():
+    """Two lanes (this machine and a Ray node class) run at the same time: each has the whole budget after the
+    first stage, not half of it; the common datasets are still chosen once; the wall time is the slower lane's."""
+    data = [dataset("a", queries=1000, docs=1_000, first_stage_s=100.0), dataset("b", queries=1000)]
+    here = ExecutionCost("here", 100.0, {"a": 2.0, "b": 2.0}, start_s=10.0, priority=0)
+    node = ExecutionCost("node", 100.0, {"a": 1.0, "b": 1.0}, start_s=10.0, priority=0, lane="gpu")
+    alone = allocate(2100.0, data, [here], min_queries=50)
+    both = allocate(2100.0, data, [here, node], min_queries=50)
+    assert both.queries["here"] == alone.queries["here"]  # the other node takes nothing from this machine's time
+    assert both.queries["node"]["a"] > both.queries["here"]["a"] and set(both.queries["node"]) == {"a", "b"}
+    assert both.lanes["gpu"] <= 2000.0 and both.lanes[""] <= 2000.0
+    assert both.predicted_s == pytest.approx(both.first_stage_s + max(both.lanes.values()))
+    assert both.predicted_s <= 2100.0
+    serial = allocate(2100.0, data, [here, ExecutionCost("node", 100.0, {"a": 1.0, "b": 1.0}, start_s=10.0)],
+                      min_queries=50)
+    assert serial.queries["here"]["a"] < both.queries["here"]["a"]  # one machine: the two share its time
+    starved = ExecutionCost("slow", 100.0, {"a": 100.0, "b": 100.0}, start_s=10.0, lane="laptop")
+    with_slow = allocate(2100.0, data, [here, node, starved], min_queries=50)
+    assert "on the laptop node" in with_slow.skipped["slow"] and with_slow.lanes["laptop"] == 10.0
 
 
 def test_cached_or_free_first_stages_keep_the_full_corpus():
@@ -267,3 +288,35 @@ def test_a_run_under_a_budget_plans_records_and_reports_its_samples(tmp_path, se
     assert record["budget_s"] == 36_000 and record["queries"]["rerank--torch-fp32--cpu"] == {
         "fixture:tiny": 13, "fixture:multilingual": 12}
     assert "budget: 10h" in (out / "params.yaml").read_text()
+
+
+def test_the_plan_finds_the_cached_embeddings_of_an_ir_datasets_corpus_without_reading_it(tmp_path):
+    """An ir_datasets corpus is hashed only when read, which the plan does not do: the cache's record of what it
+    embedded stands in, so a budget never reduces a corpus whose full embeddings are already on disk. An entry
+    for another length, or whose matrix is gone, is not taken for one."""
+    import numpy as np
+
+    from runlocalai_bench.params import load_params
+    from runlocalai_bench.retrieval.dense import EMBEDDING_DTYPE
+    from runlocalai_bench.retrieval.embedding_cache import EmbeddingCache
+    from runlocalai_bench.data.specs import DatasetSpec
+    from runlocalai_bench.run.plan import (_cached_corpus_hash, _embedding_key, _embeddings_cached, _encoder_ref,
+                                           dataset_size)
+    from support import REPO
+
+    params = load_params(REPO / "params" / "smoke.yaml", [f"cache_dir={tmp_path}", "datasets=[beir/arguana]"])
+    ref = _encoder_ref(params)
+    cache = EmbeddingCache(params.cache_path)
+    assert _cached_corpus_hash(params, "beir/arguana") == ""
+    meta = {"corpus": "c0ffee", "dataset": "beir/arguana", "dtype": EMBEDDING_DTYPE, "n_docs": 2}
+    cache.put("stale-length", np.zeros((2, 4), np.float32), {**meta, "max_length": 999})
+    cache.put(_embedding_key(params, ref, "c0ffee"), np.zeros((2, 4), np.float32),
+              {**meta, "max_length": params.first_stage.max_length})
+    cache.put("other-dataset", np.zeros((2, 4), np.float32),
+              {**meta, "corpus": "beef", "dataset": "beir/fiqa/test", "max_length": params.first_stage.max_length})
+    assert _cached_corpus_hash(params, "beir/arguana") == "c0ffee"
+    size = dataset_size(DatasetSpec.parse("beir/arguana"), params, tokenizer=None)  # ir_datasets' metadata only
+    assert size.content_hash == "c0ffee" and size.n_docs > 8_000
+    assert _embeddings_cached(params, size)
+    (cache.root / f"{_embedding_key(params, ref, 'c0ffee')}.npy").unlink()
+    assert _cached_corpus_hash(params, "beir/arguana") == ""

@@ -130,6 +130,22 @@ def test_ray_runs_pinned_executions_on_their_class_and_matches_the_subprocess_en
     pick = lambda q: q[q["system"] != "rerank"].sort_values(["dataset", "system", "query_id", "measure"])["value"].to_numpy()
     assert (pick(first) == pick(first_here)).all()  # the first stage on a Ray node retrieves what it does here
 
+    # A budget over the cluster: the class's rates from this bundle (--from), this machine's too; the two lanes
+    # run side by side, so each is funded for the budget after the first stage, and the wall time is the slower.
+    from runlocalai_bench.run.plan import make_plan
+
+    budgeted = load_params(SMOKE, [f"cache_dir={session_cache}", "reranker.variants=[torch-fp32, torch-int8]",
+                                   "reranker.baselines=[]", "reranker.devices=[cpu, cpu@second]", "budget=4min",
+                                   "queries.min_n=3", "throughput.workloads=[candidates]"])
+    planned = make_plan(budgeted, ray_out)
+    allocation = planned.allocation
+    assert set(allocation.lanes) == {"", "second"} and not planned.unpredicted
+    rows = planned.rows[planned.rows["device"] == "cpu@second"]
+    assert rows["source"].str.contains(f"bundle {ray_out.name}").all()
+    assert allocation.predicted_s == pytest.approx(allocation.fixed_s + allocation.first_stage_s
+                                                   + max(allocation.lanes.values()))
+    assert allocation.predicted_s <= 240 and planned.total_s == pytest.approx(allocation.predicted_s, rel=0.01)
+
 
 def _kill_first_rerank_worker(staging: Path, deadline: float) -> list:
     """Once the first stage is back in the driver's folder, SIGKILL the Ray worker running a rerank (only the
@@ -214,9 +230,24 @@ def test_class_devices_need_the_ray_engine_and_a_named_device(tmp_path):
         run(SMOKE, tmp_path / "b", ["reranker.devices=[cpu@epyc]"], plan=False)
     with pytest.raises(ParamsError, match="Ray chooses the GPU"):
         run(SMOKE, tmp_path / "b", ["reranker.devices=[cuda:1@big]"], plan=False, engine="ray")
-    with pytest.raises(ParamsError, match="budget"):
-        run(SMOKE, tmp_path / "b", ["budget=8h"], engine="ray")
+    with pytest.raises(ParamsError, match="whose speed a probe here does not know; give --from"):
+        run(SMOKE, tmp_path / "b", ["budget=8h", "reranker.devices=[cpu, cpu@epyc]"], engine="ray")
     assert not (tmp_path / "b").exists() and not list(tmp_path.iterdir())
+
+
+def test_a_node_class_is_never_probed_here_and_runs_beside_this_machine_in_the_plan(session_cache):
+    """This machine's probe says nothing of another node's speed: a class device without an earlier bundle's rate
+    is left out of the total (and named), never predicted at this machine's rate."""
+    from runlocalai_bench.run.plan import make_plan
+
+    params = load_params(SMOKE, [f"cache_dir={session_cache}", "reranker.variants=[torch-fp32]",
+                                 "reranker.baselines=[]", "reranker.devices=[cpu, cpu@epyc]"])
+    planned = make_plan(params, reference_only=True)
+    assert planned.lanes == {"rerank--torch-fp32--cpu@epyc": "epyc"}
+    assert planned.unpredicted == ["rerank--torch-fp32--cpu@epyc"]
+    assert any("class 'epyc': a probe here says nothing of it" in note for note in planned.notes)
+    here = planned.executions["rerank--torch-fp32--cpu"]
+    assert planned.total_s == pytest.approx(planned.executions["first_stage"] + here + planned.executions["report"])
 
 
 def test_parameters_follow_the_checkout_to_another_node():
