@@ -46,6 +46,9 @@ class Collection:
     missing_judged: dict[str, list[str]] = field(default_factory=dict)
     # Document ids that occurred more than once in the source, with how often (the last record was kept).
     duplicate_doc_ids: dict[str, int] = field(default_factory=dict)
+    # A reduced corpus (retrieval/reduced.py): the full corpus's hash; "" for a whole collection. Its cached
+    # embeddings must never be taken for the full corpus's.
+    reduced_from: str = ""
 
     def query_language(self, query_id: str) -> str:
         return self.query_languages.get(query_id, self.language)

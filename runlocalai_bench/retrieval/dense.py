@@ -75,7 +75,7 @@ class DenseFirstStage:
                                        on_progress)
             cache.put(key, doc_emb, {"model": ref.as_dict(), "corpus": collection.content_hash, "n_docs": len(doc_ids),
                                      "max_length": params.max_length, "dtype": EMBEDDING_DTYPE,
-                                     "dataset": collection.spec})
+                                     "dataset": collection.spec, "reduced_from": collection.reduced_from})
         timings["encode_docs_s"] = time.perf_counter() - started
 
         started = time.perf_counter()

@@ -39,17 +39,18 @@ class EmbeddingCache:
             return None
 
     def corpus_hashes(self, dataset: str, **meta: Any) -> list[str]:
-        """The corpus hashes of the entries cached for ``dataset`` whose metadata equals ``meta`` (model, length,
-        dtype), newest first. The plan asks this before it has the corpus: an ir_datasets corpus is hashed only once
-        it is read, and reading MIRACL te to learn that its embeddings are cached would take longer than the
-        plan. The hash found still goes through :func:`cache_key`, so a stale entry is a miss, never a wrong hit."""
+        """The corpus hashes of the whole-corpus entries cached for ``dataset`` whose metadata equals ``meta``
+        (length, dtype), newest first. The plan asks this before it has the corpus: an ir_datasets corpus is hashed
+        only once it is read, and reading MIRACL te to learn that its embeddings are cached would take longer than
+        the plan. A reduced corpus's entry (``reduced_from`` set) is never returned: taking it for the full
+        corpus would predict a free first stage that then embeds every document."""
         found = []
         for meta_path in self.root.glob("*.json") if self.root.is_dir() else ():
             try:
                 entry = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if entry.get("dataset") == dataset and entry.get("corpus") and all(
+            if entry.get("dataset") == dataset and entry.get("corpus") and not entry.get("reduced_from") and all(
                     entry.get(k) == v for k, v in meta.items()):
                 found.append((meta_path.stat().st_mtime, entry["corpus"]))
         return [corpus for _, corpus in sorted(found, reverse=True)]

@@ -40,7 +40,7 @@ def reduce_corpus(collection: Collection, query_ids: list[str], max_docs: int, p
     room = max(max_docs - len(kept), 0)
     drawn = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))[:room]] if room else []
     docs = {d: collection.docs[d] for d in sorted(kept | set(drawn))}
-    reduced = replace(collection, docs=docs, content_hash="",
+    reduced = replace(collection, docs=docs, content_hash="", reduced_from=collection.content_hash,
                       duplicate_doc_ids={d: n for d, n in collection.duplicate_doc_ids.items() if d in docs})
     record = {
         "kind": "reduced", "docs": len(docs), "full_docs": len(collection.docs),

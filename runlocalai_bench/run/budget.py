@@ -88,7 +88,8 @@ class ExecutionCost:
     emulated: str | None = None  # why this execution gets the minimum sample whatever the budget
     start_s: float = 0.0  # the part of fixed_s a skipped execution still pays (its kernel's start)
     priority: int = 1  # 0: funded first (the reference variant every drift is measured against)
-    lane: str = ""  # the node that runs it: "" this machine, else a Ray node class; lanes run side by side
+    lane: str = ""  # the node that runs it: "" this machine, else a Ray node's; lanes run side by side
+    device: str = ""  # its device label: the executions of a device are measured against its reference variant
 
 
 @dataclass(frozen=True)
@@ -262,51 +263,70 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
             allocation.notes.append(f"{label}: reduced corpus of at most {choice.docs:,} documents, {choice.reason}; "
                                     f"at most {caps[label]:,} of {total:,} queries fit it")
 
-    # 1. minimums, in priority order. The first (the reference variant) takes the longest prefix of the run's
-    #    datasets (in the order the parameters list them) whose minimum fits; every other execution is funded on
-    #    exactly those datasets or not at all, so that every execution of the run covers the same datasets and
-    #    the report's per-run averages and comparisons stay like for like. A dataset outside that prefix gives
-    #    its first stage's time back: no reranking would use it.
+    # 1. minimums. First the common datasets: the longest prefix of the run's datasets (in the order the
+    #    parameters list them) on which every device's reference variant (priority 0: drift, agreement and the
+    #    comparisons of that device are measured against it) can pay its minimum in its lane; a reference that
+    #    cannot pay even the first dataset's is skipped, and with it every execution of its device. Every other
+    #    execution is then funded on exactly those datasets or not at all, so that the executions of the run cover
+    #    the same datasets and the report's averages and comparisons stay like for like. A dataset outside the
+    #    prefix gives its first stage's time back: no reranking would use it.
     funded: dict[str, dict[str, int]] = {}
     listed = dict(caps)  # before datasets no execution reaches are dropped (error messages name the first)
     order = sorted(executions, key=lambda e: (e.priority, e.fixed_s + _minimum_cost(e, caps, min_queries)))
-    common: list[str] | None = None
+    labels = list(caps)
+
+    def minimum(execution: ExecutionCost, k: int) -> float:
+        return execution.fixed_s + sum(min(min_queries, caps[d]) * execution.per_query_s.get(d, 0.0)
+                                       for d in labels[:k])
+
+    rated = [e for e in order if e.per_query_s is not None]
+    references, unfunded = [], []
+    for execution in [e for e in rated if e.priority == 0] or rated[:1]:  # no reference variant: the first decides
+        lane_refs = [r for r in references if r.lane == execution.lane]
+        if labels and sum(minimum(r, 1) for r in [*lane_refs, execution]) <= remaining[execution.lane]:
+            references.append(execution)
+        else:
+            unfunded.append(execution)
+    def affordable(k: int) -> bool:
+        return all(sum(minimum(r, k) for r in references if r.lane == lane) <= remaining[lane] for lane in remaining)
+
+    k = next((k for k in range(len(labels), 0, -1) if affordable(k)), 0) if references else 0
+    common = labels[:k] if k else None
+    devices_without_reference = {e.device for e in unfunded}
     for execution in order:
         if execution.per_query_s is None:
             continue
-        labels = list(caps) if common is None else common
-        prefix, cost = {}, execution.fixed_s
-        for label in labels:
-            cell = min(min_queries, caps[label]) * execution.per_query_s.get(label, 0.0)
-            if cost + cell > remaining[execution.lane]:
-                break
-            prefix[label], cost = min(min_queries, caps[label]), cost + cell
-        if not prefix or (common is not None and len(prefix) < len(common)):
+        scope = common if common is not None else labels[:1]
+        if execution.device in devices_without_reference and execution.priority != 0:
+            missing = next(e.name for e in unfunded if e.device == execution.device)
+            reason = (f"the reference variant of {execution.device} ({missing}) is not funded: there would be "
+                      "nothing to measure its drift and agreement against")
+        elif common is None or execution in unfunded or minimum(execution, k) > remaining[execution.lane]:
+            reason = (f"the budget left{_on(execution.lane)} ({hours(max(remaining[execution.lane], 0.0))}) does not "
+                      f"pay its minimum (~{hours(minimum(execution, len(scope)))}: loading, timing and {min_queries} "
+                      f"queries of {', '.join(scope)})")
+        else:
+            reason = None
+        if reason:
             allocation.lanes[execution.lane] += execution.start_s  # a skipped execution still starts, says why, ends
             remaining[execution.lane] -= execution.start_s
-            needed = execution.fixed_s + sum(min(min_queries, caps[d]) * execution.per_query_s.get(d, 0.0)
-                                             for d in (labels[:1] if common is None else common))
-            allocation.skipped[execution.name] = (
-                f"the budget left{_on(execution.lane)} ({hours(max(remaining[execution.lane], 0.0))}) does not pay "
-                f"its minimum (~{hours(needed)}: loading, timing and {min_queries} queries of "
-                f"{', '.join(labels[:1] if common is None else common)})")
+            allocation.skipped[execution.name] = reason
             continue
-        funded[execution.name] = prefix
+        funded[execution.name] = {d: min(min_queries, caps[d]) for d in common}
         allocation.lanes[execution.lane] += execution.fixed_s
-        remaining[execution.lane] -= cost
-        if common is None:
-            common = list(prefix)
-            for label in [d for d in caps if d not in prefix]:
-                choice = corpora[label]
-                corpora[label] = CorpusChoice(label, "skipped", 0, 0.0,
-                                              f"no execution reaches it: {execution.name}, funded first, has "
-                                              f"{', '.join(prefix)} only")
-                allocation.first_stage_s -= choice.seconds
-                remaining = {lane: left + choice.seconds for lane, left in remaining.items()}
-                del caps[label]
-                allocation.notes.append(f"{label}: skipped, {corpora[label].reason}")
+        remaining[execution.lane] -= minimum(execution, k)
         if execution.emulated:
             allocation.notes.append(f"{execution.name}: the minimum sample only: {execution.emulated}")
+    if common is not None:
+        for label in [d for d in caps if d not in common]:
+            choice = corpora[label]
+            corpora[label] = CorpusChoice(label, "skipped", 0, 0.0,
+                                          f"no execution reaches it: the reference variants' minimums fit "
+                                          f"{', '.join(common)} only")
+            allocation.first_stage_s -= choice.seconds
+            remaining = {lane: left + choice.seconds for lane, left in remaining.items()}
+            del caps[label]
+            allocation.notes.append(f"{label}: skipped, {corpora[label].reason}")
     for execution in order:  # without a rate: the minimum on the common datasets, outside the total
         if execution.per_query_s is None:
             allocation.queries[execution.name] = {d: min(min_queries, caps[d]) for d in (common or list(caps))}

@@ -38,14 +38,14 @@ import pandas as pd
 
 from runlocalai_bench.data.downloads import download_bytes
 from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
-from runlocalai_bench.devices import node_class, resolve_device
+from runlocalai_bench.devices import device_kind, node_class, resolve_device, split_class
 from runlocalai_bench.environment import compute_threads, cpu_info
 from runlocalai_bench.errors import error_line
 from runlocalai_bench.models.hub import cached_commit
 from runlocalai_bench.models.refs import ModelNotFoundError, is_hub_id
 from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import KNOWN_CONFIGS, shape_twin
-from runlocalai_bench.params import Params
+from runlocalai_bench.params import Params, ParamsError
 from runlocalai_bench.perf.flops import flops_per_pair, memory_estimate_mb, model_shape, weight_bytes
 from runlocalai_bench.perf.peaks import cpu_path
 from runlocalai_bench.perf.throughput import DatasetWork, throughput_jobs
@@ -326,9 +326,16 @@ def kernel_overhead_s() -> float:
     return time.perf_counter() - started
 
 
-def bundle_rates(path: Path) -> dict[tuple[str, str], Rate]:
-    """Measured end-to-end rates (and load times) of an earlier bundle, per (variant, requested device)."""
+def bundle_rates(path: Path, model: str | None = None) -> dict[tuple[str, str], Rate]:
+    """Measured end-to-end rates (and load times) of an earlier bundle, per (variant, requested device).
+
+    A bundle of another reranker is refused when ``model`` is given: its pairs/s are another architecture's, and
+    the rates are carried to other lengths only (:meth:`Rate.at`), never to another model. A shape twin of the same
+    model id (``weights: random``) has the same architecture and is accepted."""
     bundle = Bundle(Path(path))
+    if model is not None and bundle.params().reranker.model != model:
+        raise ParamsError(f"--from {path}: it measured {bundle.params().reranker.model}, not {model}; its rates "
+                          "would price another model. Give a bundle of the same model (its shape twin will do)")
     throughput = read_table(bundle.root, "throughput")
     rows = throughput[throughput["workload"] == "candidates"] if not throughput.empty else throughput
     if "reranker" in rows and len(rows):  # the reranker under test only: comparison rerankers run at their own speed
@@ -350,6 +357,20 @@ def bundle_rates(path: Path) -> dict[tuple[str, str], Rate]:
 
 
 # ------------------------------------------------------------------------------------------------ plan
+
+
+def node_flags(path: Path) -> dict[str, set[str]]:
+    """The CPU flags of each node class an earlier bundle ran on (its ``nodes/*.json``): whether a half precision
+    runs emulated there is a fact of that node's CPU, not of this machine's."""
+    flags: dict[str, set[str]] = {}
+    for record in sorted((Path(path) / "nodes").glob("*.json")):
+        try:
+            node = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if node.get("node_class") and (node.get("environment") or {}).get("cpu", {}).get("flags") is not None:
+            flags[node["node_class"]] = set(node["environment"]["cpu"]["flags"])
+    return flags
 
 
 def _tokenizer(params: Params):
@@ -412,20 +433,33 @@ def _embeddings_cached(params: Params, size: DatasetSize) -> bool:
 
 
 def make_plan(params: Params, from_bundle: Path | None = None, reference_only: bool = False,
-              log_file: Path | None = None, isolate: bool | None = None) -> Plan:
+              log_file: Path | None = None, isolate: bool | None = None,
+              node_lanes: dict[str, str] | None = None) -> Plan:
     """Predict the run ``params`` describe. ``reference_only`` probes torch-fp32 alone (what ``run`` does before
     it starts, to stay quick); the ``plan`` command probes every variant it can load without an export. What
-    the probed libraries print goes to ``log_file`` (or nowhere), not between the plan's lines."""
+    the probed libraries print goes to ``log_file`` (or nowhere), not between the plan's lines.
+
+    ``node_lanes`` maps each node class to the node that will run it ("" for this machine's), as the Ray engine
+    chose them: classes on one node run one after another, in one lane. Without it (the ``plan`` command, no
+    cluster at hand) every class is taken for a node of its own, other than this machine."""
+    node_lanes = node_lanes or {}
+
+    def lane_of(device: str) -> str:
+        cls = node_class(device)
+        return node_lanes.get(cls, cls) if cls else ""
+
     with output_to(log_file):
         tokenizer = _tokenizer(params)
         sizes = [dataset_size(spec, params, tokenizer) for spec in params.datasets]
-        measured = bundle_rates(from_bundle) if from_bundle else {}
+        measured = bundle_rates(from_bundle, params.reranker.model) if from_bundle else {}
+        flags_of = node_flags(from_bundle) if from_bundle else {}
         probes = probe_in_child(params, sizes, set(measured), reference_only, log_file, isolate)
         probed, shape, what, problems, encoder = probes.rates, probes.shape, probes.what, probes.problems, probes.encoder
         overhead = kernel_overhead_s()
         encoder_shape = _encoder_shape(params)
     notes = [f"rates: {'bundle ' + Path(from_bundle).name + ' where it measured the variant, else ' if from_bundle else ''}"
-             f"a probe here ({what}); variants not probed are predicted at torch-fp32's rate of the same device",
+             f"a probe here ({what}); variants not probed are predicted at torch-fp32's rate of the same device "
+             "(on a node class: the bundle's rate of that variant there, or none)",
              f"each execution also pays about {overhead:.0f} s to start its kernel and import its libraries (measured here)"]
     notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
     rows, executions, disk, unpredicted = [], {}, 0.0, []
@@ -433,7 +467,11 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
     lanes: dict[str, str] = {}  # rerank execution -> its node class ("" this machine)
     # The FLOP rate the encoder is predicted at when it is not local: torch-fp32's, measured by the earlier bundle
     # or probed here; another variant only when neither has it (an emulated fp16 would make it 4x too slow).
-    first_device = params.reranker.devices[0]
+    # The first stage runs on this machine: its own device's rate, else another device of this machine's, never a
+    # node class's (a GPU node's rate would price an embedding this machine's CPU does).
+    here = [d for d in params.reranker.devices if not node_class(d)]
+    first_device = next((d for d in here if resolve_device(d) == resolve_device(params.first_stage.device)),
+                        here[0] if here else None)
     reference = (measured.get((REFERENCE_VARIANT, first_device)) or probed.get((REFERENCE_VARIANT, first_device))
                  or next(iter(probed.values()), None))
 
@@ -473,9 +511,12 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
         spec = get_variant(variant)
         for device in params.reranker.devices:
             name = rerank_execution(variant, device)
+            physical = resolve_device(split_class(device)[0])
             try:
-                if not node_class(device):  # a node of a class has its own libraries and hardware: it decides there
-                    check_available(spec, resolve_device(device))
+                if not node_class(device):
+                    check_available(spec, physical)
+                elif device_kind(physical) not in spec.devices:  # the node's libraries and hardware: it decides there
+                    raise VariantUnavailable(f"{spec.name} runs on {', '.join(spec.devices)}, not {device}")
             except VariantUnavailable as exc:
                 rows.append({"stage": "skipped", "dataset": None, "variant": variant, "device": device, "queries": None,
                              "docs": None, "pairs": None, "mean_tokens": None, "exports": "", "predicted_s": 0.0,
@@ -485,9 +526,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             per_query: dict[str, float] = {}
             rate = measured.get((variant, device)) or probed.get((variant, device))
             assumed = rate is None
-            if assumed:
-                rate = measured.get((REFERENCE_VARIANT, device)) or probed.get((REFERENCE_VARIANT, device)) or (
-                    None if node_class(device) else reference)
+            if assumed and not node_class(device):  # a node class: only what the bundle measured of this variant there
+                rate = measured.get((REFERENCE_VARIANT, device)) or probed.get((REFERENCE_VARIANT, device)) or reference
             built = _export_built(variant, ref, params)
             exports = "" if built is None else ("export cached" if built else f"builds its {spec.precision} export")
             total = overhead + ((rate.load_s or 0.0) if rate else 0.0)
@@ -517,15 +557,16 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                              "rate_pairs_per_s": rate.at(shape, size.mean_tokens, size.mean_sq_tokens),
                              "source": ("predicted at torch-fp32's rate: " if assumed else "") + rate.source})
             if params.throughput.enabled and "fixed" in params.throughput.workloads and rate is not None:
-                for batch in params.throughput.batch_sizes_for(resolve_device(device)):
+                for batch in params.throughput.batch_sizes_for(physical):
                     for length in params.throughput.max_lengths:
                         total += _rounds_s(params.throughput, batch / rate.at(shape, length, length ** 2))
             executions[name] = total
             costs.append(ExecutionCost(name, total - sum(per_query[s.label] * s.n_queries for s in sizes if s.label in per_query),
                                        per_query if rate is not None else None,
-                                       emulated_reason(spec, device), start_s=overhead,
-                                       priority=0 if variant == REFERENCE_VARIANT else 1, lane=node_class(device) or ""))
-            lanes[name] = node_class(device) or ""
+                                       emulated_reason(spec, device, flags_of.get(node_class(device) or "")),
+                                       start_s=overhead, priority=0 if variant == REFERENCE_VARIANT else 1,
+                                       lane=lane_of(device), device=device))
+            lanes[name] = lane_of(device)
             if built is False:
                 disk += weight_bytes(shape, spec.precision)
     # comparison rerankers: the reference variant's FLOP rate on their own shape
@@ -568,8 +609,8 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             executions[name] = total
             costs.append(ExecutionCost(name, total - sum(per_query[s.label] * s.n_queries for s in sizes if s.label in per_query),
                                        per_query if len(per_query) == len(sizes) else None, start_s=overhead,
-                                       lane=node_class(device) or ""))
-            lanes[name] = node_class(device) or ""
+                                       lane=lane_of(device), device=device))
+            lanes[name] = lane_of(device)
     if "report" in params.stages:
         executions["report"] = overhead
     if unpredicted:
@@ -619,17 +660,22 @@ def downloads_of(params: Params, shape: dict[str, int], encoder_shape: dict[str,
     return [f for f in found if f is not None]
 
 
-def emulated_reason(spec: Any, device: str) -> str | None:
+def emulated_reason(spec: Any, device: str, flags: set[str] | None = None) -> str | None:
     """Why ``spec`` on ``device`` computes its precision through another (a budget gives it the minimum sample),
     or None. Torch and ONNX Runtime on a CPU without a native fp16/bf16 path convert every operation to fp32 and
     back: several times slower than fp32 itself, so a day of a budget would buy few queries of a configuration
-    nobody deploys there. OpenVINO and llama.cpp pick their own fp32 kernels for such weights, and are not."""
+    nobody deploys there. OpenVINO and llama.cpp pick their own fp32 kernels for such weights, and are not.
+
+    On a node class the CPU is that node's: ``flags`` from an earlier bundle's node record; unknown, None."""
     if spec.precision not in ("fp16", "bf16") or not backend_of(spec).emulates_half_on_cpu:
         return None
-    if resolve_device(device) != "cpu":
+    if resolve_device(split_class(device)[0]) != "cpu":
         return None
-    path = cpu_path(spec.precision, set(cpu_info()["flags"]))[1]
-    return f"{spec.precision} on this CPU runs emulated: {path}" if "no native" in path else None
+    if node_class(device) and flags is None:
+        return None
+    where = f"the {node_class(device)} node's CPU" if node_class(device) else "this CPU"
+    path = cpu_path(spec.precision, set(cpu_info()["flags"]) if flags is None else flags)[1]
+    return f"{spec.precision} on {where} runs emulated: {path}" if "no native" in path else None
 
 
 def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: list[ExecutionCost],
@@ -645,8 +691,11 @@ def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: l
                                     None if seconds is None or pd.isna(seconds) else float(seconds),
                                     size.judged_per_query, params.first_stage.depth))
     first_overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
+    # Executions that cannot run here (a missing extra, no such device) still start a kernel to record why.
+    unavailable_s = sum(s for name, s in plan.executions.items()
+                        if name not in ("first_stage", "report") and name not in {c.name for c in costs})
     allocation = allocate(params.budget_s, datasets, costs, params.queries.min_n,
-                          first_overhead + plan.executions.get("report", 0.0))
+                          first_overhead + plan.executions.get("report", 0.0) + unavailable_s)
     plan.allocation = allocation
     by_name = {c.name: c for c in costs}
     rows = plan.rows.copy()
@@ -761,6 +810,10 @@ def budget_lines(allocation: Allocation) -> list[str]:
         each = ", ".join(f"{label} {n}" for label, n in counts.items())
         lines.append(f"budget       {name}: {each or 'no dataset left'} queries ~ {human_seconds(allocation.seconds[name])}"
                      " of scoring")
+    if len(allocation.lanes) > 1:
+        for lane, seconds in sorted(allocation.lanes.items()):
+            where = f"node {lane[:12]}" if lane else "this machine"
+            lines.append(f"budget       {where}: ~{human_seconds(seconds)} of executions, side by side with the others")
     fits = "fits" if allocation.predicted_s <= allocation.budget_s else "does NOT fit"
     lines.append(f"budget       {human_seconds(allocation.predicted_s)} predicted for a budget of "
                  f"{human_seconds(allocation.budget_s)}: {fits}")

@@ -201,28 +201,8 @@ def run(
     predicted: dict[str, float] = {}
     display = Display(stream=stream)
     allocation = None
-    if plan:
-        # A resumed budgeted run keeps the allocation it recorded (budget.json): its samples must not change
-        # midway, so it is planned without the budget. A new budgeted run probes every variant, not torch-fp32
-        # alone: the budget is shared out by each one's rate (an emulated fp16 runs at a third of fp32's).
-        recorded = source is not None and Bundle(source if source.exists() else staging).budget_path.is_file()
-        planned_params = params.model_copy(update={"budget": None}) if recorded else params
-        made = make_plan(planned_params, Path(from_bundle) if from_bundle else None,
-                         reference_only=params.budget_s is None or recorded)
-        predicted, allocation = made.executions, made.allocation
-        blind = [name for name in made.unpredicted if made.lanes.get(name)]
-        if allocation is not None and blind:
-            raise ParamsError(f"budget {params.budget}: no rate for {', '.join(blind)} in {from_bundle}, so their share "
-                              "cannot be sized; --from a bundle that measured torch-fp32 on those node classes, or "
-                              "set budget: none")
-        if recorded:
-            display.line("plan  budget       resumed: the queries and corpora recorded in budget.json")
-        for line in describe(made, params):
-            display.line(f"plan  {line}")
-    # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
-    display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
-
     cluster = None
+    node_lanes: dict[str, str] = {}
     if engine == "ray":  # connected before anything is written: an unreachable cluster leaves no folder
         try:
             cluster = Cluster(address)
@@ -230,6 +210,38 @@ def run(
             raise RunError(str(exc)) from None
         display.line(f"[runlocalai-bench] Ray cluster: {sum(n.get('Alive', False) for n in cluster.nodes())} "
                      f"node(s); executions run one at a time per node")
+        # The node each class will run on (as _execute_on_cluster chooses it): classes on one node share its time,
+        # and a class on this machine's node shares this machine's, so the budget funds lanes by node.
+        recorded = {n["node_class"]: n["node_id"] for n in _nodes(source) if n.get("node_class")} if source else {}
+        chosen = class_nodes({node_class(d) for d in pinned}, cluster.nodes(), recorded)
+        node_lanes = {cls: "" if node == cluster.driver_node else node for cls, node in chosen.items()}
+    if plan:
+        try:
+            # A resumed budgeted run keeps the allocation it recorded (budget.json): its samples must not change
+            # midway, so it is planned without the budget. A new budgeted run probes every variant, not torch-fp32
+            # alone: the budget is shared out by each one's rate (an emulated fp16 runs at a third of fp32's).
+            recorded = source is not None and Bundle(source if source.exists() else staging).budget_path.is_file()
+            planned_params = params.model_copy(update={"budget": None}) if recorded else params
+            made = make_plan(planned_params, Path(from_bundle) if from_bundle else None,
+                             reference_only=params.budget_s is None or recorded, node_lanes=node_lanes)
+            predicted, allocation = made.executions, made.allocation
+            blind = [e.name for e in planned if e.name in made.unpredicted and e.device and node_class(e.device)]
+            if allocation is not None and blind:
+                raise ParamsError(f"budget {params.budget}: {from_bundle} has no rate for {', '.join(blind)} (a "
+                                  "variant on a node class is priced only by what an earlier run measured there), so "
+                                  "their share cannot be sized; --from a bundle that ran them on those classes, or set "
+                                  "budget: none")
+            if recorded:
+                display.line("plan  budget       resumed: the queries and corpora recorded in budget.json")
+            for line in describe(made, params):
+                display.line(f"plan  {line}")
+        except BaseException:  # a refused plan leaves no cluster behind (a local one would outlive the run)
+            if cluster is not None:
+                cluster.close()
+            raise
+    # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
+    display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
+
     if source is None:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()

@@ -365,7 +365,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     if budget is not None and label in budget["skipped"]:
         return skipped(VariantUnavailable(f"budget {params.budget}: {budget['skipped'][label]}"))
     if budget is not None and label not in budget["queries"]:
-        return skipped(VariantUnavailable(f"not in the run's budget allocation (budget.json; a variant added on a "
+        return skipped(VariantUnavailable("not in the run's budget allocation (budget.json; a variant added on a "
                                           "forced resume): run it anew to have it planned"))
     budgeted = budgeted_queries(bundle, label)
     datasets = [spec for spec in params.datasets if budgeted is None or spec.label in budgeted]

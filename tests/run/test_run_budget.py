@@ -159,6 +159,35 @@ def test_nodes_side_by_side_each_get_the_budget_after_the_first_stage_and_the_sl
     assert "on the laptop node" in with_slow.skipped["slow"] and with_slow.lanes["laptop"] == 10.0
 
 
+def test_a_faster_node_never_takes_datasets_or_its_reference_from_this_machine():
+    """The common datasets are those every device's reference variant can pay for in its own lane: a fast node
+    cannot widen them past what this machine's reference affords, which would leave this machine's other variants
+    without their reference (drift and agreement are measured per device)."""
+    data = [dataset("a", queries=1000), dataset("b", queries=1000)]
+    here_fp32 = ExecutionCost("fp32 here", 0.0, {"a": 10.0, "b": 10.0}, priority=0, device="cpu")
+    here_int8 = ExecutionCost("int8 here", 0.0, {"a": 5.0, "b": 5.0}, device="cpu")
+    node_fp32 = ExecutionCost("fp32 node", 0.0, {"a": 1.0, "b": 1.0}, priority=0, lane="gpu", device="cuda@gpu")
+    alone = allocate(800.0, data, [here_fp32, here_int8], min_queries=50)
+    both = allocate(800.0, data, [here_fp32, here_int8, node_fp32], min_queries=50)
+    assert set(alone.queries["fp32 here"]) == {"a"}
+    assert set(both.queries["fp32 here"]) == set(both.queries["fp32 node"]) == {"a"}
+    assert both.corpora["b"].kind == "skipped"
+    assert both.queries["fp32 here"]["a"] == alone.queries["fp32 here"]["a"]
+
+
+def test_a_device_whose_reference_cannot_be_paid_is_skipped_whole_and_the_other_lanes_go_on():
+    data = [dataset("a", queries=1000)]
+    here = ExecutionCost("fp32 here", 0.0, {"a": 1.0}, priority=0, device="cpu")
+    slow_ref = ExecutionCost("fp32 laptop", 0.0, {"a": 100.0}, start_s=10.0, priority=0, lane="laptop",
+                             device="cpu@laptop")
+    slow_int8 = ExecutionCost("int8 laptop", 0.0, {"a": 1.0}, start_s=10.0, lane="laptop", device="cpu@laptop")
+    allocation = allocate(1000.0, data, [here, slow_ref, slow_int8], min_queries=50)
+    assert allocation.queries["fp32 here"] == {"a": 1000}
+    assert "does not pay its minimum" in allocation.skipped["fp32 laptop"]
+    assert "reference variant of cpu@laptop (fp32 laptop) is not funded" in allocation.skipped["int8 laptop"]
+    assert allocation.lanes["laptop"] == 20.0  # two kernel starts, nothing else
+
+
 def test_cached_or_free_first_stages_keep_the_full_corpus():
     data = [dataset("cached", docs=10_000_000, first_stage_s=0.0), dataset("unknown", first_stage_s=None)]
     allocation = allocate(HOUR, data, [execution("e", {"cached": 1.0, "unknown": 1.0}, fixed=0)], min_queries=50)
@@ -314,9 +343,40 @@ def test_the_plan_finds_the_cached_embeddings_of_an_ir_datasets_corpus_without_r
               {**meta, "max_length": params.first_stage.max_length})
     cache.put("other-dataset", np.zeros((2, 4), np.float32),
               {**meta, "corpus": "beef", "dataset": "beir/fiqa/test", "max_length": params.first_stage.max_length})
+    # A budgeted run's reduced corpus of the same dataset, cached later: never taken for the full corpus's.
+    cache.put(_embedding_key(params, ref, "5ma11"), np.zeros((2, 4), np.float32),
+              {**meta, "corpus": "5ma11", "reduced_from": "c0ffee", "max_length": params.first_stage.max_length})
     assert _cached_corpus_hash(params, "beir/arguana") == "c0ffee"
     size = dataset_size(DatasetSpec.parse("beir/arguana"), params, tokenizer=None)  # ir_datasets' metadata only
     assert size.content_hash == "c0ffee" and size.n_docs > 8_000
     assert _embeddings_cached(params, size)
     (cache.root / f"{_embedding_key(params, ref, 'c0ffee')}.npy").unlink()
     assert _cached_corpus_hash(params, "beir/arguana") == ""
+
+
+def test_a_reduced_corpus_records_the_corpus_it_came_from():
+    from runlocalai_bench.data.specs import DatasetSpec
+    from runlocalai_bench.retrieval.reduced import reduce_corpus
+
+    collection = DatasetSpec.parse("fixture:tiny").load("test")
+    reduced, _ = reduce_corpus(collection, collection.judged_query_ids[:2], 5, 2, seed=0)
+    assert reduced.reduced_from == collection.content_hash != reduced.content_hash and not collection.reduced_from
+
+
+def test_rates_of_another_model_are_refused_and_a_node_s_cpu_decides_emulation():
+    """An earlier bundle prices only its own model (a shape twin of the same id has its architecture); whether a
+    half precision runs emulated on a node class is read from that node's CPU flags, never this machine's."""
+    from runlocalai_bench.params import ParamsError
+    from runlocalai_bench.rerankers.registry import get_variant
+    from runlocalai_bench.run.plan import bundle_rates, emulated_reason
+    from support import REPO
+
+    twin = REPO / "results" / "published" / "scifact-minilm_bge-reranker-v2-m3-twin-cpu"
+    assert ("torch-fp32", "cpu") in bundle_rates(twin, "BAAI/bge-reranker-v2-m3")
+    with pytest.raises(ParamsError, match="measured BAAI/bge-reranker-v2-m3, not twin:tiny-xlmr"):
+        bundle_rates(twin, "twin:tiny-xlmr")
+    fp16, fp32 = get_variant("torch-fp16"), get_variant("torch-fp32")
+    assert "the laptop node's CPU runs emulated" in emulated_reason(fp16, "cpu@laptop", {"avx2", "fma"})
+    assert emulated_reason(fp16, "cpu@spr", {"avx2", "fma", "avx512f", "amx_fp16", "amx_tile"}) is None
+    assert emulated_reason(fp16, "cpu@unknown", None) is None  # no record of that node: not assumed either way
+    assert emulated_reason(fp32, "cpu@laptop", {"avx2"}) is None and emulated_reason(fp16, "cuda@gpu", {"avx2"}) is None
