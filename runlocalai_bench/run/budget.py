@@ -18,24 +18,26 @@ The rules, in order:
    share leaves the remainder to the others), each growing toward its full corpus; one that does not reach it
    runs on a reduced corpus of as many documents as its share embeds. A dataset whose first stage costs nothing
    (embeddings cached, BM25, a run file) always keeps its full corpus.
-3. **Executions are funded in priority order, then share what is left.** The reference variant (torch-fp32:
-   every drift and agreement is measured against it) comes first, then the others by the cost of their
-   minimum, cheapest first, so that as many executions as possible reach it. The first takes its fixed seconds
-   plus :attr:`Allocation.min_queries` queries of the longest prefix of the run's datasets (in the order the
-   parameters list them: that order is the run's priority) that still fits; every other execution is funded on
-   exactly those datasets or is a recorded skip, so that all executions cover the same datasets and the report's
-   averages and comparisons stay like for like. A dataset outside that prefix is skipped and its first stage's
-   time goes back to the executions. What is left is shared equally between the funded executions
-   (water-filling: one that takes all its queries for less than its share leaves the rest to the others); within
-   an execution every dataset gets the same n (capped at what the dataset has), which keeps the per-dataset
-   intervals comparable within an execution. An execution that would run emulated on its device (fp16 on a CPU
-   without a native fp16 path runs 3-4x slower than fp32 there) keeps the minimum and a line saying why, never a
-   day of the budget; one without a predicted rate gets the minimum too, its scoring outside the total.
+3. **Executions are funded in priority order, then share what is left.** Each device's reference variant
+   (torch-fp32: the drift, agreement and comparisons of that device are measured against it) comes first, then
+   the others by the cost of their minimum, cheapest first, so that as many executions as possible reach it. The
+   common datasets are the longest prefix of the run's datasets (in the order the parameters list them: that order
+   is the run's priority) on which every reference can pay its fixed seconds plus :attr:`Allocation.min_queries`
+   queries; a reference that cannot pay even the first dataset's is skipped, and so is every execution of its
+   device (nothing to measure them against). Every other execution is funded on exactly the common datasets or is
+   a recorded skip, so that all executions cover the same datasets and the report's averages and comparisons stay
+   like for like. A dataset outside the prefix is skipped and its first stage's time goes back to the executions.
+   What is left is shared equally between the funded executions (water-filling: one that takes all its queries for
+   less than its share leaves the rest to the others); within an execution every dataset gets the same n (capped
+   at what the dataset has), which keeps the per-dataset intervals comparable within an execution. An execution
+   that would run emulated on its device (fp16 on a CPU without a native fp16 path runs 3-4x slower than fp32
+   there) keeps the minimum and a line saying why, never a day of the budget; one without a predicted rate gets
+   the minimum too, its scoring outside the total.
 4. **Nodes side by side.** Executions that run on different nodes (``--engine ray`` with node classes,
-   ``devices: [cpu, cuda@rtx4090]``) run at the same time, so each node (a *lane*: this machine, or one node of a
-   class) gets the whole budget after the first stage, and the run's time is its slowest lane's. The rules above
-   apply within each lane; only the choice of common datasets (rule 3) is made once, by the first reference
-   variant funded, for every lane.
+   ``devices: [cpu, cuda@rtx4090]``) run at the same time, one at a time on each node, so each node (a *lane*:
+   this machine's, or the node chosen for a class; classes on one node share it) gets the whole budget after the
+   first stage, and the run's time is its slowest lane's. The rules above apply within each lane, except the
+   common datasets, which every lane's references must afford.
 5. Every sample is a prefix of one seeded order of the dataset's queries (``Collection.query_order``), so a
    smaller sample is a subset of a larger one and every paired comparison has common queries: the first stage
    evaluates the largest n any execution of the dataset takes.
