@@ -289,11 +289,23 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
             references.append(execution)
         else:
             unfunded.append(execution)
+
     def affordable(k: int) -> bool:
         return all(sum(minimum(r, k) for r in references if r.lane == lane) <= remaining[lane] for lane in remaining)
 
     k = next((k for k in range(len(labels), 0, -1) if affordable(k)), 0) if references else 0
     common = labels[:k] if k else None
+    # Datasets past the common prefix give their first stage's time back before anything else is funded.
+    if common is not None:
+        for label in [d for d in caps if d not in common]:
+            choice = corpora[label]
+            corpora[label] = CorpusChoice(label, "skipped", 0, 0.0,
+                                          f"no execution reaches it: the reference variants' minimums fit "
+                                          f"{', '.join(common)} only")
+            allocation.first_stage_s -= choice.seconds
+            remaining = {lane: left + choice.seconds for lane, left in remaining.items()}
+            del caps[label]
+            allocation.notes.append(f"{label}: skipped, {corpora[label].reason}")
     devices_without_reference = {e.device for e in unfunded}
     for execution in order:
         if execution.per_query_s is None:
@@ -319,16 +331,6 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
         remaining[execution.lane] -= minimum(execution, k)
         if execution.emulated:
             allocation.notes.append(f"{execution.name}: the minimum sample only: {execution.emulated}")
-    if common is not None:
-        for label in [d for d in caps if d not in common]:
-            choice = corpora[label]
-            corpora[label] = CorpusChoice(label, "skipped", 0, 0.0,
-                                          f"no execution reaches it: the reference variants' minimums fit "
-                                          f"{', '.join(common)} only")
-            allocation.first_stage_s -= choice.seconds
-            remaining = {lane: left + choice.seconds for lane, left in remaining.items()}
-            del caps[label]
-            allocation.notes.append(f"{label}: skipped, {corpora[label].reason}")
     for execution in order:  # without a rate: the minimum on the common datasets, outside the total
         if execution.per_query_s is None:
             allocation.queries[execution.name] = {d: min(min_queries, caps[d]) for d in (common or list(caps))}

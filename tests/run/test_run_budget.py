@@ -127,6 +127,15 @@ def test_a_dataset_no_execution_reaches_gives_its_first_stage_time_back():
     assert allocation.queries["torch-fp32"] == {"cheap": 100}  # dear's 100 s went to more queries of cheap
 
 
+def test_a_dropped_dataset_s_first_stage_time_funds_the_other_executions():
+    data = [dataset("a", queries=1000), dataset("b", queries=1000, docs=100, first_stage_s=500.0)]
+    reference = ExecutionCost("ref", 0.0, {"a": 20.0, "b": 20.0}, priority=0)
+    other = ExecutionCost("other", 0.0, {"a": 15.0, "b": 15.0})
+    allocation = allocate(2000.0, data, [reference, other], min_queries=50)
+    assert allocation.corpora["b"].kind == "skipped" and allocation.first_stage_s == 0.0
+    assert set(allocation.queries["ref"]) == set(allocation.queries["other"]) == {"a"}
+
+
 def test_when_every_first_stage_leaves_the_reference_unfunded_the_run_keeps_the_first_datasets():
     data = [dataset(label, docs=1000, first_stage_s=600.0) for label in ("a", "b", "c")]
     reference = ExecutionCost("torch-fp32", 2000.0, {"a": 1.0, "b": 1.0, "c": 1.0}, priority=0)
