@@ -389,3 +389,34 @@ def test_rates_of_another_model_are_refused_and_a_node_s_cpu_decides_emulation()
     assert emulated_reason(fp16, "cpu@spr", {"avx2", "fma", "avx512f", "amx_fp16", "amx_tile"}) is None
     assert emulated_reason(fp16, "cpu@unknown", None) is None  # no record of that node: not assumed either way
     assert emulated_reason(fp32, "cpu@laptop", {"avx2"}) is None and emulated_reason(fp16, "cuda@gpu", {"avx2"}) is None
+
+
+def test_the_default_plan_under_8h_from_a_twin_bundle_fits_8h_first_stage_included(session_cache):
+    """`plan params/default.yaml --budget 8h --from <twin bundle>`, offline: the committed twin bundle's rates
+    (bge-reranker-v2-m3's shape, random weights) price every execution; the first stage's embedding of the corpora
+    it keeps is inside the 8 h, each funded execution evaluates at least the minimum on the common datasets, a
+    dataset left out is neither downloaded nor embedded, and the plan's total is the allocation's."""
+    from runlocalai_bench.params import load_params
+    from runlocalai_bench.run.plan import budget_lines, make_plan
+    from support import REPO
+
+    variants = "[torch-fp32, torch-bf16, torch-int8, onnx-int8, openvino-int8, openvino-bf16]"
+    params = load_params(REPO / "params" / "default.yaml", [f"cache_dir={session_cache}", "budget=8h",
+                                                            "reranker.devices=[cpu]", f"reranker.variants={variants}"])
+    twin = REPO / "results" / "published" / "scifact-minilm_bge-reranker-v2-m3-twin-cpu"
+    plan = make_plan(params, twin, isolate=False)
+    allocation = plan.allocation
+    first = plan.rows[plan.rows["stage"] == "first_stage"].set_index("dataset")
+    kept = [label for label, choice in allocation.corpora.items() if choice.kind != "skipped"]
+    assert kept and allocation.first_stage_s == pytest.approx(first.loc[kept, "predicted_s"].sum())
+    assert allocation.first_stage_s > HOUR  # bge-m3 embedding SciFact on a CPU: hours, inside the budget
+    assert plan.total_s == pytest.approx(allocation.predicted_s) and allocation.predicted_s <= 8 * HOUR
+    funded = allocation.queries
+    assert "rerank--torch-fp32--cpu" in funded and len(funded) >= 3
+    assert all(set(n) == set(kept) and min(n.values()) >= params.queries.min_n for n in funded.values())
+    rerank = plan.rows[plan.rows["stage"] == "rerank"]
+    assert rerank["source"].str.contains(f"bundle {twin.name}").any()
+    assert not any(f"dataset {label}" == what for what, _, _ in plan.downloads
+                   for label, choice in allocation.corpora.items() if choice.kind == "skipped")
+    lines = budget_lines(allocation)
+    assert lines[-1].endswith(": fits") and any("rerank--torch-fp32--cpu: beir/scifact/test" in line for line in lines)
