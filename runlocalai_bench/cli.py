@@ -131,6 +131,8 @@ def _cmd_gguf_converter(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+FROM_RUN = ("; BUNDLE#RUN_ID takes one run of a merged bundle (without it, the run that recorded this machine's "
+            "CPU)")
 BUDGET_HELP = ("fit the run into this wall time (8h, 90min, 2h30m; none = no budget): each execution evaluates as "
                "many queries as its share allows, a first stage that does not fit runs on a reduced corpus; the same "
                "as --set budget=DURATION")
@@ -151,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="with --resume: resume even if parameters or commit differ")
     run.add_argument("--no-plan", action="store_true", help="skip the cost prediction printed before the run")
     run.add_argument("--budget", metavar="DURATION", help=BUDGET_HELP)
-    run.add_argument("--from", dest="from_bundle", metavar="BUNDLE", help="predict from this earlier bundle's rates")
+    run.add_argument("--from", dest="from_bundle", metavar="BUNDLE", help=f"predict from this earlier bundle's rates{FROM_RUN}")
     run.add_argument("--engine", default="papermill", choices=["papermill", "subprocess", "ray"],
                      help="papermill: each execution is a notebook in its own kernel (default); subprocess: the same "
                           "stages in plain Python processes, for machines without Jupyter; ray: each execution a task "
@@ -164,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("params")
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.add_argument("--from", dest="from_bundle", metavar="BUNDLE",
-                      help="use an earlier bundle's measured rates instead of (where it has them) a probe here")
+                      help=f"use an earlier bundle's measured rates instead of (where it has them) a probe here{FROM_RUN}")
     plan.add_argument("--budget", metavar="DURATION", help=BUDGET_HELP)
     plan.set_defaults(func=_cmd_plan)
 

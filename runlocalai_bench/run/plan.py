@@ -326,13 +326,35 @@ def kernel_overhead_s() -> float:
     return time.perf_counter() - started
 
 
-def bundle_rates(path: Path, model: str | None = None) -> dict[tuple[str, str], Rate]:
+def split_from(path: str | Path) -> tuple[Path, str | None]:
+    """``--from BUNDLE`` or ``--from BUNDLE#RUN_ID`` (one run of a merged bundle): the folder and the run."""
+    text = str(path)
+    if "#" in text and not Path(text).exists():
+        folder, run = text.rsplit("#", 1)
+        return Path(folder), run
+    return Path(text), None
+
+
+def _run_cpu(bundle: Bundle, run: str) -> str | None:
+    """The CPU model a run of a merged bundle recorded (``environments/<run_id>.json``)."""
+    try:
+        return json.loads((bundle.root / "environments" / f"{run}.json").read_text(encoding="utf-8"))["cpu"]["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def bundle_rates(path: str | Path, model: str | None = None) -> dict[tuple[str, str], Rate]:
     """Measured end-to-end rates (and load times) of an earlier bundle, per (variant, requested device).
 
     A bundle of another reranker is refused when ``model`` is given: its pairs/s are another architecture's, and
     the rates are carried to other lengths only (:meth:`Rate.at`), never to another model. A shape twin of the same
-    model id (``weights: random``) has the same architecture and is accepted."""
-    bundle = Bundle(Path(path))
+    model id (``weights: random``) has the same architecture and is accepted.
+
+    A merged bundle pools runs of several machines; their rates are never blended (the median of a Xeon's and an
+    EPYC's pairs/s describes neither). ``BUNDLE#RUN_ID`` names the run; without it the run that recorded this
+    machine's CPU model is taken, and a bundle with none or several such runs is refused with the ids to choose."""
+    folder, run = split_from(path)
+    bundle = Bundle(folder)
     if model is not None and bundle.params().reranker.model != model:
         raise ParamsError(f"--from {path}: it measured {bundle.params().reranker.model}, not {model}; its rates "
                           "would price another model. Give a bundle of the same model (its shape twin will do)")
@@ -340,6 +362,19 @@ def bundle_rates(path: Path, model: str | None = None) -> dict[tuple[str, str], 
     rows = throughput[throughput["workload"] == "candidates"] if not throughput.empty else throughput
     if "reranker" in rows and len(rows):  # the reranker under test only: comparison rerankers run at their own speed
         rows = rows[rows["reranker"] == bundle.params().reranker.model]
+    runs = sorted(set(rows["run_id"].dropna())) if "run_id" in rows else []  # the runs with a rate to give
+    if run is None and len(runs) > 1:
+        here = cpu_info()["model"]
+        same = [r for r in runs if _run_cpu(bundle, r) == here]
+        if len(same) != 1:
+            raise ParamsError(f"--from {path}: it pools runs of several machines ({', '.join(runs)}), and "
+                              f"{'none' if not same else 'more than one'} ran on this CPU ({here}); name one: "
+                              f"--from {folder}#RUN_ID")
+        run = same[0]
+    if run is not None:
+        if run not in runs:
+            raise ParamsError(f"--from {path}: no run {run!r} in {folder} (its runs: {', '.join(runs) or 'none'})")
+        rows = rows[rows["run_id"] == run]
     rates: dict[tuple[str, str], Rate] = {}
     metas = {k: m for k, m in bundle.all_stage_meta().items() if not m.get("baseline")}
     for (variant, device), group in rows.groupby(["variant", "device"]):
@@ -347,7 +382,7 @@ def bundle_rates(path: Path, model: str | None = None) -> dict[tuple[str, str], 
         load = next((m.get("load_s") for m in metas.values() if m.get("variant") == variant and m.get("device")
                      and meta_device(m) == device), None)
         rate = Rate(float(group["pairs_per_s"].median()), float(group["mean_tokens"].mean()), float(mean_sq),
-                    f"bundle {bundle.root.name}", load)
+                    f"bundle {bundle.root.name}{'#' + run if run and len(runs) > 1 else ''}", load)
         rates[(variant, device)] = rate
         requested = next((m.get("requested_device") for m in metas.values()
                           if m.get("variant") == variant and m.get("device") and meta_device(m) == device), None)
@@ -363,7 +398,7 @@ def node_flags(path: Path) -> dict[str, set[str]]:
     """The CPU flags of each node class an earlier bundle ran on (its ``nodes/*.json``): whether a half precision
     runs emulated there is a fact of that node's CPU, not of this machine's."""
     flags: dict[str, set[str]] = {}
-    for record in sorted((Path(path) / "nodes").glob("*.json")):
+    for record in sorted((split_from(path)[0] / "nodes").glob("*.json")):
         try:
             node = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -197,6 +197,26 @@ def test_a_device_whose_reference_cannot_be_paid_is_skipped_whole_and_the_other_
     assert allocation.lanes["laptop"] == 20.0  # two kernel starts, nothing else
 
 
+def test_a_merged_bundle_s_runs_are_never_blended_into_one_rate(monkeypatch):
+    """The committed twin bundle pools a Xeon run and an EPYC run: the plan takes the run of this machine's CPU (or
+    the one named after '#'), never the median of both, and refuses when no run or several match."""
+    from runlocalai_bench.params import ParamsError
+    from runlocalai_bench.run import plan as plan_module
+    from support import REPO
+
+    twin = REPO / "results" / "published" / "scifact-minilm_bge-reranker-v2-m3-twin-cpu"
+    xeon = plan_module.bundle_rates(f"{twin}#twin-cpu")[("torch-fp32", "cpu")]
+    epyc = plan_module.bundle_rates(f"{twin}#twin-cpu-epyc")[("torch-fp32", "cpu")]
+    assert xeon.pairs_per_s > 2 * epyc.pairs_per_s and xeon.source.endswith("#twin-cpu")
+    monkeypatch.setattr(plan_module, "cpu_info", lambda: {"model": "AMD EPYC", "flags": []})
+    assert plan_module.bundle_rates(twin)[("torch-fp32", "cpu")].pairs_per_s == epyc.pairs_per_s
+    monkeypatch.setattr(plan_module, "cpu_info", lambda: {"model": "Apple M4", "flags": []})
+    with pytest.raises(ParamsError, match=r"pools runs of several machines \(twin-cpu, twin-cpu-epyc\).*#RUN_ID"):
+        plan_module.bundle_rates(twin)
+    with pytest.raises(ParamsError, match="no run 'laptop'"):
+        plan_module.bundle_rates(f"{twin}#laptop")
+
+
 def test_cached_or_free_first_stages_keep_the_full_corpus():
     data = [dataset("cached", docs=10_000_000, first_stage_s=0.0), dataset("unknown", first_stage_s=None)]
     allocation = allocate(HOUR, data, [execution("e", {"cached": 1.0, "unknown": 1.0}, fixed=0)], min_queries=50)
@@ -381,7 +401,7 @@ def test_rates_of_another_model_are_refused_and_a_node_s_cpu_decides_emulation()
     from support import REPO
 
     twin = REPO / "results" / "published" / "scifact-minilm_bge-reranker-v2-m3-twin-cpu"
-    assert ("torch-fp32", "cpu") in bundle_rates(twin, "BAAI/bge-reranker-v2-m3")
+    assert ("torch-fp32", "cpu") in bundle_rates(f"{twin}#twin-cpu", "BAAI/bge-reranker-v2-m3")
     with pytest.raises(ParamsError, match="measured BAAI/bge-reranker-v2-m3, not twin:tiny-xlmr"):
         bundle_rates(twin, "twin:tiny-xlmr")
     fp16, fp32 = get_variant("torch-fp16"), get_variant("torch-fp32")
@@ -404,7 +424,7 @@ def test_the_default_plan_under_8h_from_a_twin_bundle_fits_8h_first_stage_includ
     params = load_params(REPO / "params" / "default.yaml", [f"cache_dir={session_cache}", "budget=8h",
                                                             "reranker.devices=[cpu]", f"reranker.variants={variants}"])
     twin = REPO / "results" / "published" / "scifact-minilm_bge-reranker-v2-m3-twin-cpu"
-    plan = make_plan(params, twin, isolate=False)
+    plan = make_plan(params, f"{twin}#twin-cpu", isolate=False)  # the Xeon run of the two it pools
     allocation = plan.allocation
     first = plan.rows[plan.rows["stage"] == "first_stage"].set_index("dataset")
     kept = [label for label, choice in allocation.corpora.items() if choice.kind != "skipped"]
