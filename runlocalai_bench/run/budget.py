@@ -222,7 +222,7 @@ def allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exec
         for k in range(len(datasets) - 1, 0, -1):
             try:
                 allocation = _allocate(budget_s, datasets[:k], executions, min_queries, overhead_s)
-            except NoReranking:
+            except BudgetError:  # fewer datasets still do not fund it: the first reason is the one to show
                 continue
             kept = ", ".join(d.label for d in datasets[:k])
             for dataset in datasets[k:]:
@@ -282,16 +282,28 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
                                        for d in labels[:k])
 
     rated = [e for e in order if e.per_query_s is not None]
+    # What every execution pays whatever is funded comes off first: each rated one starts its kernel (to run, or to
+    # record why it does not), an unrated one pays its fixed seconds. Funding then costs only what comes on top.
+    for execution in executions:
+        remaining[execution.lane] -= execution.start_s if execution.per_query_s is not None else execution.fixed_s
+
+    def extra(execution: ExecutionCost, k: int) -> float:
+        return minimum(execution, k) - execution.start_s
+
+    def given_back(k: int) -> float:  # first-stage seconds of the datasets a prefix of k leaves out
+        return sum(corpora[d].seconds for d in labels[k:])
+
     references, unfunded = [], []
     for execution in [e for e in rated if e.priority == 0] or rated[:1]:  # no reference variant: the first decides
         lane_refs = [r for r in references if r.lane == execution.lane]
-        if labels and sum(minimum(r, 1) for r in [*lane_refs, execution]) <= remaining[execution.lane]:
+        if labels and sum(extra(r, 1) for r in [*lane_refs, execution]) <= remaining[execution.lane] + given_back(1):
             references.append(execution)
         else:
             unfunded.append(execution)
 
     def affordable(k: int) -> bool:
-        return all(sum(minimum(r, k) for r in references if r.lane == lane) <= remaining[lane] for lane in remaining)
+        return all(sum(extra(r, k) for r in references if r.lane == lane) <= remaining[lane] + given_back(k)
+                   for lane in remaining)
 
     k = next((k for k in range(len(labels), 0, -1) if affordable(k)), 0) if references else 0
     common = labels[:k] if k else None
@@ -306,7 +318,7 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
             remaining = {lane: left + choice.seconds for lane, left in remaining.items()}
             del caps[label]
             allocation.notes.append(f"{label}: skipped, {corpora[label].reason}")
-    devices_without_reference = {e.device for e in unfunded}
+    devices_without_reference = {e.device for e in unfunded if e.priority == 0}
     for execution in order:
         if execution.per_query_s is None:
             continue
@@ -315,7 +327,7 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
             missing = next(e.name for e in unfunded if e.device == execution.device)
             reason = (f"the reference variant of {execution.device} ({missing}) is not funded: there would be "
                       "nothing to measure its drift and agreement against")
-        elif common is None or execution in unfunded or minimum(execution, k) > remaining[execution.lane]:
+        elif common is None or execution in unfunded or extra(execution, k) > remaining[execution.lane]:
             reason = (f"the budget left{_on(execution.lane)} ({hours(max(remaining[execution.lane], 0.0))}) does not "
                       f"pay its minimum (~{hours(minimum(execution, len(scope)))}: loading, timing and {min_queries} "
                       f"queries of {', '.join(scope)})")
@@ -323,20 +335,21 @@ def _allocate(budget_s: float, datasets: list[DatasetCost], executions: list[Exe
             reason = None
         if reason:
             allocation.lanes[execution.lane] += execution.start_s  # a skipped execution still starts, says why, ends
-            remaining[execution.lane] -= execution.start_s
             allocation.skipped[execution.name] = reason
+            if execution.priority == 0:  # its device's other executions would have nothing to be measured against
+                devices_without_reference.add(execution.device)
+                unfunded.append(execution)
             continue
         funded[execution.name] = {d: min(min_queries, caps[d]) for d in common}
         allocation.lanes[execution.lane] += execution.fixed_s
-        remaining[execution.lane] -= minimum(execution, k)
+        remaining[execution.lane] -= extra(execution, k)
         if execution.emulated:
             allocation.notes.append(f"{execution.name}: the minimum sample only: {execution.emulated}")
     for execution in order:  # without a rate: the minimum on the common datasets, outside the total
         if execution.per_query_s is None:
             allocation.queries[execution.name] = {d: min(min_queries, caps[d]) for d in (common or list(caps))}
             allocation.seconds[execution.name] = 0.0
-            allocation.lanes[execution.lane] += execution.fixed_s
-            remaining[execution.lane] -= execution.fixed_s
+            allocation.lanes[execution.lane] += execution.fixed_s  # taken off the lane's time at the start
             allocation.notes.append(f"{execution.name}: the minimum sample ({min_queries} queries a dataset): no "
                                     "predicted rate, its scoring time is not in the total")
     allocation.available = dict(caps)

@@ -107,19 +107,21 @@ class Plan:
     unpredicted: list[str] = field(default_factory=list)  # executions without a rate: their time is not in the total
     allocation: Allocation | None = None  # under a budget: the queries each execution evaluates, reduced corpora
     downloads: list[tuple[str, float | None, str]] = field(default_factory=list)  # (what, bytes, how it was sized)
-    lanes: dict[str, str] = field(default_factory=dict)  # rerank execution -> the Ray node class that runs it
+    lanes: dict[str, str] = field(default_factory=dict)  # priced rerank execution -> its lane ("" this machine)
 
     @property
     def total_s(self) -> float:
-        """Wall time: what runs on this machine one after another, and each node class's executions beside it
-        (``--engine ray``); the slowest lane decides. Without node classes, the sum of every execution."""
+        """Wall time: what runs on this machine one after another, and each node's executions beside it
+        (``--engine ray``); the slowest lane decides. Without node classes, the sum of every execution. The first
+        stage, the report and executions that only record why they cannot run are counted outside the lanes, as
+        the budget's allocation counts them (so the two totals agree)."""
         lanes: dict[str, float] = {}
-        outside = 0.0  # the first stage and the report run on this machine, before and after every lane
+        outside = 0.0
         for name, seconds in self.executions.items():
-            if name in ("first_stage", "report"):
-                outside += seconds
+            if name in self.lanes:
+                lanes[self.lanes[name]] = lanes.get(self.lanes[name], 0.0) + seconds
             else:
-                lanes[self.lanes.get(name, "")] = lanes.get(self.lanes.get(name, ""), 0.0) + seconds
+                outside += seconds
         return float(outside + max(lanes.values(), default=0.0))
 
 
@@ -335,10 +337,13 @@ def split_from(path: str | Path) -> tuple[Path, str | None]:
     return Path(text), None
 
 
-def _run_cpu(bundle: Bundle, run: str) -> str | None:
-    """The CPU model a run of a merged bundle recorded (``environments/<run_id>.json``)."""
+def _run_cpu(bundle: Bundle, run: str) -> tuple[str, tuple[str, ...]] | None:
+    """The CPU a run of a merged bundle recorded (``environments/<run_id>.json``): its model name and the flags
+    that decide its fast paths. Both count: cloud VMs report generic names ("Intel(R) Xeon(R) Processor") for CPUs
+    with and without AMX."""
     try:
-        return json.loads((bundle.root / "environments" / f"{run}.json").read_text(encoding="utf-8"))["cpu"]["model"]
+        cpu = json.loads((bundle.root / "environments" / f"{run}.json").read_text(encoding="utf-8"))["cpu"]
+        return cpu["model"], tuple(sorted(cpu.get("flags") or ()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -364,16 +369,18 @@ def bundle_rates(path: str | Path, model: str | None = None) -> dict[tuple[str, 
         rows = rows[rows["reranker"] == bundle.params().reranker.model]
     runs = sorted(set(rows["run_id"].dropna())) if "run_id" in rows else []  # the runs with a rate to give
     if run is None and len(runs) > 1:
-        here = cpu_info()["model"]
+        info = cpu_info()
+        here = (info["model"], tuple(sorted(info.get("flags") or ())))
         same = [r for r in runs if _run_cpu(bundle, r) == here]
         if len(same) != 1:
             raise ParamsError(f"--from {path}: it pools runs of several machines ({', '.join(runs)}), and "
-                              f"{'none' if not same else 'more than one'} ran on this CPU ({here}); name one: "
-                              f"--from {folder}#RUN_ID")
+                              f"{'none' if not same else 'more than one'} ran on this CPU ({here[0]}, "
+                              f"{' '.join(here[1]) or 'no listed flags'}); name one: --from {folder}#RUN_ID")
         run = same[0]
     if run is not None:
         if run not in runs:
-            raise ParamsError(f"--from {path}: no run {run!r} in {folder} (its runs: {', '.join(runs) or 'none'})")
+            raise ParamsError(f"--from {path}: no run {run!r} in {folder} (its runs: {', '.join(runs)})" if runs else
+                              f"--from {path}: {folder} is not a merged bundle (no run ids): drop '#{run}'")
         rows = rows[rows["run_id"] == run]
     rates: dict[tuple[str, str], Rate] = {}
     metas = {k: m for k, m in bundle.all_stage_meta().items() if not m.get("baseline")}
@@ -655,7 +662,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
         notes.append("node classes run side by side (--engine ray): the total is this machine's executions or the "
                      "slowest class's, whichever is longer, after the first stage")
     plan = Plan(pd.DataFrame(rows), executions, disk, notes, probes.pid, unpredicted,
-                downloads=downloads_of(params, shape, encoder_shape), lanes={k: v for k, v in lanes.items() if v})
+                downloads=downloads_of(params, shape, encoder_shape), lanes=lanes)
     if params.budget_s is not None:
         fit_to_budget(plan, params, sizes, costs, embedded)
     return plan

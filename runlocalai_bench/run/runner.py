@@ -208,15 +208,17 @@ def run(
             cluster = Cluster(address)
         except ClusterError as exc:
             raise RunError(str(exc)) from None
-        display.line(f"[runlocalai-bench] Ray cluster: {sum(n.get('Alive', False) for n in cluster.nodes())} "
-                     f"node(s); executions run one at a time per node")
-        # The node each class will run on (as _execute_on_cluster chooses it): classes on one node share its time,
-        # and a class on this machine's node shares this machine's, so the budget funds lanes by node.
-        recorded = {n["node_class"]: n["node_id"] for n in _nodes(source) if n.get("node_class")} if source else {}
-        chosen = class_nodes({node_class(d) for d in pinned}, cluster.nodes(), recorded)
-        node_lanes = {cls: "" if node == cluster.driver_node else node for cls, node in chosen.items()}
-    if plan:
-        try:
+    try:  # up to the executions' own try: whatever stops the run here leaves no cluster behind
+        if cluster is not None:
+            display.line(f"[runlocalai-bench] Ray cluster: {sum(n.get('Alive', False) for n in cluster.nodes())} "
+                         f"node(s); executions run one at a time per node")
+            # The node each class will run on (as _execute_on_cluster chooses it, keeping a resumed run's): classes
+            # on one node share its time, and a class on this machine's node shares this machine's, so the budget
+            # funds lanes by node. A resumed run's folder is already at `staging`.
+            kept = {n["node_class"]: n["node_id"] for n in _nodes(staging) if n.get("node_class")} if source else {}
+            chosen = class_nodes({node_class(d) for d in pinned}, cluster.nodes(), kept)
+            node_lanes = {cls: "" if node == cluster.driver_node else node for cls, node in chosen.items()}
+        if plan:
             # A resumed budgeted run keeps the allocation it recorded (budget.json): its samples must not change
             # midway, so it is planned without the budget. A new budgeted run probes every variant, not torch-fp32
             # alone: the budget is shared out by each one's rate (an emulated fp16 runs at a third of fp32's).
@@ -235,22 +237,22 @@ def run(
                 display.line("plan  budget       resumed: the queries and corpora recorded in budget.json")
             for line in describe(made, params):
                 display.line(f"plan  {line}")
-        except BaseException:  # a refused plan leaves no cluster behind (a local one would outlive the run)
-            if cluster is not None:
-                cluster.close()
-            raise
-    # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
-    display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
+        # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
+        display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
 
-    if source is None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.mkdir()
-        Bundle(staging).params_path.write_text(dump_params(params), encoding="utf-8")
-        write_json(Bundle(staging).environment_path, fingerprint())
-    if allocation is not None and not Bundle(staging).budget_path.is_file():  # a resumed run keeps its samples
-        write_json(Bundle(staging).budget_path, allocation.record())
-    outcome = RunOutcome(target)
-    previous = {r["execution"]: r for r in recorded_executions(staging) if r["status"] in ("ok", "skipped")}
+        if source is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()
+            Bundle(staging).params_path.write_text(dump_params(params), encoding="utf-8")
+            write_json(Bundle(staging).environment_path, fingerprint())
+        if allocation is not None and not Bundle(staging).budget_path.is_file():  # a resumed run keeps its samples
+            write_json(Bundle(staging).budget_path, allocation.record())
+        outcome = RunOutcome(target)
+        previous = {r["execution"]: r for r in recorded_executions(staging) if r["status"] in ("ok", "skipped")}
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
     try:
         with private_kernel(staging / KERNEL_LOG) as kernel, kernel_environment(params):
             todo: list[Execution] = []

@@ -143,7 +143,7 @@ def test_when_every_first_stage_leaves_the_reference_unfunded_the_run_keeps_the_
     # minimum (2,000 s + 50 queries); on a and b alone 2,400 s are left: its minimum and 300 s more
     allocation = allocate(3600.0, data, [reference], min_queries=50)
     assert [c.kind for c in allocation.corpora.values()] == ["full", "full", "skipped"]
-    assert "only after the first stage of a, b" in allocation.corpora["c"].reason
+    assert "fit a, b only" in allocation.corpora["c"].reason  # c's first stage given back to fund the reference
     assert allocation.queries["torch-fp32"] == {"a": 200, "b": 200} and allocation.predicted_s <= 3600
 
 
@@ -208,13 +208,54 @@ def test_a_merged_bundle_s_runs_are_never_blended_into_one_rate(monkeypatch):
     xeon = plan_module.bundle_rates(f"{twin}#twin-cpu")[("torch-fp32", "cpu")]
     epyc = plan_module.bundle_rates(f"{twin}#twin-cpu-epyc")[("torch-fp32", "cpu")]
     assert xeon.pairs_per_s > 2 * epyc.pairs_per_s and xeon.source.endswith("#twin-cpu")
-    monkeypatch.setattr(plan_module, "cpu_info", lambda: {"model": "AMD EPYC", "flags": []})
+    monkeypatch.setattr(plan_module, "cpu_info", lambda: {"model": "AMD EPYC", "flags": ["avx", "avx2", "fma"]})
     assert plan_module.bundle_rates(twin)[("torch-fp32", "cpu")].pairs_per_s == epyc.pairs_per_s
+    # The same generic Xeon name without AMX is another CPU: the AMX run's rates are not taken for it.
+    no_amx = {"model": "Intel(R) Xeon(R) Processor", "flags": ["avx", "avx2", "avx512f", "fma"]}
+    monkeypatch.setattr(plan_module, "cpu_info", lambda: no_amx)
+    with pytest.raises(ParamsError, match="none ran on this CPU"):
+        plan_module.bundle_rates(twin)
     monkeypatch.setattr(plan_module, "cpu_info", lambda: {"model": "Apple M4", "flags": []})
     with pytest.raises(ParamsError, match=r"pools runs of several machines \(twin-cpu, twin-cpu-epyc\).*#RUN_ID"):
         plan_module.bundle_rates(twin)
     with pytest.raises(ParamsError, match="no run 'laptop'"):
         plan_module.bundle_rates(f"{twin}#laptop")
+
+
+def test_what_every_execution_pays_anyway_is_set_aside_so_a_plan_that_fits_does():
+    """Skipped executions still start a kernel, unrated ones pay their fixed seconds: both come off the lane before
+    anything is funded, so the predicted time never passes the budget however many are skipped."""
+    data = [dataset("a", queries=1000)]
+    reference = ExecutionCost("ref", 10.0, {"a": 10.0}, start_s=10.0, priority=0)
+    skipped = [ExecutionCost(f"slow{i}", 10.0, {"a": 100.0}, start_s=10.0) for i in range(6)]
+    unrated = ExecutionCost("unrated", 200.0, None, start_s=10.0)
+    allocation = allocate(1000.0, data, [reference, *skipped, unrated], min_queries=50)
+    assert all(f"slow{i}" in allocation.skipped for i in range(6)) and allocation.queries["ref"]["a"] > 50
+    assert allocation.predicted_s <= 1000.0
+    # A reference whose minimum fills the lane leaves nothing for the others' starts (or an unrated execution's
+    # fixed seconds): the plan says so instead of predicting 1,050 s (or 1,110 s) and calling it a fit.
+    greedy = ExecutionCost("ref", 10.0, {"a": 19.6}, start_s=10.0, priority=0)
+    assert allocate(1000.0, data, [greedy], min_queries=50).predicted_s <= 1000.0
+    with pytest.raises(BudgetError, match="funds no reranking"):
+        allocate(1000.0, data, [greedy, *skipped], min_queries=50)
+    with pytest.raises(BudgetError, match="funds no reranking"):
+        allocate(1000.0, data, [reference, ExecutionCost("unrated", 600.0, None, start_s=10.0)], min_queries=50)
+
+
+def test_a_prefix_counts_the_first_stage_time_it_gives_back():
+    """Datasets past a prefix return their first stage's seconds: a longer prefix is judged with what the shorter
+    one would give back, not against time still held by datasets it leaves out."""
+    data = [dataset("a"), dataset("b"), dataset("c", docs=100, first_stage_s=400.0)]
+    reference = ExecutionCost("ref", 0.0, {"a": 7.0, "b": 7.0, "c": 7.0}, priority=0)
+    allocation = allocate(1000.0, data, [reference], min_queries=50)
+    assert set(allocation.queries["ref"]) == {"a", "b"} and allocation.corpora["c"].kind == "skipped"
+
+
+def test_a_retry_with_fewer_datasets_shows_the_reference_s_cost_not_a_first_stage_message():
+    data = [dataset("big", docs=10_000_000, first_stage_s=1e9), dataset("small")]
+    slow = ExecutionCost("ref", 0.0, {"big": 1e6, "small": 1e6}, priority=0)
+    with pytest.raises(BudgetError, match="funds no reranking with the reference variant"):
+        allocate(HOUR, data, [slow], min_queries=50)
 
 
 def test_cached_or_free_first_stages_keep_the_full_corpus():
@@ -411,15 +452,17 @@ def test_rates_of_another_model_are_refused_and_a_node_s_cpu_decides_emulation()
     assert emulated_reason(fp32, "cpu@laptop", {"avx2"}) is None and emulated_reason(fp16, "cuda@gpu", {"avx2"}) is None
 
 
-def test_the_default_plan_under_8h_from_a_twin_bundle_fits_8h_first_stage_included(session_cache):
+def test_the_default_plan_under_8h_from_a_twin_bundle_fits_8h_first_stage_included(session_cache, monkeypatch):
     """`plan params/default.yaml --budget 8h --from <twin bundle>`, offline: the committed twin bundle's rates
     (bge-reranker-v2-m3's shape, random weights) price every execution; the first stage's embedding of the corpora
     it keeps is inside the 8 h, each funded execution evaluates at least the minimum on the common datasets, a
     dataset left out is neither downloaded nor embedded, and the plan's total is the allocation's."""
     from runlocalai_bench.params import load_params
+    from runlocalai_bench.run import plan as plan_module
     from runlocalai_bench.run.plan import budget_lines, make_plan
     from support import REPO
 
+    monkeypatch.setattr(plan_module, "kernel_overhead_s", lambda: 15.0)  # measured live otherwise: one figure here
     variants = "[torch-fp32, torch-bf16, torch-int8, onnx-int8, openvino-int8, openvino-bf16]"
     params = load_params(REPO / "params" / "default.yaml", [f"cache_dir={session_cache}", "budget=8h",
                                                             "reranker.devices=[cpu]", f"reranker.variants={variants}"])

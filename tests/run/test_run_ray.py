@@ -250,7 +250,7 @@ def test_a_node_class_is_never_probed_here_and_runs_beside_this_machine_in_the_p
     params = load_params(SMOKE, [f"cache_dir={session_cache}", "reranker.variants=[torch-fp32]",
                                  "reranker.baselines=[]", "reranker.devices=[cpu, cpu@epyc]"])
     planned = make_plan(params, reference_only=True)
-    assert planned.lanes == {"rerank--torch-fp32--cpu@epyc": "epyc"}
+    assert planned.lanes == {"rerank--torch-fp32--cpu": "", "rerank--torch-fp32--cpu@epyc": "epyc"}
     assert planned.unpredicted == ["rerank--torch-fp32--cpu@epyc"]
     assert any("class 'epyc': a probe here says nothing of it" in note for note in planned.notes)
     here = planned.executions["rerank--torch-fp32--cpu"]
