@@ -506,7 +506,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
     notes += [f"{variant} · {device} could not be probed: {problem}" for (variant, device), problem in problems.items()]
     rows, executions, disk, unpredicted = [], {}, 0.0, []
     costs: list[ExecutionCost] = []  # what a budget shares out: fixed seconds and seconds per query per dataset
-    lanes: dict[str, str] = {}  # rerank execution -> its node class ("" this machine)
+    lanes: dict[str, str] = {}  # priced rerank execution -> its lane (lane_of: "" this machine, else its node)
     # The FLOP rate the encoder is predicted at when it is not local: torch-fp32's, measured by the earlier bundle
     # or probed here; another variant only when neither has it (an emulated fp16 would make it 4x too slow).
     # The first stage runs on this machine: its own device's rate, else another device of this machine's, never a
@@ -735,7 +735,7 @@ def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: l
     first_overhead = plan.executions.get("first_stage", 0.0) - sum(d.first_stage_s or 0.0 for d in datasets)
     # Executions that cannot run here (a missing extra, no such device) still start a kernel to record why.
     unavailable_s = sum(s for name, s in plan.executions.items()
-                        if name not in ("first_stage", "report") and name not in {c.name for c in costs})
+                        if name not in ("first_stage", "report") and name not in plan.lanes)
     allocation = allocate(params.budget_s, datasets, costs, params.queries.min_n,
                           first_overhead + plan.executions.get("report", 0.0) + unavailable_s)
     plan.allocation = allocation
