@@ -22,7 +22,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OLAH_VERSION ?= 0.5.4
 OLAH_STAMP := $(VENV)/olah/.installed-olah-$(OLAH_VERSION)
 
-.PHONY: install bench smoke test rehearse lab clean
+.PHONY: install llama-server bench smoke test rehearse lab clean
 
 install: $(STAMP)
 
@@ -37,8 +37,15 @@ $(STAMP): pyproject.toml
 	  $(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu; fi
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	if $(BIN)/python -c "import llama_cpp" 2>/dev/null; then $(BIN)/runlocalai-bench gguf-converter; fi
+	# llama-server for the server-llama-* variants: built once per llama-cpp-python version (make llama-server).
+	if $(BIN)/python -c "import llama_cpp" 2>/dev/null; then $(BIN)/runlocalai-bench llama-server; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# llama.cpp's HTTP server from the same llama.cpp source the gguf extra compiled (its llama-cpp-python sdist),
+# CMAKE_ARGS passed on (-DGGML_CUDA=on for a CUDA server); cached per version, so a second call returns at once.
+llama-server: install  ## build llama-server for the served variants (12-14 minutes on 2 cores, once)
+	$(BIN)/runlocalai-bench llama-server
 
 bench: install  ## the real benchmark within BUDGET (needs the Hugging Face hub and the dataset downloads once)
 	$(BIN)/runlocalai-bench run $(PARAMS) --budget $(BUDGET) $(ARGS)

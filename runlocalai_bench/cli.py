@@ -1,4 +1,4 @@
-"""``runlocalai-bench``: run, plan, finalize, show, cite, variants, merge, env, gguf-converter.
+"""``runlocalai-bench``: run, plan, finalize, show, cite, variants, merge, env, gguf-converter, llama-server.
 
 Exit codes: 0 success; 1 a run completed but some execution failed (the bundle says which); 2 bad input
 or a run that could not complete (one line on stderr says why; no complete-looking bundle is left); 130 a run
@@ -120,6 +120,18 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_llama_server(args: argparse.Namespace) -> int:
+    from runlocalai_bench.rerankers.backends.gguf.convert import ConversionError
+    from runlocalai_bench.rerankers.backends.gguf.server import ServerUnavailable, build_server
+
+    try:
+        print(build_server(log=lambda line: print(line, file=sys.stderr)))
+    except (ConversionError, ServerUnavailable, ImportError) as exc:  # ImportError: the gguf extra absent
+        print(f"runlocalai-bench: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def _cmd_gguf_converter(args: argparse.Namespace) -> int:
     from runlocalai_bench.rerankers.backends.gguf.convert import ConversionError, converter_dir
 
@@ -204,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     converter = sub.add_parser("gguf-converter", help="fetch llama.cpp's GGUF converter for the installed "
                                "llama-cpp-python (once) and print its folder")
     converter.set_defaults(func=_cmd_gguf_converter)
+
+    server = sub.add_parser("llama-server", help="build llama.cpp's llama-server from the installed llama-cpp-python's "
+                            "source (once; 12-14 minutes on 2 cores) and print its path: the server-llama-* variants")
+    server.set_defaults(func=_cmd_llama_server)
     return parser
 
 

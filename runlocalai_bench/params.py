@@ -222,6 +222,44 @@ class ThroughputParams(_Strict):
         return self.batch_sizes if device.split(":")[0] == "cpu" else self.gpu_batch_sizes
 
 
+class ServeParams(_Strict):
+    """Served variants (``server-*``): how the server the suite starts on 127.0.0.1 is sized and called."""
+
+    slots: int = Field(default=4, gt=0,
+                       description="llama-server -np: pairs (of one request or of concurrent ones) the server may decode "
+                                   "together, within its micro-batch (the larger of max_length and "
+                                   "reranker.gguf_tokens_per_call tokens per decode)")
+    request_timeout_s: float = Field(default=1800.0, gt=0,
+                                     description="the longest one request (one query's candidates) may take before "
+                                                 "the execution fails; a server that exits fails it at once")
+    load: bool = Field(default=True, description="run the load sweep (tables/load) for served variants")
+    concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16],
+                                   description="closed-loop points: requests kept in flight")
+    rate_fractions: list[float] = Field(
+        default_factory=lambda: [0.5, 0.75, 0.9, 1.0, 1.2],
+        description="open-loop points: Poisson arrival rates as fractions of the best closed-loop requests/s")
+    max_queries: int | None = Field(default=32, gt=0,
+                                    description="queries (each with its candidates) the requests are drawn from, "
+                                                "seeded; null = every evaluated query of the timed datasets")
+    warmup_requests: int = Field(default=2, ge=0, description="answers not counted at the start of a closed-loop point")
+    min_requests: int = Field(default=8, gt=0,
+                              description="counted requests per closed-loop point, at least (after a warm-up of "
+                                          "max(warmup_requests, concurrency) answers)")
+    min_seconds: float = Field(default=10.0, ge=0, description="seconds per closed-loop point, at least")
+    open_requests: int = Field(default=32, gt=0, description="arrivals per open-loop point, at least")
+    open_seconds: float = Field(default=20.0, ge=0,
+                                description="an open-loop point offers as many arrivals as come in this long, at least")
+    latency_target_ms: float = Field(default=2000.0, gt=0,
+                                     description="goodput counts the requests answered within this latency")
+
+    @field_validator("concurrency", "rate_fractions")
+    @classmethod
+    def _positive(cls, values: list) -> list:
+        if any(v <= 0 for v in values):
+            raise ValueError(f"all entries must be positive, got {values}")
+        return values
+
+
 class Params(_Strict):
     run_id: str | None = None
     dataset: Dataset | None = Field(default=None, description="one dataset: shorthand for datasets: [<it>]")
@@ -231,6 +269,7 @@ class Params(_Strict):
     first_stage: FirstStageParams = Field(default_factory=FirstStageParams)
     reranker: RerankerParams = Field(default_factory=RerankerParams)
     throughput: ThroughputParams = Field(default_factory=ThroughputParams)
+    serve: ServeParams = Field(default_factory=ServeParams)
     stages: list[Literal["first_stage", "rerank", "report"]] = Field(default_factory=lambda: list(STAGES))
     seed: int = 0
     budget: str | None = Field(

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("paths", "units", "errors"),
     ("environment", "devices"),
     ("data", "models"),
+    ("serving",),
     ("rerankers",),
     ("params",),
     ("results",),

@@ -12,26 +12,19 @@ import gc
 import resource
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from runlocalai_bench.devices import synchronize
 from runlocalai_bench.perf.nvml import held_now_mb, record_baseline
 from runlocalai_bench.rerankers.base import Reranker, Variant
 from runlocalai_bench.rerankers.registry import import_runtime
+from runlocalai_bench.serving.process import proc_status_mb, reset_peak
 
 
-def _status_mb(*fields: str) -> dict[str, float | None]:
-    """Fields of ``/proc/self/status`` (kB there) in MiB; None for each where /proc is absent (not Linux)."""
-    found: dict[str, float | None] = dict.fromkeys(fields)
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            name = line.split(":", 1)[0]
-            if name in found:
-                found[name] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return found
+def _status_mb(*fields: str, pid: int | None = None) -> dict[str, float | None]:
+    """Fields of ``/proc/<pid>/status`` (this process's by default; kB there) in MiB; None for each where /proc
+    is absent (not Linux) or the process is gone."""
+    return proc_status_mb("self" if pid is None else pid, *fields)
 
 
 def rss_mb() -> float | None:
@@ -52,27 +45,25 @@ def release_free_memory() -> None:
             pass
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process since start or the last :func:`reset_peak_rss` (Linux VmHWM)."""
-    peak = _status_mb("VmHWM")["VmHWM"]
-    if peak is not None:
+def peak_rss_mb(pid: int | None = None) -> float | None:
+    """Peak resident memory of this process (or of ``pid``, a server it started) since start or the last
+    :func:`reset_peak_rss` (Linux VmHWM)."""
+    peak = _status_mb("VmHWM", pid=pid)["VmHWM"]
+    if peak is not None or pid is not None:
         return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so the peak of inference
-    is not the peak of loading the model or of an earlier job. False where unsupported.
+def reset_peak_rss(pid: int | None = None) -> bool:
+    """Start a new peak-RSS window of this process (or of ``pid``, a server it started; Linux: writing 5 to
+    clear_refs resets VmHWM), so the peak of inference is not the peak of loading the model or of an earlier job.
+    False where unsupported.
 
     Garbage is collected and glibc's free heap returned to the OS first: VmHWM restarts at the current RSS,
     which must not include memory already freed."""
     release_free_memory()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+    return reset_peak("self" if pid is None else pid)
 
 
 def start_gpu_window(device: str) -> None:
@@ -129,11 +120,11 @@ class LoadMemory:
                 "vram_after_load_mb": self.vram_after_mb}
 
 
-def resident_split_mb() -> dict[str, float | None]:
-    """The resident set now, split (Linux): ``rss_anon_mb`` (the process's own heap: copies, buffers,
-    activations) and ``rss_file_mb`` (mapped files' pages that were touched: memory-mapped weights count here, and
-    only the pages read so far, e.g. the embedding rows of the tokens seen)."""
-    found = _status_mb("RssAnon", "RssFile")
+def resident_split_mb(pid: int | None = None) -> dict[str, float | None]:
+    """The resident set now (of this process, or of ``pid``), split (Linux): ``rss_anon_mb`` (the process's own
+    heap: copies, buffers, activations) and ``rss_file_mb`` (mapped files' pages that were touched: memory-mapped
+    weights count here, and only the pages read so far, e.g. the embedding rows of the tokens seen)."""
+    found = _status_mb("RssAnon", "RssFile", pid=pid)
     return {"rss_anon_mb": found["RssAnon"], "rss_file_mb": found["RssFile"]}
 
 
@@ -162,6 +153,13 @@ def load_measured(variant: Variant, device: str, load: Callable[[], Reranker]) -
     reranker = load()
     load_peak = peak_rss_mb() if window else None
     rss_after, vram_after, source_after = memory_now(device)
+    pid = reranker.memory_pid()
+    if pid is not None:
+        # A served variant: the server process held nothing before it was started, and all it holds is the served
+        # model's cost (weights, buffers, the server's own code); the client's readings above are not the model's.
+        # Its GPU memory is not this process's: NVML per server process is not read yet, so none is recorded.
+        reranker.memory = LoadMemory(0.0, _status_mb("VmRSS", pid=pid)["VmRSS"], peak_rss_mb(pid))
+        return reranker
     same = source_before == source_after
     reranker.memory = LoadMemory(rss_before, rss_after, load_peak, vram_before, vram_after if same else None,
                                  source_before)

@@ -23,7 +23,8 @@ from runlocalai_bench.perf.memory import (peak_rss_mb, reset_peak_rss, resident_
                                           torch_peak_mb)
 from runlocalai_bench.perf.nvml import VramPeak
 from runlocalai_bench.perf.peaks import measured_matmul_tflops, theoretical_peak
-from runlocalai_bench.perf.timing import time_candidates, time_fixed, time_queries, timed_queries, timed_sample
+from runlocalai_bench.perf.timing import (time_candidates, time_fixed, time_queries, timed_queries, timed_sample,
+                                          timed_whole_queries)
 from runlocalai_bench.rerankers.base import TORCH_ALLOCATOR, Pair, Reranker
 from runlocalai_bench.results.tables import COLUMNS
 
@@ -129,18 +130,24 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
     name = gpu_name(device)
     peak, peak_source = theoretical_peak(device, precision, matmul, name)
     sees_torch = TORCH_ALLOCATOR in reranker.memory_counters()
-    jobs = throughput_jobs(params, datasets, fixed=baseline is None, device=device)
+    # A served variant's model-only shapes do not exist (the server tokenizes and batches itself), and its memory
+    # is its server process's.
+    jobs = throughput_jobs(params, datasets, fixed=baseline is None and not reranker.variant.served, device=device)
+    pid = reranker.memory_pid()
     rows = []
     for number, (workload, dataset, batch_size, max_length) in enumerate(jobs):
-        window_reset = reset_peak_rss()
+        window_reset = reset_peak_rss(pid)
         start_gpu_window(device)
         meter = EnergyMeter(device)
         rounds = (settings.warmup_rounds, settings.min_seconds, settings.min_rounds, meter)
         try:
             with VramPeak(device) as vram:
                 if workload == "candidates":
-                    row = time_candidates(reranker, timed_sample(by_label[dataset].pairs, settings.max_pairs, params.seed),
-                                          batch_size, max_length, params.reranker.length_sorted, *rounds)
+                    sample = (timed_whole_queries(by_label[dataset].queries, settings.max_pairs, params.seed)
+                              if reranker.variant.served else
+                              timed_sample(by_label[dataset].pairs, settings.max_pairs, params.seed))
+                    row = time_candidates(reranker, sample, batch_size, max_length, params.reranker.length_sorted,
+                                          *rounds)
                 elif workload == "query":
                     row = time_queries(reranker, timed_queries(by_label[dataset].queries, settings.max_queries, params.seed),
                                        batch_size, max_length, params.reranker.length_sorted, *rounds)
@@ -161,15 +168,17 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         tokens = int(round(row["mean_tokens"])) if workload == "fixed" else max_length
         torch_memory = torch_peak_mb(device) if sees_torch else {"peak_vram_torch_mb": None,
                                                                   "peak_vram_torch_reserved_mb": None}
-        peak_rss = peak_rss_mb()
-        split = resident_split_mb()  # at the job's end: the process's own heap vs touched pages of mapped files
+        peak_rss = peak_rss_mb(pid)
+        split = resident_split_mb(pid)  # at the job's end: the process's own heap vs touched pages of mapped files
         runtime = reranker.runtime_memory()
+        # A served variant's GPU memory is its server's, which NVML is not asked for yet: none rather than the client's.
+        peak_vram = vram.peak_mb if pid is None else None
         row.update(
             run_id=params.run_id, reranker=baseline or params.reranker.model, variant=variant, device=device, dataset=dataset,
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss, peak_rss_window="job" if window_reset else "process",
-            peak_vram_mb=vram.peak_mb, vram_source=vram.source, **torch_memory,
-            model_memory_mb=model_share_mb(reranker, device, peak_rss, vram.peak_mb, vram.source),
+            peak_vram_mb=peak_vram, vram_source=vram.source if pid is None else None, **torch_memory,
+            model_memory_mb=model_share_mb(reranker, device, peak_rss, peak_vram, vram.source),
             **(reranker.memory.as_dict() if reranker.memory else {}), **split,
             runtime_memory_mb=sum(runtime.values()) if runtime else None,
             runtime_memory_detail=describe_runtime_memory(runtime),

@@ -87,6 +87,19 @@ def timed_sample(pairs: Sequence[Pair], max_pairs: int | None, seed: int) -> lis
     return [pairs[i] for i in sorted(picked)]
 
 
+def timed_whole_queries(queries: Sequence[Sequence[Pair]], max_pairs: int | None, seed: int) -> list[Pair]:
+    """The candidates sample of a served variant: whole queries (a seeded order) until ``max_pairs`` pairs, at
+    least one query. A server is sent one request per query: pairs drawn across queries would make requests of
+    one or two candidates each, and time HTTP round trips rather than the reranker."""
+    order = np.random.default_rng(seed).permutation(len(queries))
+    picked: list[Pair] = []
+    for index in order:
+        if picked and max_pairs is not None and len(picked) + len(queries[index]) > max_pairs:
+            break
+        picked += list(queries[index])
+    return picked
+
+
 def time_candidates(reranker: Reranker, pairs: Sequence[Pair], batch_size: int, max_length: int,
                     length_sorted: bool, warmup_rounds: int, min_seconds: float, min_rounds: int,
                     timed: AbstractContextManager | None = None) -> dict[str, Any]:

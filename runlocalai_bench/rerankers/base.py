@@ -38,6 +38,12 @@ class Variant:
     requires: tuple[str, ...]  # importable modules; missing ones turn the variant into a recorded skip
     description: str
     calibrated: bool = False  # static quantization: its converted file depends on the run's calibration pairs
+    # A served variant: the in-process variant that scores the same file (its throughput rows are the reference
+    # point of the served variant's load curve).
+    same_file_as: str | None = None
+    # Behind a server this process starts: no model-only workload (the server tokenizes and batches itself), and a
+    # load sweep (tables/load) after the throughput workloads.
+    served: bool = False
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m.split(".")[0]) is None]
@@ -57,6 +63,8 @@ class LoadRequest:
     user_file: Path | None = None  # an existing file in the backend's own format, used instead of converting
     threads: int = 1  # CPU threads the runtime computes with (environment.compute_threads): the same for every backend
     tokens_per_call: int | None = None  # llama.cpp: the most tokens one call packs (None: the backend's default)
+    server_slots: int = 4  # served variants: requests (or candidates of one request) the server decodes together
+    server_timeout_s: float = 1800.0  # served variants: the longest one request (a query's candidates) may take
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,24 @@ class Reranker(ABC):
     def memory_counters(self) -> tuple[str, ...]:
         """Counters that see this reranker's memory on its device (see :data:`NVML`)."""
         return (RESIDENT_SET,) if self.device == "cpu" else (NVML,)
+
+    def load_target(self) -> Any | None:
+        """Where a load generator reaches this reranker (a ``serving.load.Target``): served variants only; None
+        for a reranker in this process (its throughput rows are its load figures)."""
+        return None
+
+    def load_requests(self, queries: Sequence[Sequence[Pair]], max_length: int) -> list[Any]:
+        """The requests a load sweep sends (``serving.load.RerankRequest``: one per query, its candidates cut to
+        ``max_length`` as :meth:`score` cuts them); only where :meth:`load_target` is not None."""
+        raise NotImplementedError(f"{self.variant.name} is not served: no load requests")
+
+    def check_alive(self) -> None:
+        """Raise if what scores for this reranker has gone (a served variant's server exited); nothing in process."""
+
+    def memory_pid(self) -> int | None:
+        """The process whose resident set is this reranker's memory: None for this one; a served variant's
+        server process (the memory a user of the server pays; the client's is not the model's)."""
+        return None
 
     def runtime_memory(self) -> dict[str, float] | None:
         """The runtime's own account of the memory it allocated, in MiB per buffer (e.g. llama.cpp's model,

@@ -44,7 +44,7 @@ def _discover() -> dict[str, Backend]:
 
 BACKENDS: dict[str, Backend] = _discover()
 # Registry order: the order backends list their variants, backends in ORDER first (the reference first).
-ORDER = ("torch", "onnx", "openvino", "gguf")
+ORDER = ("torch", "onnx", "openvino", "gguf", "server")
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for name in sorted(BACKENDS, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
@@ -170,7 +170,8 @@ def import_runtime(variant: Variant) -> None:
 
 def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
                   calibration_pairs=(), user_file: Path | None = None, threads: int | None = None,
-                  tokens_per_call: int | None = None) -> Reranker:
+                  tokens_per_call: int | None = None, server_slots: int = 4,
+                  server_timeout_s: float = 1800.0) -> Reranker:
     """Load ``folder`` as ``variant`` on ``device`` through its backend, after its exports were built in a
     process of their own (:func:`prepare_exports`); the loader then only reads finished files. ``load_s`` is the
     load alone; ``details['export']`` what the exports cost. :func:`perf.memory.load_measured` wraps this with
@@ -183,7 +184,8 @@ def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, ca
     # its pool gets the same count as the backend's runtime, so no runtime computes beside an idle-spinning other.
     torch.set_num_threads(threads)
     request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
-                          tuple(calibration_pairs), Path(user_file) if user_file else None, threads, tokens_per_call)
+                          tuple(calibration_pairs), Path(user_file) if user_file else None, threads, tokens_per_call,
+                          server_slots, server_timeout_s)
     export = prepare_exports(request)
     started = time.perf_counter()
     with reading_only():

@@ -43,6 +43,16 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "fixed shapes once: dataset empty); memory: the job's peak; bundles from 2026-12 on add the model's "
           "share (model_memory_mb: the peak minus what the process held before the model was loaded), the "
           "memory before and after loading and the runtime's own account (runtime_memory_mb)"),
+    Table("load", ("run_id", "reranker", "variant", "device", "dataset", "mode", "concurrency", "offered_rate",
+                   "requests", "errors", "error_rate", "seconds", "requests_per_s", "pairs_per_s", "latency_p50_ms",
+                   "latency_p90_ms", "latency_p99_ms", "goodput_per_s", "latency_target_ms", "mean_pairs",
+                   "peak_rss_mb", "client_cpu", "slots", "threads"),
+          "served variants under load, one row per point: closed loop at a concurrency (requests in flight) or "
+          "open loop at an offered Poisson rate (requests/s); one request = one query with its candidates; "
+          "latency from the scheduled arrival in the open loop (p90 and p99 only from 50 and 500 answered "
+          "requests, as in tables/throughput); goodput = requests/s answered within "
+          "latency_target_ms; peak_rss_mb = the server process's peak during the point; client_cpu = the client's "
+          "CPU seconds per second (client and server share the machine)"),
     Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
                     "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),
           "each variant's scores against torch-fp32 on the same pairs"),

@@ -35,6 +35,7 @@ def finalize_tables(bundle: Bundle, params: Params, executions: list[dict]) -> N
     depth_quality = read_parts(bundle.root, "depth_quality", ok)
     write_table(bundle.root, "quality", quality)
     write_table(bundle.root, "throughput", throughput)
+    write_table(bundle.root, "load", read_parts(bundle.root, "load", ok))
     write_table(bundle.root, "summary", summarize(quality, params.bootstrap_samples, params.seed))
     write_table(bundle.root, "drift", bundle_drift(bundle, params, ok))
     write_table(bundle.root, "depth_quality", depth_quality)

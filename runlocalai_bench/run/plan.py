@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from runlocalai_bench.data.downloads import download_bytes
-from runlocalai_bench.data.specs import DatasetKind, DatasetSpec
+from runlocalai_bench.data.specs import DatasetKind, DatasetSpec, full_label
 from runlocalai_bench.devices import device_kind, node_class, resolve_device, split_class
 from runlocalai_bench.environment import compute_threads, cpu_info
 from runlocalai_bench.errors import error_line
@@ -220,10 +220,12 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
                 continue
             if spec.calibrated or _export_built(variant, ref, params) is False:
                 continue  # its export would be built by the run (calibrated ones always are): not worth minutes
+            reranker = None
             try:
                 reranker = load_reranker(spec, resolved, folder, ref, params.cache_path, params.reranker.max_length,
                                          threads=compute_threads(params.reranker.threads),
-                                         tokens_per_call=params.reranker.gguf_tokens_per_call)
+                                         tokens_per_call=params.reranker.gguf_tokens_per_call,
+                                         server_slots=params.serve.slots, server_timeout_s=params.serve.request_timeout_s)
                 shape = shape or model_shape(reranker.config)
                 batch = params.reranker.batch_size
                 reranker.score(sample[:batch], batch, params.reranker.max_length)  # warm-up
@@ -236,6 +238,8 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
                 reranker.close()
             except Exception as exc:  # noqa: BLE001 - a variant that cannot be probed is predicted otherwise
                 problems[(variant, device)] = error_line(exc)
+                if reranker is not None:
+                    reranker.close()  # a served variant's server stops now, not at exit
     return rates, shape or _folder_shape(folder), what, problems
 
 
@@ -426,6 +430,26 @@ def _rounds_s(settings: Any, round_s: float) -> float:
     return settings.warmup_rounds * round_s + max(settings.min_rounds * round_s, settings.min_seconds)
 
 
+def _load_sweep_s(params: Params, request_s: float) -> float:
+    """Seconds of one dataset's load sweep (perf.load) when one request takes ``request_s`` alone: each closed-loop
+    point runs its warm-up and counted requests for at least ``min_seconds``; each open-loop point offers its
+    arrivals at a fraction of the capacity, taken as one request at a time (the server's slots share the cores),
+    and drains its queue at that capacity past saturation."""
+    serve = params.serve
+    # A closed-loop point: its warm-up (at least one answer per client), the counted requests, and the requests still
+    # in flight when it closes, answered one after another.
+    closed = sum(max(serve.min_seconds + max(serve.warmup_requests, c) * request_s,
+                     (max(serve.warmup_requests, c) + serve.min_requests + c - 1) * request_s)
+                 for c in serve.concurrency)
+    capacity = 1.0 / request_s if request_s > 0 else 0.0
+    opened = 0.0
+    for fraction in serve.rate_fractions if capacity else ():
+        rate = capacity * fraction
+        count = max(serve.open_requests, math.ceil(rate * serve.open_seconds))
+        opened += max(count / rate, count / capacity)
+    return closed + opened
+
+
 def _encoder_shape(params: Params) -> dict[str, int] | None:
     """The dense encoder's shape from its config: the local model's, else a known one (bge-m3's)."""
     if params.first_stage.kind != "dense":
@@ -589,6 +613,9 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                         elif workload == "query":
                             queries = min(params.throughput.max_queries or size.n_queries, size.n_queries)
                             timing_s += _rounds_s(params.throughput, queries * params.reranker.depth * per_pair)
+                    timed = params.timed_datasets is None or full_label(job.label) in params.timed_datasets
+                    if spec.served and params.serve.load and timed:
+                        timing_s += _load_sweep_s(params, params.reranker.depth * per_pair)
                 total += score_s + timing_s
                 per_query[size.label] = score_s / size.n_queries if size.n_queries else 0.0
                 rows.append({"stage": "rerank", "dataset": size.label, "variant": variant, "device": device,
@@ -598,7 +625,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                                                                   params.reranker.max_length),
                              "rate_pairs_per_s": rate.at(shape, size.mean_tokens, size.mean_sq_tokens),
                              "source": ("predicted at torch-fp32's rate: " if assumed else "") + rate.source})
-            if params.throughput.enabled and "fixed" in params.throughput.workloads and rate is not None:
+            if params.throughput.enabled and "fixed" in params.throughput.workloads and rate is not None and not spec.served:
                 for batch in params.throughput.batch_sizes_for(physical):
                     for length in params.throughput.max_lengths:
                         total += _rounds_s(params.throughput, batch / rate.at(shape, length, length ** 2))

@@ -28,6 +28,7 @@ from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import shape_twin, twin_note
 from runlocalai_bench.params import Params
 from runlocalai_bench.quality.finite import check_finite
+from runlocalai_bench.perf.load import measure_load
 from runlocalai_bench.perf.memory import load_measured, peak_rss_mb
 from runlocalai_bench.perf.nvml import record_baseline
 from runlocalai_bench.perf.throughput import DatasetWork, describe_failures, measure_throughput
@@ -395,65 +396,76 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         reranker = load_measured(variant, device, lambda: load_reranker(
             variant, device, folder, ref, cache_dir, params.reranker.max_length, calibration,
             Path(user_file) if user_file else None, compute_threads(params.reranker.threads),
-            params.reranker.gguf_tokens_per_call))
+            params.reranker.gguf_tokens_per_call, params.serve.slots, params.serve.request_timeout_s))
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
-    write_part(bundle.root, "model", label, pd.DataFrame([{
-        "run_id": params.run_id or "", "reranker": model_spec, "variant": variant_name, "device": row_device,
-        "weights": params.reranker.weights, **model_facts(folder), "file_bytes": reranker.file_bytes,
-        "source": (f"shape twin of {model_spec}: its config.json, random weights" if params.reranker.weights == "random"
-                   else model_label(model_spec, ref.as_dict(), note))}]))
-    meta.update(model=ref.as_dict(), model_label=model_label(model_spec, ref.as_dict(), note), checkpoint=note,
-                tokenizer=tokenizer_source, weight_files=[p.name for p in reranker.weight_files],
-                executed_precision=reranker.executed_precision, backend_details=reranker.details,
-                load_s=reranker.load_s, file_bytes=reranker.file_bytes, weight_bytes=reranker.weight_bytes,
-                rerank_depth=params.reranker.depth, memory=reranker.memory.as_dict() if reranker.memory else None,
-                export=reranker.details.get("export"), runtime_memory_after_load=reranker.runtime_memory())
+    # From here the reranker holds native memory, and a served one a server process: closed whatever happens.
+    try:
+        write_part(bundle.root, "model", label, pd.DataFrame([{
+            "run_id": params.run_id or "", "reranker": model_spec, "variant": variant_name, "device": row_device,
+            "weights": params.reranker.weights, **model_facts(folder), "file_bytes": reranker.file_bytes,
+            "source": (f"shape twin of {model_spec}: its config.json, random weights" if params.reranker.weights == "random"
+                       else model_label(model_spec, ref.as_dict(), note))}]))
+        meta.update(model=ref.as_dict(), model_label=model_label(model_spec, ref.as_dict(), note), checkpoint=note,
+                    tokenizer=tokenizer_source, weight_files=[p.name for p in reranker.weight_files],
+                    executed_precision=reranker.executed_precision, backend_details=reranker.details,
+                    load_s=reranker.load_s, file_bytes=reranker.file_bytes, weight_bytes=reranker.weight_bytes,
+                    rerank_depth=params.reranker.depth, memory=reranker.memory.as_dict() if reranker.memory else None,
+                    export=reranker.details.get("export"), runtime_memory_after_load=reranker.runtime_memory())
 
-    quality_frames, depth_frames, work = [], [], []
-    for job in jobs:
-        spec, query_ids, first, keys, pairs = job.spec, job.query_ids, job.first, job.keys, job.pairs
-        dataset_label = bundle.quality_label(spec.label)
-        work.append(DatasetWork(dataset_label, pairs, job.grouped()))
-        if params.reranker.weights != "trained":
-            continue
-        scores_path = bundle.rerank_scores(spec.slug, label)
-        values = score_with_checkpoints(reranker, pairs, params, scores_path.with_suffix(".partial.parquet"),
-                                        progress, spec.label)
-        check_finite(values, f"{model_spec} {variant_name} on {device}", spec.label)
-        by_key = scores_by_key(keys, values)
-        ranking = rerank_top(first, by_key, depth, query_ids)
-        write_trec(bundle.rerank_run(spec.slug, label), ranking, tag=f"{variant_name}@{row_device}")
-        pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": values}).to_parquet(
-            scores_path, index=False)
-        scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
-        measured = evaluate(ranking, job.qrels, query_ids, measure_names(params.first_stage.depth, depth))
-        quality_frames.append(quality_rows(
-            measured, run_id=params.run_id or "", dataset=dataset_label, split=job.split, system="rerank",
-            first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
-            reranker=model_spec, variant=variant_name, device=row_device, language=job.language))
-        depth_frames.append(depth_rows(first, by_key, params.depth_curve, job.qrels, query_ids).assign(
-            run_id=params.run_id or "", dataset=dataset_label, reranker=model_spec, variant=variant_name,
-            device=row_device))
-    meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the window opened before loading: the load's peak included
-    quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
-    depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else empty
-    if quality_frames:
-        write_part(bundle.root, "quality", label, quality)
-        write_part(bundle.root, "depth_quality", label, depth_table)
-        meta["quality"] = "measured"
-    else:
-        meta["quality"] = "not measured: random weights (shape twin); its scores carry no relevance"
+        quality_frames, depth_frames, work = [], [], []
+        for job in jobs:
+            spec, query_ids, first, keys, pairs = job.spec, job.query_ids, job.first, job.keys, job.pairs
+            dataset_label = bundle.quality_label(spec.label)
+            work.append(DatasetWork(dataset_label, pairs, job.grouped()))
+            if params.reranker.weights != "trained":
+                continue
+            scores_path = bundle.rerank_scores(spec.slug, label)
+            values = score_with_checkpoints(reranker, pairs, params, scores_path.with_suffix(".partial.parquet"),
+                                            progress, spec.label)
+            check_finite(values, f"{model_spec} {variant_name} on {device}", spec.label)
+            by_key = scores_by_key(keys, values)
+            ranking = rerank_top(first, by_key, depth, query_ids)
+            write_trec(bundle.rerank_run(spec.slug, label), ranking, tag=f"{variant_name}@{row_device}")
+            pd.DataFrame({"query_id": [k[0] for k in keys], "doc_id": [k[1] for k in keys], "score": values}).to_parquet(
+                scores_path, index=False)
+            scores_path.with_suffix(".partial.parquet").unlink(missing_ok=True)
+            measured = evaluate(ranking, job.qrels, query_ids, measure_names(params.first_stage.depth, depth))
+            quality_frames.append(quality_rows(
+                measured, run_id=params.run_id or "", dataset=dataset_label, split=job.split, system="rerank",
+                first_stage=params.first_stage.label, first_stage_depth=params.first_stage.depth, rerank_depth=depth,
+                reranker=model_spec, variant=variant_name, device=row_device, language=job.language))
+            depth_frames.append(depth_rows(first, by_key, params.depth_curve, job.qrels, query_ids).assign(
+                run_id=params.run_id or "", dataset=dataset_label, reranker=model_spec, variant=variant_name,
+                device=row_device))
+        meta["scoring_peak_rss_mb"] = peak_rss_mb()  # since the window opened before loading: the load's peak included
+        if reranker.memory_pid() is not None:  # a served variant: its server's peak, loading included (never reset yet)
+            meta["server_scoring_peak_rss_mb"] = peak_rss_mb(reranker.memory_pid())
+        quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else empty
+        depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else empty
+        if quality_frames:
+            write_part(bundle.root, "quality", label, quality)
+            write_part(bundle.root, "depth_quality", label, depth_table)
+            meta["quality"] = "measured"
+        else:
+            meta["quality"] = "not measured: random weights (shape twin); its scores carry no relevance"
 
-    throughput, failures, note = empty, [], None
-    if params.throughput.enabled:
-        throughput = measure_throughput(reranker, work, params, variant_name, device, cache_dir,
-                                        progress.callback("timing", unit="jobs"), baseline, failures)
-        if not throughput.empty:
-            throughput["device"] = row_device
-        write_part(bundle.root, "throughput", label, throughput)
-        note = describe_failures(failures, len(throughput) + len(failures))
-    reranker.close()
-    meta.update(status="ok", reason=note, throughput_failures=failures)
+        throughput, failures, note = empty, [], None
+        if params.throughput.enabled:
+            throughput = measure_throughput(reranker, work, params, variant_name, device, cache_dir,
+                                            progress.callback("timing", unit="jobs"), baseline, failures)
+            if not throughput.empty:
+                throughput["device"] = row_device
+            write_part(bundle.root, "throughput", label, throughput)
+            note = describe_failures(failures, len(throughput) + len(failures))
+            if reranker.load_target() is not None:  # a served variant: the sweep under concurrent load (tables/load)
+                progress.update("load sweep", 0, 1, unit="sweeps", force=True)
+                load = measure_load(reranker, work, params, variant_name, device)
+                if not load.empty:
+                    load["device"] = row_device
+                write_part(bundle.root, "load", label, load)
+    finally:
+        reranker.close()
+    meta.update(status="ok", reason=note, throughput_failures=failures, backend_details=reranker.details)
     write_json(bundle.stages_dir / f"{label}.json", meta)
     return StageOutcome(quality, meta, reason=note, throughput=throughput, depth=depth_table)

@@ -159,6 +159,27 @@ class LlamaLog:
         return found
 
 
+def ggml_compute_precision(precision: str, device: str) -> str:
+    """The precision the bulk of a GGUF file's FLOPs run in with ggml (in process or in llama-server)."""
+    if precision in ("q8_0", "q4_k_m"):
+        return "int8"  # ggml's quantized matmuls quantize activations to 8 bits and use integer dot products
+    if not device.startswith("cuda"):
+        return "fp32"  # ggml on CPUs widens f16 weights to f32 and multiplies in f32
+    return "fp16"
+
+
+def packed_shape(batch_size: int, tokens: int, tokens_per_call: int) -> tuple[int, int]:
+    """llama.cpp packs a call's pairs into one masked sequence: its attention buffer grows with the square of the
+    whole call (at most the token budget, or one pair), not of each pair."""
+    return 1, max(tokens, min(batch_size * tokens, tokens_per_call))
+
+
+def logits_estimate_mb(config: Any, call_tokens: int) -> float:
+    """The n_vocab float32 logits per token of a call that ``encode()`` allocates (0 where the vocabulary is unknown)."""
+    vocab = getattr(config, "vocab_size", None) if config is not None else None
+    return call_tokens * vocab * 4 / 2**20 if vocab else 0.0
+
+
 class UnsupportedGGUF(RuntimeError):
     """The GGUF file is not a cross-encoder this module can score (no rank head, prompt-template rerankers)."""
 
@@ -348,24 +369,17 @@ class LlamaCppReranker(Reranker):
     # -- what the measurements need to know (weights stay in the mmapped file's format: weight_bytes = file_bytes)
 
     def compute_precision(self) -> str:
-        if self.variant.precision in ("q8_0", "q4_k_m"):
-            return "int8"  # ggml's quantized matmuls quantize activations to 8 bits and use integer dot products
-        if not self.device.startswith("cuda"):
-            return "fp32"  # ggml on CPUs widens f16 weights to f32 and multiplies in f32
-        return "fp16"
+        return ggml_compute_precision(self.variant.precision, self.device)
 
     def weights_format(self) -> str:
         return self.variant.precision  # f16 | q8_0 | q4_k_m: the file's own block formats
 
     def activation_shape(self, batch_size: int, tokens: int) -> tuple[int, int]:
-        """llama.cpp packs a call's pairs into one masked sequence: its attention buffer grows with the square
-        of the whole call (at most the token budget, or one pair), not of each pair."""
-        return 1, max(tokens, min(batch_size * tokens, self.tokens_per_call))
+        return packed_shape(batch_size, tokens, self.tokens_per_call)
 
     def output_buffer_mb(self, batch_size: int, tokens: int) -> float:
         """The logits buffer ``encode()`` sizes at a call's tokens (:meth:`logits_buffer_mib`), for the estimate."""
-        vocab = getattr(self.config, "vocab_size", None) if self.config is not None else None
-        return self.activation_shape(batch_size, tokens)[1] * vocab * 4 / 2**20 if vocab else 0.0
+        return logits_estimate_mb(self.config, self.activation_shape(batch_size, tokens)[1])
 
     # -- tokenization
 
