@@ -52,11 +52,11 @@ def fixture_pairs() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def smoke_bundle(tmp_path_factory, session_cache) -> Path:
-    """One full smoke run (first stage, four variants on cpu and cuda, report with claims), shared by the
-    report, merge and figure tests."""
+    """One full smoke run (first stage, five variants on cpu and cuda - one served by llama-server where it is
+    built -, report with claims), shared by the report, merge and figure tests."""
     out = tmp_path_factory.mktemp("smoke") / "bundle"
     code = main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(out), "--set", "run_id=smoke-a",
-                 "--set", f"cache_dir={session_cache}", "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8,gguf-q4_k_m]",
+                 "--set", f"cache_dir={session_cache}", "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8,gguf-q4_k_m,server-llama-q4_k_m]",
                  "--set", "reranker.devices=[cpu,cuda]", "--set", f"claims={REPO / 'params/claims/bge-reranker-v2-m3.yaml'}"])
     assert code == 0
     return out

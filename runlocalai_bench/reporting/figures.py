@@ -32,8 +32,10 @@ from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS  # n
 from runlocalai_bench.units import duration_ms, sig, size  # noqa: E402
 
 STYLE = Path(__file__).with_name("house.mplstyle")
-BACKEND_COLOURS = {"torch": "#4c72b0", "onnx": "#dd8452", "openvino": "#55a868", "gguf": "#c44e52"}
-BACKEND_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "gguf": "llama.cpp (GGUF)"}
+BACKEND_COLOURS = {"torch": "#4c72b0", "onnx": "#dd8452", "openvino": "#55a868", "gguf": "#c44e52",
+                   "server": "#8172b3"}
+BACKEND_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "gguf": "llama.cpp (GGUF)",
+                 "server": "llama-server (served GGUF)"}
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "f16": "v", "q8_0": "P", "q4_k_m": "X"}
 OTHER_COLOUR, OTHER_MARKER = "#7f7f7f", "o"
 FIRST_STAGE_COLOUR = "#444444"
@@ -578,6 +580,69 @@ def mfu_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -> Figur
     return _save(fig, folder, Figure("mfu_by_variant", title, caption), footer)
 
 
+def load_curve(load: pd.DataFrame, throughput: pd.DataFrame, folder: Path, footer: str) -> Figure:
+    """Served variants under load: pairs/s against latency per request, a line per variant, device and dataset
+    through the closed-loop points (labelled by concurrency), open-loop points hollow, and the in-process variant of
+    the same file as the reference point (its per-query workload: one request at a time, in the measuring process).
+    The latency is the highest percentile every point measured from enough requests (p99: 500, p90: 50), else
+    the median: a "p99" of eight requests would be their largest one."""
+    title = "Served rerankers under load: throughput against latency"
+    rows = load[load["errors"] < load["requests"]] if not load.empty else load
+    if rows.empty:
+        return not_drawn("load_curve", title, "no served variant was measured under load (tables/load is empty)")
+    reference = throughput[throughput["workload"] == "query"] if not throughput.empty else throughput
+    references = []
+    for (run_id, variant, device, dataset), _ in rows.groupby(["run_id", "variant", "device", "dataset"], sort=True):
+        twin = VARIANTS[variant].same_file_as if variant in VARIANTS else None
+        same = reference[(reference["run_id"] == run_id) & (reference["variant"] == twin)
+                         & (reference["device"] == device) & (reference["dataset"] == dataset)] if twin else reference.iloc[0:0]
+        references.append(same)
+    measured = pd.concat([r for r in references if not r.empty]) if any(not r.empty for r in references) else None
+    percentile = next((p for p in (99, 90) if rows[f"latency_p{p}_ms"].notna().all()
+                       and (measured is None or timing.shown_tail(measured, p).notna().all())), 50)
+    column = f"latency_p{percentile}_ms"
+    several = rows["dataset"].nunique() > 1
+    fig, ax = _new(9.5, 4.6, left=0.1, right=0.62)  # the legend beside the axes: points fill the whole plot
+    styles = ["-", "--", ":", "-."]
+    for number, ((run_id, variant, device, dataset), group) in enumerate(
+            rows.groupby(["run_id", "variant", "device", "dataset"], sort=True)):
+        colour, marker = variant_style(variant)
+        style = styles[sorted(rows["dataset"].unique()).index(dataset) % len(styles)]
+        where = f" · {dataset}" if several else ""
+        closed = group[group["mode"] == "closed"].sort_values("concurrency")
+        ax.plot(closed["pairs_per_s"], closed[column], color=colour, marker=marker, lw=1.2, ls=style,
+                label=f"{variant} · {device}{where}")
+        _place_labels(ax, closed["pairs_per_s"].to_numpy(), closed[column].to_numpy(),
+                      [f"c={int(c)}" for c in closed["concurrency"]], fontsize=6)
+        opened = group[group["mode"] == "open"]
+        ax.scatter(opened["pairs_per_s"], opened[column], facecolors="none", edgecolors=colour, marker=marker, s=30)
+        same = references[number]
+        if not same.empty:
+            twin = same["variant"].iloc[0]
+            ref_colour, ref_marker = variant_style(twin)
+            latency = (same["latency_p50_ms"] if percentile == 50 else timing.shown_tail(same, percentile)).median()
+            ax.scatter([same["pairs_per_s"].median()], [latency], color=ref_colour, marker=ref_marker, s=45, zorder=3,
+                       label=f"{twin} · {device}{where}, in process")
+    ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis, rows[column].min(), rows[column].max())
+    ax.set_xlabel("pairs/s achieved (one request = one query with its candidates)")
+    ax.set_ylabel(f"p{percentile} latency per request, ms")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    target = rows["latency_target_ms"].iloc[0]
+    if target <= 3 * rows[column].max():  # far above every point it would only squash them
+        ax.axhline(target, color="#999999", lw=0.8, ls="--")
+    shown = ("the median" if percentile == 50 else f"p{percentile}") + (
+        f" (a tail percentile needs {timing.min_samples(90)} requests a point for p90, {timing.min_samples(99)} for "
+        "p99; these points had fewer)" if percentile == 50 else "")
+    caption = ("Each served variant's llama-server on this machine, client and server sharing its cores. Line: "
+               "closed loop, c = requests kept in flight; hollow: open loop, Poisson arrivals at fractions of the best "
+               "closed-loop rate, latency from each scheduled arrival (a queue shows as latency, not as fewer "
+               f"requests). Latency: {shown}. Dashed (where in range): the goodput target ({duration_ms(target)}). "
+               "Filled point (in process): the in-process variant of the same GGUF file, one query at a time "
+               "(tables/throughput, query workload).")
+    return _save(fig, folder, Figure("load_curve", title, caption), footer)
+
+
 def all_figures(tables: dict[str, pd.DataFrame], folder: Path, footer: str, memory_line_mb: float | None,
                 claimed_lift: tuple[float, float] | None = None, main: set[str] | None = None) -> list[Figure]:
     """Every figure, drawn or with the reason it could not be, in the order the report shows them. ``main``
@@ -596,6 +661,7 @@ def all_figures(tables: dict[str, pd.DataFrame], folder: Path, footer: str, memo
         lift_distribution(quality, folder, footer),
         throughput_by_variant(throughput, folder, footer),
         latency_by_variant(throughput, folder, footer),
+        load_curve(tables["load"], throughput, folder, footer),
         throughput_by_length(throughput, folder, footer),
         peak_memory(throughput, memory_line_mb, folder, footer),
         mfu_by_variant(throughput, folder, footer),

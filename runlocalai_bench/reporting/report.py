@@ -17,6 +17,9 @@ from runlocalai_bench.paths import scrub
 from runlocalai_bench.reporting.claims import CONSISTENT, GROUPS, INCONCLUSIVE, load_claims, sentence, verdicts
 from runlocalai_bench.reporting.figures import Figure, all_figures
 from runlocalai_bench.reporting.headline import clean_hardware, headline_table, summary_sentences
+from runlocalai_bench.reporting.load import EXPLANATION as LOAD_EXPLANATION
+from runlocalai_bench.reporting.load import NUMERIC as LOAD_NUMERIC
+from runlocalai_bench.reporting.load import load_display, load_rows
 from runlocalai_bench.reporting.memory import EXPLANATION as MEMORY_EXPLANATION
 from runlocalai_bench.reporting.memory import NUMERIC as MEMORY_NUMERIC
 from runlocalai_bench.reporting.memory import memory_display, memory_rows
@@ -509,6 +512,11 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         blocks.append(Heading("Memory", anchor="memory"))
         blocks.append(Table(memory_display(memory, with_run=several_runs), numeric=MEMORY_NUMERIC))
         blocks.append(Text(MEMORY_EXPLANATION, "small"))
+    served = load_rows(tables["load"], tables["throughput"])
+    if not served.empty:
+        blocks.append(Heading("Served under load", anchor="load"))
+        blocks.append(Table(load_display(served, with_run=several_runs), numeric=LOAD_NUMERIC))
+        blocks.append(Text(LOAD_EXPLANATION, "small"))
     blocks.append(Heading("What was run", anchor="what-was-run"))
     blocks.append(Text("\n".join(f"- {d.line()}" for d in descriptions)))
     notes = [(d.run_id, n) for d in descriptions for n in d.protocol_notes]
@@ -547,6 +555,14 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         "from the CPU's flags). `peak_rss_mb` is the peak resident set during each job; `peak_vram_mb` the "
         "process's peak GPU memory as NVML (nvidia-smi) reports it; `model_memory_mb` that peak minus what the process "
         "held before the model was loaded (section Memory).", always=True)
+    blocks += detail_section(
+        tables, "load", "Served variants under load (tables/load)",
+        ["run_id", "dataset", "variant", "device", "mode", "concurrency", "offered_rate", "requests", "error_rate",
+         "requests_per_s", "pairs_per_s", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "goodput_per_s",
+         "latency_target_ms", "peak_rss_mb", "client_cpu", "slots", "threads"],
+        "One row per point of the sweep: closed loop at a concurrency, or open loop at an offered rate (requests/s, "
+        "Poisson arrivals, latency from each scheduled arrival). goodput = requests/s answered within "
+        "latency_target_ms; peak_rss_mb = the server process's peak during the point.")
     blocks += detail_section(
         tables, "comparisons", "Paired comparisons (tables/comparisons)",
         ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline", "baseline_variant", "n_queries",

@@ -7,6 +7,7 @@ import pytest
 
 from runlocalai_bench.reporting.figures import all_figures
 from runlocalai_bench.reporting.report import load_tables
+from support import llama_server_missing
 
 
 FIGURES = {"quality_vs_speed", "lift_by_dataset", "depth_curve", "ndcg_by_variant", "lift_by_language", "lift_distribution",
@@ -21,8 +22,10 @@ def test_smoke_bundle_is_complete(smoke_bundle):
         assert (smoke_bundle / name).is_file(), name
     for table in ("quality", "summary", "throughput", "drift", "runs"):
         assert (smoke_bundle / "tables" / f"{table}.parquet").is_file() and (smoke_bundle / "tables" / f"{table}.csv").is_file()
-    assert {p.stem for p in (smoke_bundle / "figures").glob("*.svg")} == FIGURES
-    assert {p.stem for p in (smoke_bundle / "figures").glob("*.png")} == FIGURES
+    served = set() if llama_server_missing() else {"server-llama-q4_k_m"}  # else a recorded skip
+    figures = FIGURES | ({"load_curve"} if served else set())
+    assert {p.stem for p in (smoke_bundle / "figures").glob("*.svg")} == figures
+    assert {p.stem for p in (smoke_bundle / "figures").glob("*.png")} == figures
     runs = pd.read_parquet(smoke_bundle / "tables" / "runs.parquet")
     skipped = runs[runs["status"] == "skipped"]
     cuda_expected = 0 if __import__("torch").cuda.is_available() else 3
@@ -30,14 +33,25 @@ def test_smoke_bundle_is_complete(smoke_bundle):
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
     reranked = summary[(summary["system"] == "rerank") & (summary["measure"] == "nDCG@10")]
     gguf = {"gguf-q4_k_m"} if importlib.util.find_spec("llama_cpp") else set()  # else a recorded skip
-    assert set(reranked["variant"]) == {"torch-fp32", "torch-bf16", "onnx-int8"} | gguf
+    assert set(reranked["variant"]) == {"torch-fp32", "torch-bf16", "onnx-int8"} | gguf | served
     assert reranked[["lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "wins", "ties", "losses"]].notna().all().all()
     drift = pd.read_parquet(smoke_bundle / "tables" / "drift.parquet")
-    assert set(drift["variant"]) == {"torch-bf16", "onnx-int8"} | gguf and (drift["reference"] == "torch-fp32@cpu").all()
+    assert set(drift["variant"]) == {"torch-bf16", "onnx-int8"} | gguf | served
+    assert (drift["reference"] == "torch-fp32@cpu").all()
+    load = pd.read_parquet(smoke_bundle / "tables" / "load.parquet")
+    if served:  # the short sweep of smoke.yaml: two concurrencies and two Poisson rates per dataset
+        assert set(load["variant"]) == served and (load["errors"] == 0).all()
+        assert sorted(load.groupby("mode").size().items()) == [("closed", 4), ("open", 4)]
+        assert (load["peak_rss_mb"] > 0).all() and (load["pairs_per_s"] > 0).all()
+        throughput = pd.read_parquet(smoke_bundle / "tables" / "throughput.parquet")
+        assert set(throughput[throughput["variant"] == "server-llama-q4_k_m"]["workload"]) == {"candidates", "query"}
+    else:
+        assert load.empty
     if not gguf:
         assert runs[runs["variant"] == "gguf-q4_k_m"]["reason"].str.contains("gguf' extra").all()
     report = (smoke_bundle / "report.md").read_text()
     assert "## Claims" in report and "Test model" in report and "skipped" in report
+    assert ("## Served under load" in report) == bool(served)
     # The reranker is a test model, not bge-reranker-v2-m3: the verdicts say which filter found nothing.
     assert "— No matching run:" in report and "— Not tested on this hardware:" not in report
     assert "no row of tables/summary has reranker = BAAI/bge-reranker-v2-m3" in report
