@@ -42,12 +42,12 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port`` of the loopback interface any more (a connection is refused). Binding is not the
+    test: the stopped server's closed connections may hold the port in TIME_WAIT for a minute, which keeps a bind
+    without SO_REUSEADDR out but no server from starting there."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-        return True
+        probe.settimeout(2.0)
+        return probe.connect_ex((LOOPBACK, port)) != 0
 
 
 # Looked up once here: between fork and exec in a multi-threaded parent (a notebook kernel) the child may only do

@@ -11,10 +11,11 @@ Truncation: llama-server takes text, not tokens, and refuses a pair longer than 
 cuts each pair to the run's ``max_length`` as the in-process variants do: the server's own ``/tokenize`` (its
 vocabulary, no specials, no special-token parsing: what its ``/rerank`` does), Hugging Face's ``longest_first``
 rule over the query and document tokens (:func:`gguf.llamacpp.truncate_pair`, the same function the in-process
-GGUF variants use), then ``/detokenize`` of the kept tokens for the side that was cut. Detokenizing and tokenizing
-again is not always the identity at the cut (a word piece joining the next one): the client re-tokenizes the cut
-text and drops tokens until it fits, and counts the cut pairs whose tokens came back exactly
-(``details['truncation']``). The cutting is cached per pair: a timed round after the warm-up sends requests only.
+GGUF variants use), then, for the side that was cut, the longest prefix of its own text that tokenizes to at most
+the kept count (bisection on characters, :meth:`ServedReranker._cut_text`). A prefix of a text does not always
+tokenize to a prefix of its tokens (a word cut in two is split otherwise), so the client counts the cut pairs
+whose tokens came back exactly (``details['truncation']``). The cutting is cached per pair: a timed round after
+the warm-up sends requests only.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class ServedReranker(Reranker):
     specials: int  # tokens the server lays around a pair (BOS, EOS, SEP ...), measured at load
     tokens_per_batch: int  # the server's micro-batch: the most tokens one decode packs
     _fitted: dict[tuple[str, str, int], tuple[str, str, int]] = field(default_factory=dict, repr=False)
+    inexact: set[tuple[str, str, int]] = field(default_factory=set, repr=False)  # cut pairs whose tokens differ
     # Token ids of recent texts (a query's, reused for each of its candidates); bounded: a large run's documents
     # as Python int lists would take gigabytes of the client's memory. _fitted keeps only texts and lengths.
     _tokens: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -82,17 +84,46 @@ class ServedReranker(Reranker):
             self._tokens.move_to_end(text)
         return cached
 
+    def _count(self, text: str) -> list[int]:
+        """The server's tokens of ``text`` (uncached: the cut's probes would only crowd the cache)."""
+        return self._call(lambda: self.client.post(
+            "/tokenize", {"content": text, "add_special": False, "parse_special": False})["tokens"])
+
     def _cut_text(self, text: str, keep: list[int]) -> tuple[str, int, bool]:
-        """``keep`` (a prefix of ``text``'s tokens) as text the server tokenizes to at most ``len(keep)`` tokens;
-        with the token count it gives and whether it gave exactly ``keep``."""
-        ids = list(keep)
-        while True:
-            cut = self._call(lambda: self.client.post("/detokenize", {"tokens": ids})["content"])
-            again = self._call(lambda: self.client.post(
-                "/tokenize", {"content": cut, "add_special": False, "parse_special": False})["tokens"])
-            if len(again) <= len(keep) or not ids:
-                return cut, len(again), again == list(keep)
-            ids = ids[:-1]
+        """A cut of ``text`` that the server tokenizes to at most ``len(keep)`` tokens, as close to ``keep`` as it
+        can be; with its token count and whether its tokens are exactly ``keep``. Candidates, the first exact one
+        taken, else the one sharing the longest prefix with ``keep``:
+
+        - ``keep`` detokenized (exact for most text; not where a piece is not its text: an unknown character comes
+          back as "<unk>", three tokens again, and normalization rewrites characters);
+        - the longest prefix of the text's own characters within the count (bisection), and that prefix up to its
+          last space (the longest prefix may end in a part of the next word, tokenized otherwise)."""
+        limit = len(keep)
+        candidates = [self._call(lambda: self.client.post("/detokenize", {"tokens": list(keep)})["content"]).lstrip()]
+        low, high = 0, len(text)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if len(self._count(text[:middle])) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        candidates.append(text[:low])
+        space = text.rfind(" ", 0, low)
+        if space > 0:
+            candidates.append(text[:space])
+        best: tuple[int, int, str, list[int]] | None = None
+        for cut in candidates:
+            again = self._count(cut)
+            if again == list(keep):
+                return cut, len(again), True
+            if len(again) > limit:
+                continue
+            shared = next((i for i, (a, b) in enumerate(zip(again, keep)) if a != b), min(len(again), limit))
+            if best is None or (shared, len(again)) > best[:2]:
+                best = (shared, len(again), cut, again)
+        if best is None:  # nothing fits (cannot happen: the bisection's prefix always does)
+            return "", 0, False
+        return best[2], best[1], False
 
     def fit(self, query: str, doc: str, max_length: int) -> tuple[str, str, int]:
         """(query text, document text, tokens the server will see) of a pair cut to ``max_length`` tokens."""
@@ -112,6 +143,8 @@ class ServedReranker(Reranker):
             counts = self.details.setdefault("truncation", {"cut_pairs": 0, "tokens_exact": 0})
             counts["cut_pairs"] += 1
             counts["tokens_exact"] += int(exact)
+            if not exact:
+                self.inexact.add(key)
         self._fitted[key] = (q_text, d_text, q_len + d_len + self.specials)
         return self._fitted[key]
 
