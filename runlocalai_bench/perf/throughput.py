@@ -27,6 +27,7 @@ from runlocalai_bench.perf.timing import (time_candidates, time_fixed, time_quer
                                           timed_whole_queries)
 from runlocalai_bench.rerankers.base import TORCH_ALLOCATOR, Pair, Reranker
 from runlocalai_bench.results.tables import COLUMNS
+from runlocalai_bench.serving.process import ServerFailed
 
 
 def gpu_name(device: str) -> str | None:
@@ -94,6 +95,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     next job."""
     if isinstance(exc, MemoryError):
         return True
+    if isinstance(exc, ServerFailed):  # a served variant's server is gone (its log may say why): not one shape
+        return False
     text = f"{type(exc).__name__}: {exc}".lower()
     return any(marker in text for marker in OUT_OF_MEMORY)
 

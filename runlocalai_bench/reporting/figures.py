@@ -602,13 +602,14 @@ def load_curve(load: pd.DataFrame, throughput: pd.DataFrame, folder: Path, foote
                        and (measured is None or timing.shown_tail(measured, p).notna().all())), 50)
     column = f"latency_p{percentile}_ms"
     several = rows["dataset"].nunique() > 1
+    several_runs = rows["run_id"].nunique() > 1
     fig, ax = _new(9.5, 4.6, left=0.1, right=0.62)  # the legend beside the axes: points fill the whole plot
     styles = ["-", "--", ":", "-."]
     for number, ((run_id, variant, device, dataset), group) in enumerate(
             rows.groupby(["run_id", "variant", "device", "dataset"], sort=True)):
         colour, marker = variant_style(variant)
         style = styles[sorted(rows["dataset"].unique()).index(dataset) % len(styles)]
-        where = f" · {dataset}" if several else ""
+        where = (f" · {dataset}" if several else "") + (f" · {run_id}" if several_runs else "")
         closed = group[group["mode"] == "closed"].sort_values("concurrency")
         ax.plot(closed["pairs_per_s"], closed[column], color=colour, marker=marker, lw=1.2, ls=style,
                 label=f"{variant} · {device}{where}")

@@ -22,6 +22,9 @@ class Table:
     name: str
     columns: tuple[str, ...]  # the contract: these first, in this order
     description: str
+    # False for a table added within the schema version (read as empty where a bundle lacks it): bundles written
+    # before it existed stay valid, as every reader gets its columns from read_table.
+    always_written_since_v2: bool = True
 
 
 TABLES: dict[str, Table] = {t.name: t for t in (
@@ -52,7 +55,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "latency from the scheduled arrival in the open loop (p90 and p99 only from 50 and 500 answered "
           "requests, as in tables/throughput); goodput = requests/s answered within "
           "latency_target_ms; peak_rss_mb = the server process's peak during the point; client_cpu = the client's "
-          "CPU seconds per second (client and server share the machine)"),
+          "CPU seconds per second (client and server share the machine)", always_written_since_v2=False),
     Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
                     "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),
           "each variant's scores against torch-fp32 on the same pairs"),

@@ -229,10 +229,12 @@ def probe_rates(params: Params, sizes: list[DatasetSize], skip: set[tuple[str, s
                 shape = shape or model_shape(reranker.config)
                 batch = params.reranker.batch_size
                 reranker.score(sample[:batch], batch, params.reranker.max_length)  # warm-up
+                # Before the clock: a served variant cuts its pairs here once (client-side work, cached), as a
+                # timed round after the warm-up does not repeat it either.
+                lengths = reranker.token_lengths(sample, params.reranker.max_length).astype(np.float64)
                 started = time.perf_counter()
                 reranker.score(sample, batch, params.reranker.max_length)
                 seconds = time.perf_counter() - started
-                lengths = reranker.token_lengths(sample, params.reranker.max_length).astype(np.float64)
                 rates[(variant, device)] = Rate(len(sample) / seconds, float(lengths.mean()), float((lengths ** 2).mean()),
                                                 f"probe here ({what}, {len(sample)} pairs)", reranker.load_s)
                 reranker.close()
@@ -436,17 +438,16 @@ def _load_sweep_s(params: Params, request_s: float) -> float:
     arrivals at a fraction of the capacity, taken as one request at a time (the server's slots share the cores),
     and drains its queue at that capacity past saturation."""
     serve = params.serve
-    # A closed-loop point: its warm-up (at least one answer per client), the counted requests, and the requests still
-    # in flight when it closes, answered one after another.
-    closed = sum(max(serve.min_seconds + max(serve.warmup_requests, c) * request_s,
-                     (max(serve.warmup_requests, c) + serve.min_requests + c - 1) * request_s)
-                 for c in serve.concurrency)
+    # A closed-loop point: its warm-up (at least one answer per client), the counted requests (at least one per
+    # client) or min_seconds, and the requests still in flight when it closes, answered one after another.
+    closed = sum((max(serve.warmup_requests, c) + c - 1) * request_s
+                 + max(serve.min_seconds, max(serve.min_requests, c) * request_s) for c in serve.concurrency)
     capacity = 1.0 / request_s if request_s > 0 else 0.0
     opened = 0.0
     for fraction in serve.rate_fractions if capacity else ():
         rate = capacity * fraction
         count = max(serve.open_requests, math.ceil(rate * serve.open_seconds))
-        opened += max(count / rate, count / capacity)
+        opened += max(count / rate, count / capacity) + request_s  # the last arrival's own answer
     return closed + opened
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -82,63 +82,67 @@ def _client(target: Target, connections: int) -> httpx.AsyncClient:
 
 
 def _hopeless(outcomes: Sequence[Outcome], least: int) -> bool:
-    """Every one of at least ``least`` requests failed: the server is gone or refuses everything, and waiting for
-    the rest of the point would only add timeouts."""
-    return len(outcomes) >= least and all(o.error for o in outcomes)
+    """The last ``least`` requests all failed: the server is gone or refuses everything, and waiting for the rest
+    of the point would only add timeouts."""
+    return len(outcomes) >= least and all(o.error for o in outcomes[-least:])
 
 
 async def _closed(target: Target, requests: Sequence[RerankRequest], concurrency: int, warmup: int,
                   min_requests: int, min_seconds: float) -> tuple[list[Outcome], float, float]:
     """``concurrency`` workers over the requests in turn. The window opens once ``max(warmup, concurrency)``
-    answers came back (the cold first wave is not counted) and closes when the point has its ``min_requests``
-    and ``min_seconds``: the requests that finished inside it are counted, the drain after it is not. Returns
-    (counted outcomes, window seconds, client CPU seconds in the window)."""
+    answers came back (the cold first wave is not counted) and closes when at least ``max(min_requests,
+    concurrency)`` requests finished inside it (one turn of every client) and ``min_seconds`` passed: the requests
+    that finished inside it are counted, the drain after it is not. Returns (counted outcomes, window seconds,
+    client CPU seconds in the window)."""
     outcomes: list[Outcome] = []
     issued = 0
-    warm = max(warmup, concurrency)
+    warm, need = max(warmup, concurrency), max(min_requests, concurrency)
     window: dict[str, float] = {}
+    counted = 0
+
+    def close() -> None:
+        window.setdefault("start", outcomes[0].started if outcomes else time.perf_counter())
+        window.setdefault("cpu", time.process_time())
+        window["end"], window["cpu_end"] = time.perf_counter(), time.process_time()
 
     def done() -> bool:
         if "end" in window:
             return True
         if _hopeless(outcomes, max(concurrency, 4)):
-            window.setdefault("start", outcomes[0].started)
-            window.setdefault("cpu", time.process_time())
-            window["end"] = time.perf_counter()
-            window["cpu_end"] = time.process_time()
+            close()
             return True
-        if "start" not in window:
-            return False
-        counted = sum(1 for o in outcomes if o.finished > window["start"])
-        if counted >= min_requests and time.perf_counter() - window["start"] >= min_seconds:
-            window["end"], window["cpu_end"] = time.perf_counter(), time.process_time()
+        if "start" in window and counted >= need and time.perf_counter() - window["start"] >= min_seconds:
+            close()
             return True
         return False
 
     async def worker(http: httpx.AsyncClient) -> None:
-        nonlocal issued
+        nonlocal issued, counted
         while not done():
             request = requests[issued % len(requests)]
             issued += 1
-            outcomes.append(await _send(http, target, request, time.perf_counter()))
-            if len(outcomes) == warm and "start" not in window:
+            outcome = await _send(http, target, request, time.perf_counter())
+            outcomes.append(outcome)
+            if "start" in window and "end" not in window:
+                counted += 1
+            elif len(outcomes) == warm and "start" not in window:
                 window["start"], window["cpu"] = time.perf_counter(), time.process_time()
 
     async with _client(target, concurrency) as http:
         if warm == 0:
             window["start"], window["cpu"] = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-    counted = [o for o in outcomes if window["start"] < o.finished <= window["end"]]
-    if not counted and _hopeless(outcomes, 1):
-        counted = outcomes
-    return counted, window["end"] - window["start"], window["cpu_end"] - window["cpu"]
+    inside = [o for o in outcomes if window["start"] < o.finished <= window["end"]]
+    if not inside and _hopeless(outcomes, 1):
+        inside = outcomes
+    return inside, window["end"] - window["start"], window["cpu_end"] - window["cpu"]
 
 
 async def _open(target: Target, requests: Sequence[RerankRequest], rate: float, count: int, seed: int,
                 max_in_flight: int) -> tuple[list[Outcome], float, float]:
     """``count`` Poisson arrivals at ``rate`` per second; latency from each scheduled arrival. Arrivals stop early
-    when every request so far failed (a server that is gone). Returns (outcomes, seconds from the first arrival to
-    the last answer, client CPU seconds)."""
+    when the last requests all failed (a server that is gone). Returns (outcomes, seconds from the first arrival to
+    the last answer, client CPU seconds). Cancelled (Ctrl-C), it cancels the requests in flight before returning."""
     gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=count)
     offsets = np.cumsum(gaps) - gaps[0]
     finished: list[Outcome] = []
@@ -151,15 +155,21 @@ async def _open(target: Target, requests: Sequence[RerankRequest], rate: float, 
 
     async with _client(target, max_in_flight) as http:
         began = time.perf_counter()
-        tasks = []
-        for index, offset in enumerate(offsets):
-            if _hopeless(finished, 4):
-                break
-            delay = began + float(offset) - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(send(requests[index % len(requests)], began + float(offset))))
-        outcomes = list(await asyncio.gather(*tasks))
+        tasks: list[asyncio.Future] = []
+        try:
+            for index, offset in enumerate(offsets):
+                if _hopeless(finished, 4):
+                    break
+                delay = began + float(offset) - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.ensure_future(send(requests[index % len(requests)], began + float(offset))))
+            outcomes = list(await asyncio.gather(*tasks))
+        finally:
+            pending = [t for t in tasks if not t.done()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
     return outcomes, max(o.finished for o in outcomes) - began, time.process_time() - cpu
 
 
@@ -190,22 +200,21 @@ def _run_loop(coroutine):
     the rerank stage runs) already has a loop running in this thread, and ``asyncio.run`` refuses to nest. A
     Ctrl-C (or any exception) while waiting cancels the point's requests at once instead of waiting them out."""
     loop = asyncio.new_event_loop()
-    task: list[asyncio.Task] = []
-
-    def run():
-        asyncio.set_event_loop(loop)
-        task.append(loop.create_task(coroutine))
-        return loop.run_until_complete(task[0])
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator")
+    thread = threading.Thread(target=loop.run_forever, name="load-generator", daemon=True)
+    thread.start()
+    future = asyncio.run_coroutine_threadsafe(coroutine, loop)
     try:
-        return pool.submit(run).result()
+        return future.result()
     except BaseException:
-        if task:
-            loop.call_soon_threadsafe(task[0].cancel)
+        future.cancel()
+        try:
+            future.result(timeout=30)
+        except BaseException:  # noqa: BLE001 - cancelled (or failed) as asked: the original error is raised below
+            pass
         raise
     finally:
-        pool.shutdown(wait=True)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
         loop.close()
 
 

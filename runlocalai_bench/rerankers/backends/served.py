@@ -11,10 +11,10 @@ Truncation: llama-server takes text, not tokens, and refuses a pair longer than 
 cuts each pair to the run's ``max_length`` as the in-process variants do: the server's own ``/tokenize`` (its
 vocabulary, no specials, no special-token parsing: what its ``/rerank`` does), Hugging Face's ``longest_first``
 rule over the query and document tokens (:func:`gguf.llamacpp.truncate_pair`, the same function the in-process
-GGUF variants use), then, for the side that was cut, the longest prefix of its own text that tokenizes to at most
-the kept count (bisection on characters, :meth:`ServedReranker._cut_text`). A prefix of a text does not always
-tokenize to a prefix of its tokens (a word cut in two is split otherwise), so the client counts the cut pairs
-whose tokens came back exactly (``details['truncation']``). The cutting is cached per pair: a timed round after
+GGUF variants use), then, for the side that was cut, the kept tokens detokenized, or where that does not give
+them back, a prefix of its own characters within the count (:meth:`ServedReranker._cut_text`). A prefix of a text
+does not always tokenize to a prefix of its tokens (a word cut in two is split otherwise), so the client counts
+the cut pairs whose tokens came back exactly (``details['truncation']``). The cutting is cached per pair: a timed round after
 the warm-up sends requests only.
 """
 
@@ -91,15 +91,31 @@ class ServedReranker(Reranker):
 
     def _cut_text(self, text: str, keep: list[int]) -> tuple[str, int, bool]:
         """A cut of ``text`` that the server tokenizes to at most ``len(keep)`` tokens, as close to ``keep`` as it
-        can be; with its token count and whether its tokens are exactly ``keep``. Candidates, the first exact one
+        can be; with its token count and whether its tokens are exactly ``keep``. Tried in turn, the first exact one
         taken, else the one sharing the longest prefix with ``keep``:
 
-        - ``keep`` detokenized (exact for most text; not where a piece is not its text: an unknown character comes
-          back as "<unk>", three tokens again, and normalization rewrites characters);
-        - the longest prefix of the text's own characters within the count (bisection), and that prefix up to its
-          last space (the longest prefix may end in a part of the next word, tokenized otherwise)."""
+        - ``keep`` detokenized (exact for most text: one ``/tokenize`` to check it);
+        - where it is not (a piece that is not its text: an unknown character comes back as "<unk>", three tokens
+          again; normalization rewrites characters), a prefix of the text's own characters within the count, found
+          by bisection (token counts of prefixes grow almost but not strictly with length: a prefix that fits, not
+          always the longest), and that prefix up to its last space (it may end in part of the next word)."""
         limit = len(keep)
-        candidates = [self._call(lambda: self.client.post("/detokenize", {"tokens": list(keep)})["content"]).lstrip()]
+        best: tuple[int, int, str] | None = None
+
+        def judge(cut: str) -> bool:
+            nonlocal best
+            again = self._count(cut)
+            if again == list(keep):
+                best = (limit, len(again), cut)
+                return True
+            if len(again) <= limit:
+                shared = next((i for i, (a, b) in enumerate(zip(again, keep)) if a != b), len(again))
+                if best is None or (shared, len(again)) > best[:2]:
+                    best = (shared, len(again), cut)
+            return False
+
+        if judge(self._call(lambda: self.client.post("/detokenize", {"tokens": list(keep)})["content"]).lstrip()):
+            return best[2], best[1], True
         low, high = 0, len(text)
         while low < high:
             middle = (low + high + 1) // 2
@@ -107,23 +123,11 @@ class ServedReranker(Reranker):
                 low = middle
             else:
                 high = middle - 1
-        candidates.append(text[:low])
         space = text.rfind(" ", 0, low)
-        if space > 0:
-            candidates.append(text[:space])
-        best: tuple[int, int, str, list[int]] | None = None
-        for cut in candidates:
-            again = self._count(cut)
-            if again == list(keep):
-                return cut, len(again), True
-            if len(again) > limit:
-                continue
-            shared = next((i for i, (a, b) in enumerate(zip(again, keep)) if a != b), min(len(again), limit))
-            if best is None or (shared, len(again)) > best[:2]:
-                best = (shared, len(again), cut, again)
-        if best is None:  # nothing fits (cannot happen: the bisection's prefix always does)
-            return "", 0, False
-        return best[2], best[1], False
+        for cut in (text[:low], *((text[:space],) if space > 0 else ())):
+            if judge(cut):
+                return best[2], best[1], True
+        return (best[2], best[1], False) if best is not None else ("", 0, False)
 
     def fit(self, query: str, doc: str, max_length: int) -> tuple[str, str, int]:
         """(query text, document text, tokens the server will see) of a pair cut to ``max_length`` tokens."""
@@ -310,7 +314,12 @@ def load(request: LoadRequest) -> ServedReranker:
             executed_precision=file_type["type"].strip() if file_type else precision.upper(), config=config,
             server=server, client=client, specials=0, tokens_per_batch=tokens_per_batch)
         reranker.specials = measure_specials(client, reranker.tokenize_text)
-    except BaseException:
+    except BaseException as exc:  # a server that died on its first decode says why (its log) before it is cleaned up
+        try:
+            server.check()
+        except ServerFailed as dead:
+            server.stop()
+            raise ServerFailed(f"while loading: {dead}") from exc
         server.stop()
         raise
     shown = [Path(part).name if part in (str(binary), str(path)) else part for part in command]
