@@ -218,18 +218,6 @@ class ServerProcess:
             self.log_path.unlink(missing_ok=True)
             self.log_path = None
 
-    # -- memory of the server process (the cost a user of the server pays)
-
-    def peak_mb(self) -> float | None:
-        return proc_status_mb(self.pid, "VmHWM")["VmHWM"] if self.alive() else None
-
-    def rss_mb(self) -> dict[str, float | None]:
-        found = proc_status_mb(self.pid, "VmRSS", "RssAnon", "RssFile") if self.alive() else {}
-        return {"rss_mb": found.get("VmRSS"), "rss_anon_mb": found.get("RssAnon"), "rss_file_mb": found.get("RssFile")}
-
-    def reset_peak(self) -> bool:
-        return self.alive() and reset_peak(self.pid)
-
     def __enter__(self) -> "ServerProcess":
         return self.start()
 

@@ -34,12 +34,13 @@ import numpy as np
 from runlocalai_bench.devices import device_index
 from runlocalai_bench.rerankers.backends import gguf
 from runlocalai_bench.rerankers.backends.gguf.convert import gguf_file, llama_cpp_version
-from runlocalai_bench.rerankers.backends.gguf.llamacpp import (AMX_NOTE, BUFFER_LINE, LOGITS_KEY, TOKENS_PER_CALL,
-                                                               TYPE_LINE, amx_repack_crashes, ggml_compute_precision,
+from runlocalai_bench.rerankers.backends.gguf.llamacpp import (AMX_NOTE, LOGITS_KEY, TOKENS_PER_CALL, TYPE_LINE,
+                                                               amx_repack_crashes, buffer_sizes, buffers_on,
+                                                               ggml_compute_precision,
                                                                logits_estimate_mb, packed_shape, truncate_pair)
 from runlocalai_bench.rerankers.backends.gguf.server import (BINARY_ENV, ServerUnavailable, build_record,
                                                              server_binary, server_command)
-from runlocalai_bench.rerankers.base import (RESIDENT_SET, NVML, Backend, Features, LoadRequest, Pair, Progress,
+from runlocalai_bench.rerankers.base import (Backend, Features, LoadRequest, Pair, Progress,
                                              Reranker, Scores, Variant, VariantUnavailable)
 from runlocalai_bench.serving.client import RerankClient, RerankError
 from runlocalai_bench.serving.load import RerankRequest, Target
@@ -63,6 +64,7 @@ class ServedReranker(Reranker):
     client: RerankClient
     specials: int  # tokens the server lays around a pair (BOS, EOS, SEP ...), measured at load
     tokens_per_batch: int  # the server's micro-batch: the most tokens one decode packs
+    buffers: dict[str, float] = field(default_factory=dict)  # llama.cpp's buffer sizes, read from its start-up log
     _fitted: dict[tuple[str, str, int], tuple[str, str, int]] = field(default_factory=dict, repr=False)
     inexact: set[tuple[str, str, int]] = field(default_factory=set, repr=False)  # cut pairs whose tokens differ
     # Token ids of recent texts (a query's, reused for each of its candidates); bounded: a large run's documents
@@ -226,9 +228,6 @@ class ServedReranker(Reranker):
     def output_buffer_mb(self, batch_size: int, tokens: int) -> float:
         return logits_estimate_mb(self.config, self.tokens_per_batch)  # sized at the server's micro-batch at start
 
-    def memory_counters(self) -> tuple[str, ...]:
-        return (RESIDENT_SET,) if self.device == "cpu" else (NVML,)
-
     def memory_pid(self) -> int | None:
         return self.server.pid
 
@@ -236,21 +235,13 @@ class ServedReranker(Reranker):
         self.server.check(grace_s=0.5)
 
     def runtime_memory(self) -> dict[str, float] | None:
-        """llama-server's buffers as its log reports them (host buffers on CPU, GPU buffers on CUDA), plus the
-        logits buffer ``encode()`` sizes at the micro-batch and never logs (as for the in-process variant)."""
-        found: dict[str, float] = {}
-        for match in BUFFER_LINE.finditer(self.server.log_text()):
-            on_gpu = match["where"].startswith(("CUDA", "ROCm", "Metal", "Vulkan")) and not match["where"].endswith("_Host")
-            if on_gpu == self.device.startswith("cuda"):
-                found[f"{match['kind']} ({match['where']})"] = float(match["mib"])
+        """llama-server's buffers as its log reported them at start (host buffers on CPU, GPU buffers on CUDA), plus
+        the logits buffer ``encode()`` sizes at the micro-batch and never logs (as for the in-process variant)."""
+        found = buffers_on(self.buffers, self.device)
         if not self.device.startswith("cuda"):
             found = {k: v for k, v in found.items() if not k.startswith("output (")}
             found[LOGITS_KEY] = logits_estimate_mb(self.config, self.tokens_per_batch)
         return found or None
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.file_bytes
 
     def close(self) -> None:
         self.client.close()
@@ -312,7 +303,8 @@ def load(request: LoadRequest) -> ServedReranker:
         reranker = ServedReranker(
             variant=request.variant, device=request.device, weight_files=[Path(path)],
             executed_precision=file_type["type"].strip() if file_type else precision.upper(), config=config,
-            server=server, client=client, specials=0, tokens_per_batch=tokens_per_batch)
+            server=server, client=client, specials=0, tokens_per_batch=tokens_per_batch,
+            buffers=buffer_sizes(log_text.splitlines()))
         reranker.specials = measure_specials(client, reranker.tokenize_text)
     except BaseException as exc:  # a server that died on its first decode says why (its log) before it is cleaned up
         try:

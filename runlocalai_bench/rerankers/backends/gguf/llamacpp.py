@@ -152,11 +152,7 @@ class LlamaLog:
     def buffers_since(cls, mark: int) -> dict[str, float]:
         """MiB per buffer (``"<kind> (<backend buffer>)"``) logged after ``mark``; a buffer logged twice (a
         context reserved again) keeps its last size."""
-        found: dict[str, float] = {}
-        for line in cls.lines[mark:]:
-            for match in BUFFER_LINE.finditer(line):
-                found[f"{match['kind']} ({match['where']})"] = float(match["mib"])
-        return found
+        return buffer_sizes(cls.lines[mark:])
 
 
 def ggml_compute_precision(precision: str, device: str) -> str:
@@ -178,6 +174,26 @@ def logits_estimate_mb(config: Any, call_tokens: int) -> float:
     """The n_vocab float32 logits per token of a call that ``encode()`` allocates (0 where the vocabulary is unknown)."""
     vocab = getattr(config, "vocab_size", None) if config is not None else None
     return call_tokens * vocab * 4 / 2**20 if vocab else 0.0
+
+
+def buffer_sizes(lines: Sequence[str]) -> dict[str, float]:
+    """MiB per buffer (``"<kind> (<backend buffer>)"``) in llama.cpp log lines; a buffer logged twice keeps its
+    last size. Shared by the in-process variants (their log callback) and llama-server (its log file)."""
+    found: dict[str, float] = {}
+    for line in lines:
+        for match in BUFFER_LINE.finditer(line):
+            found[f"{match['kind']} ({match['where']})"] = float(match["mib"])
+    return found
+
+
+def buffers_on(buffers: dict[str, float], device: str) -> dict[str, float]:
+    """Only the buffers on the counter a run on ``device`` is judged by: GPU buffers (``CUDA0``...) on CUDA, host
+    buffers (``CPU``, ``CPU_Mapped``, pinned ``CUDA_Host``) on the CPU."""
+    def on_gpu(key: str) -> bool:
+        buffer = key.split("(", 1)[1].rstrip(")")
+        return buffer.startswith(("CUDA", "ROCm", "Metal", "Vulkan")) and not buffer.endswith("_Host")
+
+    return {k: v for k, v in buffers.items() if on_gpu(k) == device.startswith("cuda")}
 
 
 class UnsupportedGGUF(RuntimeError):
@@ -342,12 +358,7 @@ class LlamaCppReranker(Reranker):
         compute; KV for models that have one), MiB each, keyed ``"<kind> (<backend buffer>)"``; only those on the
         counter this run is judged by: GPU buffers (``CUDA0``...) on CUDA, host buffers (``CPU``, ``CPU_Mapped``,
         pinned ``CUDA_Host``) on the CPU."""
-        def on_gpu(key: str) -> bool:
-            buffer = key.split("(", 1)[1].rstrip(")")
-            return buffer.startswith(("CUDA", "ROCm", "Metal", "Vulkan")) and not buffer.endswith("_Host")
-
-        parts = {k: v for k, v in {**self._model_buffers, **self._context_buffers}.items()
-                 if on_gpu(k) == self.device.startswith("cuda")}
+        parts = buffers_on({**self._model_buffers, **self._context_buffers}, self.device)
         if self._largest_call and not self.device.startswith("cuda"):  # a host buffer: not on the GPU's counter
             # encode() replaced the output buffer logged at the context's creation (sized for n_seq_max outputs)
             # by this one: counting both would count the output twice.
