@@ -20,7 +20,7 @@ from runlocalai_bench.cli import main
 from support import REPO
 
 SMOKE = str(REPO / "params" / "smoke.yaml")
-SMALL = ["--set", "reranker.variants=[torch-fp32, torch-bf16, onnx-int8]", "--set", "stages=[first_stage, rerank]",
+SMALL = ["--set", "reranker.variants=[torch-fp32, torch-bf16, torch-int8]", "--set", "stages=[first_stage, rerank]",
          "--set", "throughput.min_seconds=0", "--set", "bootstrap_samples=200"]
 
 
@@ -111,9 +111,9 @@ def test_a_killed_run_resumes_and_reruns_only_what_did_not_finish(tmp_path, sess
     assert main(args + ["--resume"]) == 0
     runs = pd.read_parquet(out / "tables" / "runs.parquet").set_index("execution")
     assert runs.loc[finished, "reused"].all() and not runs.drop(index=finished + ["report"], errors="ignore")["reused"].any()
-    assert set(runs.index) >= {"first_stage", "rerank--torch-fp32--cpu", "rerank--torch-bf16--cpu", "rerank--onnx-int8--cpu"}
+    assert set(runs.index) >= {"first_stage", "rerank--torch-fp32--cpu", "rerank--torch-bf16--cpu", "rerank--torch-int8--cpu"}
     summary = pd.read_parquet(out / "tables" / "summary.parquet")
-    assert {"torch-fp32", "torch-bf16", "onnx-int8"} <= set(summary["variant"].dropna())
+    assert {"torch-fp32", "torch-bf16", "torch-int8"} <= set(summary["variant"].dropna())
 
 
 @pytest.mark.slow
@@ -174,9 +174,13 @@ def test_the_rerank_notebook_runs_by_hand_on_a_scratch_bundle(tmp_path, session_
 
 
 def test_without_a_plan_the_count_still_includes_the_report(tmp_path, session_cache, capsys):
-    """`--no-plan` counts the planned executions from the parameters: the report is one of them ("2 of 2")."""
-    args = ["run", SMOKE, "--out", str(tmp_path / "counted"), "--set", f"cache_dir={session_cache}",
+    """`--no-plan` counts the planned executions from the parameters: the report is one of them ("2 of 2"). Run by
+    the subprocess engine (no kernel: the stage functions in plain Python processes): the engine's
+    only end-to-end run in the suite."""
+    out = tmp_path / "counted"
+    args = ["run", SMOKE, "--out", str(out), "--set", f"cache_dir={session_cache}", "--engine", "subprocess",
             "--set", "stages=[first_stage, report]", "--set", "claims=null", "--no-plan"]
     assert main(args) == 0
     started = [line for line in capsys.readouterr().out.splitlines() if ": started (" in line]
     assert [line.split(": started ")[1] for line in started] == ["(1 of 2)", "(2 of 2)"], started
+    assert (out / "report.html").is_file() and (out / "tables" / "quality.parquet").is_file()
