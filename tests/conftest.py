@@ -19,6 +19,28 @@ from runlocalai_bench.models.resolve import resolve  # noqa: E402
 from support import REPO  # noqa: E402
 
 
+# Tests that start their own servers, clusters or virtualenvs once per module (a Ray cluster, the hub mirror, the
+# GPU image) or read the session's smoke bundle: under ``make test`` (pytest-xdist, one process per core) each such
+# module runs whole in one worker, so the cluster or bundle is made once and two Ray clusters never run side by side.
+SHARED_FIXTURES = {"smoke_bundle", "cluster", "mirror", "live_mirror", "image_python"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
+def pytest_collection_modifyitems(config, items) -> None:
+    """Group each module that uses a shared fixture (``xdist_group``: one worker runs the group; the smoke bundle's
+    users share one group, so it is built once), and start the longest tests first (the real-data SciFact check and
+    the rehearsals: several minutes each), so that no worker is left with one of them at the end."""
+    modules: dict[Path, set[str]] = {}
+    for item in items:
+        modules.setdefault(item.path, set()).update(SHARED_FIXTURES & set(item.fixturenames))
+    for item in items:
+        shared = modules[item.path]
+        if shared:
+            group = "smoke-bundle" if "smoke_bundle" in shared else item.path.stem
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not (item.get_closest_marker("scifact") or item.get_closest_marker("rehearsal")))
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
     """One cache for the session: tiny twins and embeddings are built once, never in the user's ~/.cache."""
