@@ -63,7 +63,7 @@ $(OLAH_STAMP):
 	touch $@
 
 test: install $(OLAH_STAMP)  ## offline tests (the online rehearsal talks to a local mirror on 127.0.0.1 only)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 rehearse: install $(OLAH_STAMP)  ## only the rehearsals: default.yaml against a local hub mirror, the GPU device check offline
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m rehearsal $(PYTEST_ARGS)

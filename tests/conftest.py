@@ -19,25 +19,10 @@ from runlocalai_bench.models.resolve import resolve  # noqa: E402
 from support import REPO  # noqa: E402
 
 
-# Tests that start their own servers, clusters or virtualenvs once per module (a Ray cluster, the hub mirror, the
-# GPU image) or read the session's smoke bundle: under ``make test`` (pytest-xdist, one process per core) each such
-# module runs whole in one worker, so the cluster or bundle is made once and two Ray clusters never run side by side.
-SHARED_FIXTURES = {"smoke_bundle", "cluster", "mirror", "live_mirror", "image_python"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items) -> None:
-    """Group each module that uses a shared fixture (``xdist_group``: one worker runs the group; the smoke bundle's
-    users share one group, so it is built once), and start the longest tests first (the real-data SciFact check and
-    the rehearsals: several minutes each), so that no worker is left with one of them at the end."""
-    modules: dict[Path, set[str]] = {}
-    for item in items:
-        modules.setdefault(item.path, set()).update(SHARED_FIXTURES & set(item.fixturenames))
-    for item in items:
-        shared = modules[item.path]
-        if shared:
-            group = "smoke-bundle" if "smoke_bundle" in shared else item.path.stem
-            item.add_marker(pytest.mark.xdist_group(group))
+    """Start the longest tests first (the real-data SciFact check and the rehearsals: several minutes each), so that
+    under ``make test`` (pytest-xdist, ``--dist loadscope``: a module's tests stay in one worker, so a module's Ray
+    cluster, hub mirror or virtualenv is made once) no worker is left with one of them at the end."""
     items.sort(key=lambda item: not (item.get_closest_marker("scifact") or item.get_closest_marker("rehearsal")))
 
 
@@ -75,10 +60,21 @@ def fixture_pairs() -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def smoke_bundle(tmp_path_factory, session_cache) -> Path:
     """One full smoke run (first stage, five variants on cpu and cuda - one served by llama-server where it is
-    built -, report with claims), shared by the report, merge and figure tests."""
-    out = tmp_path_factory.mktemp("smoke") / "bundle"
-    code = main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(out), "--set", "run_id=smoke-a",
-                 "--set", f"cache_dir={session_cache}", "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8,gguf-q4_k_m,server-llama-q4_k_m]",
-                 "--set", "reranker.devices=[cpu,cuda]", "--set", f"claims={REPO / 'params/claims/bge-reranker-v2-m3.yaml'}"])
-    assert code == 0
+    built -, report with claims), shared by the report, merge and figure tests: read-only (a test that changes a
+    file works on a copy). Under pytest-xdist it is made once for all workers: the first that needs it builds it
+    in the session's shared temporary folder under a file lock, the others wait for it and read it."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker's base folder sits in the session's
+    out = shared / "smoke" / "bundle"
+    with FileLock(str(shared / "smoke.lock")):
+        if not (out / "bundle.json").is_file():
+            code = main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(out), "--set", "run_id=smoke-a",
+                         "--set", f"cache_dir={session_cache}",
+                         "--set", "reranker.variants=[torch-fp32,torch-bf16,onnx-int8,gguf-q4_k_m,server-llama-q4_k_m]",
+                         "--set", "reranker.devices=[cpu,cuda]",
+                         "--set", f"claims={REPO / 'params/claims/bge-reranker-v2-m3.yaml'}"])
+            assert code == 0
     return out

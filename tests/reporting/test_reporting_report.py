@@ -149,19 +149,20 @@ def test_executed_report_notebook_shows_the_report_inline(smoke_bundle):
 
 
 @pytest.mark.slow
-def test_the_report_cites_the_digest_of_the_finished_bundle(smoke_bundle):
+def test_the_report_cites_the_digest_of_the_finished_bundle(smoke_bundle, tmp_path):
     """After the run ended (the runner writes tables/runs last), `cite` recomputes the digest the report
-    printed; a changed result table changes it."""
+    printed; a changed result table changes it (changed in a copy: other tests read the bundle meanwhile)."""
+    import shutil
+
     from runlocalai_bench.cli import main
     from runlocalai_bench.results.digest import tables_digest
 
     digest = tables_digest(smoke_bundle)
     assert digest in (smoke_bundle / "report.html").read_text() and digest in (smoke_bundle / "report.md").read_text()
     assert main(["cite", str(smoke_bundle)]) == 0
-    csv = smoke_bundle / "tables" / "headline.csv"
-    original = csv.read_bytes()
-    try:
-        csv.write_bytes(original.replace(b"0.", b"0.9", 1))
-        assert tables_digest(smoke_bundle) != digest and main(["cite", str(smoke_bundle)]) == 1
-    finally:
-        csv.write_bytes(original)
+    copy = tmp_path / "bundle"
+    shutil.copytree(smoke_bundle, copy)
+    assert tables_digest(copy) == digest
+    csv = copy / "tables" / "headline.csv"
+    csv.write_bytes(csv.read_bytes().replace(b"0.", b"0.9", 1))
+    assert tables_digest(copy) != digest and main(["cite", str(copy)]) == 1
