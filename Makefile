@@ -15,8 +15,9 @@ PARAMS ?= params/default.yaml
 # `make bench` fits this wall time on the machine it runs on (the plan shares it out before anything runs and
 # prints it with what will be downloaded); BUDGET=none is the full run (days on a small CPU).
 BUDGET ?= 12h
-# pytest workers for make test (pytest-xdist): two keep a 2-core machine busy while a test imports or waits on a
-# kernel or server; TEST_WORKERS=0 runs the tests in this one process.
+# pytest workers for make test (pytest-xdist): a second one runs while the first imports or waits on a kernel or
+# server; TEST_WORKERS=0 runs the tests in this one process. Modules are handed out in collection order (the
+# conftest puts the longest tests first), not xdist's default of the modules with most tests first.
 TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -63,7 +64,7 @@ $(OLAH_STAMP):
 	touch $@
 
 test: install $(OLAH_STAMP)  ## offline tests (the online rehearsal talks to a local mirror on 127.0.0.1 only)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 rehearse: install $(OLAH_STAMP)  ## only the rehearsals: default.yaml against a local hub mirror, the GPU device check offline
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m rehearsal $(PYTEST_ARGS)
