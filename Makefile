@@ -25,8 +25,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # than this project pins, so it never enters the project's environment.
 OLAH_VERSION ?= 0.5.4
 OLAH_STAMP := $(VENV)/olah/.installed-olah-$(OLAH_VERSION)
+# infinity for the server-infinity-* variants, in a virtualenv of its own: infinity-emb pins numpy<2,
+# sentence-transformers<4 and click<8.2, which this project does not share. TORCH_SPEC as for the project.
+INFINITY_VERSION ?= 0.0.78
+INFINITY_STAMP := $(VENV)/infinity/.installed-infinity-$(INFINITY_VERSION)
 
-.PHONY: install llama-server bench smoke test rehearse lab clean
+.PHONY: install llama-server infinity bench smoke test rehearse lab clean
 
 install: $(STAMP)
 
@@ -51,6 +55,16 @@ $(STAMP): pyproject.toml
 llama-server: install  ## build llama-server for the served variants (12-14 minutes on 2 cores, once)
 	$(BIN)/runlocalai-bench llama-server
 
+infinity: $(INFINITY_STAMP)  ## infinity-emb for the server-infinity-* variants (.venv/infinity; 2 minutes, 1.4 GB)
+
+$(INFINITY_STAMP):
+	rm -rf $(VENV)/infinity
+	$(PYTHON) -m venv $(VENV)/infinity
+	$(VENV)/infinity/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/infinity/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(VENV)/infinity/bin/python -m pip install --quiet "infinity-emb[server,torch]==$(INFINITY_VERSION)"
+	touch $@
+
 bench: install  ## the real benchmark within BUDGET (needs the Hugging Face hub and the dataset downloads once)
 	$(BIN)/runlocalai-bench run $(PARAMS) --budget $(BUDGET) $(ARGS)
 
@@ -63,7 +77,7 @@ $(OLAH_STAMP):
 	$(VENV)/olah/bin/python -m pip install --quiet olah==$(OLAH_VERSION)
 	touch $@
 
-test: install $(OLAH_STAMP)  ## offline tests (the online rehearsal talks to a local mirror on 127.0.0.1 only)
+test: install $(OLAH_STAMP) $(INFINITY_STAMP)  ## offline tests (the online rehearsal talks to a local mirror on 127.0.0.1 only)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 rehearse: install $(OLAH_STAMP)  ## only the rehearsals: default.yaml against a local hub mirror, the GPU device check offline

@@ -226,9 +226,9 @@ class ServeParams(_Strict):
     """Served variants (``server-*``): how the server the suite starts on 127.0.0.1 is sized and called."""
 
     slots: int = Field(default=4, gt=0,
-                       description="llama-server -np: pairs (of one request or of concurrent ones) the server may decode "
-                                   "together, within its micro-batch (the larger of max_length and "
-                                   "reranker.gguf_tokens_per_call tokens per decode)")
+                       description="pairs (of one request or of concurrent ones) the server may compute together: "
+                                   "llama-server's -np slots, within its micro-batch (the larger of max_length and "
+                                   "reranker.gguf_tokens_per_call tokens per decode); infinity's --batch-size")
     request_timeout_s: float = Field(default=1800.0, gt=0,
                                      description="the longest one request (one query's candidates) may take before "
                                                  "the execution fails; a server that exits fails it at once")

@@ -25,4 +25,15 @@ def llama_server_missing() -> str | None:
     return None
 
 
+def infinity_missing() -> str | None:
+    """Why the infinity variants cannot run here (``make infinity`` not run), or None."""
+    from runlocalai_bench.rerankers.backends.infinity import InfinityUnavailable, infinity_binary
+
+    try:
+        infinity_binary()
+    except InfinityUnavailable as exc:
+        return str(exc)
+    return None
+
+
 SERVED_MAX_LENGTH = 48  # short enough that most fixture pairs are cut: the served client's truncation is exercised

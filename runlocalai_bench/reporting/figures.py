@@ -33,9 +33,9 @@ from runlocalai_bench.units import duration_ms, sig, size  # noqa: E402
 
 STYLE = Path(__file__).with_name("house.mplstyle")
 BACKEND_COLOURS = {"torch": "#4c72b0", "onnx": "#dd8452", "openvino": "#55a868", "gguf": "#c44e52",
-                   "server": "#8172b3"}
+                   "server": "#8172b3", "infinity": "#937860"}
 BACKEND_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "gguf": "llama.cpp (GGUF)",
-                 "server": "llama-server (served GGUF)"}
+                 "server": "llama-server (served GGUF)", "infinity": "infinity (served, torch)"}
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "f16": "v", "q8_0": "P", "q4_k_m": "X"}
 OTHER_COLOUR, OTHER_MARKER = "#7f7f7f", "o"
 FIRST_STAGE_COLOUR = "#444444"
@@ -635,11 +635,13 @@ def load_curve(load: pd.DataFrame, throughput: pd.DataFrame, folder: Path, foote
     shown = ("the median" if percentile == 50 else f"p{percentile}") + (
         f" (a tail percentile needs {timing.min_samples(90)} requests a point for p90, {timing.min_samples(99)} for "
         "p99; these points had fewer)" if percentile == 50 else "")
-    caption = ("Each served variant's llama-server on this machine, client and server sharing its cores. Line: "
+    caption = ("Each served variant's server (llama-server, infinity) on this machine, client and server sharing its "
+               "cores. Line: "
                "closed loop, c = requests kept in flight; hollow: open loop, Poisson arrivals at fractions of the best "
                "closed-loop rate, latency from each scheduled arrival (a queue shows as latency, not as fewer "
                f"requests). Latency: {shown}. Dashed (where in range): the goodput target ({duration_ms(target)}). "
-               "Filled point (in process): the in-process variant of the same GGUF file, one query at a time "
+               "Filled point (in process): the in-process variant of the same file (GGUF file or checkpoint), one "
+               "query at a time "
                "(tables/throughput, query workload).")
     return _save(fig, folder, Figure("load_curve", title, caption), footer)
 

@@ -23,6 +23,25 @@ Features = dict[str, Any]  # padded ``input_ids`` + ``attention_mask`` (+ backen
 Progress = Callable[[int, int], None]  # (pairs done, pairs in total)
 
 
+def truncate_pair(query: list[int], doc: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Cut a pair to ``budget`` tokens the way Hugging Face tokenizers' ``longest_first`` does.
+
+    The shorter side (the query on a tie) keeps up to half the budget, the longer side gets the rest. For
+    runtimes that tokenize outside Hugging Face's pair call (llama.cpp in process, and the served variants,
+    whose client cuts texts before a server sees them), so they see the same tokens as the torch/ONNX variants
+    of the same run.
+    """
+    if budget < 2:
+        raise ValueError(f"max_length leaves {budget} tokens for query and document; need at least 2")
+    if len(query) + len(doc) <= budget:
+        return query, doc
+    if len(query) > len(doc):
+        keep_doc = min(len(doc), budget // 2)
+        return query[: budget - keep_doc], doc[:keep_doc]
+    keep_query = min(len(query), budget // 2)
+    return query[:keep_query], doc[: budget - keep_query]
+
+
 class VariantUnavailable(RuntimeError):
     """This variant cannot run here (device absent, backend missing): a recorded skip, not a failure."""
 

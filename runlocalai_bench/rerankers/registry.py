@@ -44,7 +44,7 @@ def _discover() -> dict[str, Backend]:
 
 BACKENDS: dict[str, Backend] = _discover()
 # Registry order: the order backends list their variants, backends in ORDER first (the reference first).
-ORDER = ("torch", "onnx", "openvino", "gguf", "server")
+ORDER = ("torch", "onnx", "openvino", "gguf", "server", "infinity")
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for name in sorted(BACKENDS, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))

@@ -22,7 +22,8 @@ from scipy.stats import kendalltau
 from runlocalai_bench.models.resolve import resolve
 from runlocalai_bench.rerankers.backends.gguf import check_convertible
 from runlocalai_bench.rerankers.backends.gguf.convert import tensor_types
-from runlocalai_bench.rerankers.backends.gguf.llamacpp import pack_calls, truncate_pair
+from runlocalai_bench.rerankers.backends.gguf.llamacpp import pack_calls
+from runlocalai_bench.rerankers.base import truncate_pair
 from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.exports import export_root
 from runlocalai_bench.rerankers.registry import get_variant, load_reranker

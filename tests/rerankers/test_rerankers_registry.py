@@ -18,7 +18,7 @@ def test_unavailable_device_is_a_recorded_reason():
 def test_every_backend_module_registered_its_variants():
     from runlocalai_bench.rerankers.registry import BACKENDS, REFERENCE_VARIANT, VARIANTS, user_file_variants
 
-    assert set(BACKENDS) == {"torch", "onnx", "openvino", "gguf", "server"}
+    assert set(BACKENDS) == {"torch", "onnx", "openvino", "gguf", "server", "infinity"}
     assert all(v.backend == name for name, b in BACKENDS.items() for v in b.variants)
     assert list(VARIANTS)[0] == REFERENCE_VARIANT  # the reference comes first in listings
     assert user_file_variants() == ["gguf-f16", "gguf-q8_0", "gguf-q4_k_m",

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from runlocalai_bench.perf.memory import peak_rss_mb
-from runlocalai_bench.rerankers.backends.gguf.llamacpp import truncate_pair
+from runlocalai_bench.rerankers.base import truncate_pair
 from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.registry import check_available, get_variant, load_reranker
 from runlocalai_bench.serving.client import RerankError, parse_scores, rerank_body

@@ -36,7 +36,7 @@ import numpy as np
 
 from runlocalai_bench.devices import device_index
 from runlocalai_bench.environment import compute_threads
-from runlocalai_bench.rerankers.base import Features, Pair, Progress, Reranker, Scores
+from runlocalai_bench.rerankers.base import Features, Pair, Progress, Reranker, Scores, truncate_pair
 
 log = logging.getLogger(__name__)
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp: sequences one context can hold
@@ -198,23 +198,6 @@ def buffers_on(buffers: dict[str, float], device: str) -> dict[str, float]:
 
 class UnsupportedGGUF(RuntimeError):
     """The GGUF file is not a cross-encoder this module can score (no rank head, prompt-template rerankers)."""
-
-
-def truncate_pair(query: list[int], doc: list[int], budget: int) -> tuple[list[int], list[int]]:
-    """Cut a pair to ``budget`` tokens the way Hugging Face tokenizers' ``longest_first`` does.
-
-    The shorter side (the query on a tie) keeps up to half the budget, the longer side gets the rest, so
-    llama.cpp sees the same tokens as the torch/ONNX variants of the same run.
-    """
-    if budget < 2:
-        raise ValueError(f"max_length leaves {budget} tokens for query and document; need at least 2")
-    if len(query) + len(doc) <= budget:
-        return query, doc
-    if len(query) > len(doc):
-        keep_doc = min(len(doc), budget // 2)
-        return query[: budget - keep_doc], doc[:keep_doc]
-    keep_query = min(len(query), budget // 2)
-    return query[:keep_query], doc[: budget - keep_query]
 
 
 @dataclass(eq=False)
