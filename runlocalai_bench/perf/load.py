@@ -1,5 +1,6 @@
 """A served variant's rows of ``tables/load``: the sweep of :mod:`serving.load` on the run's own queries, with
-the server process's peak memory per point. In-process variants have no load rows: their ``query`` workload in
+the server process's peak memory per point (its resident set; on CUDA also its GPU memory, NVML's process list for
+the server's PID, in the column ``peak_vram_mb`` after the contract's). In-process variants have no load rows: their ``query`` workload in
 ``tables/throughput`` (one request at a time, in the measuring process) is the reference point the served curve
 is drawn against.
 """
@@ -13,6 +14,7 @@ import pandas as pd
 from runlocalai_bench.data.specs import full_label
 from runlocalai_bench.params import Params
 from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss
+from runlocalai_bench.perf.nvml import VramPeak
 from runlocalai_bench.perf.throughput import DatasetWork
 from runlocalai_bench.perf.timing import min_samples, timed_queries
 from runlocalai_bench.rerankers.base import Reranker
@@ -44,13 +46,28 @@ def measure_load(reranker: Reranker, datasets: Sequence[DatasetWork], params: Pa
         if not requests:
             continue
 
+        sampler: list[VramPeak] = []  # the point's GPU memory sampler (CUDA), started before it, read after it
+
+        def start_point() -> None:
+            if pid is not None:
+                reset_peak_rss(pid)
+            if device.startswith("cuda"):
+                sampler.append(VramPeak(device, pid).__enter__())
+
         def with_peak(row: dict) -> dict:
+            vram = sampler.pop() if sampler else None
+            if vram is not None:
+                vram.__exit__(None, None, None)
             # A server that died during the point fails the execution (with its log), not a row of errors.
             reranker.check_alive()
-            return {**row, "peak_rss_mb": peak_rss_mb(pid) if pid is not None else None}
+            return {**row, "peak_rss_mb": peak_rss_mb(pid) if pid is not None else None,
+                    "peak_vram_mb": vram.peak_mb if vram is not None else None}
 
-        rows = run_sweep(target, requests, sweep_of(params), before_point=lambda: reset_peak_rss(pid) if pid else None,
-                         after_point=with_peak)
+        try:
+            rows = run_sweep(target, requests, sweep_of(params), before_point=start_point, after_point=with_peak)
+        finally:
+            for vram in sampler:  # a point that raised: its sampler's thread stops too
+                vram.__exit__(None, None, None)
         frame = pd.DataFrame.from_records(rows)
         for percentile in (50, 90, 99):
             values = frame.pop(f"p{percentile}_s") * 1000

@@ -156,9 +156,11 @@ def load_measured(variant: Variant, device: str, load: Callable[[], Reranker]) -
     pid = reranker.memory_pid()
     if pid is not None:
         # A served variant: the server process held nothing before it was started, and all it holds is the served
-        # model's cost (weights, buffers, the server's own code); the client's readings above are not the model's.
-        # Its GPU memory is not this process's: NVML per server process is not read yet, so none is recorded.
-        reranker.memory = LoadMemory(0.0, _status_mb("VmRSS", pid=pid)["VmRSS"], peak_rss_mb(pid))
+        # model's cost (weights, buffers, the server's own code, its CUDA context); the client's readings above are
+        # not the model's. Its GPU memory is read from NVML's process list for the server's PID.
+        vram_after, vram_source = held_now_mb(device, pid)
+        reranker.memory = LoadMemory(0.0, _status_mb("VmRSS", pid=pid)["VmRSS"], peak_rss_mb(pid),
+                                     0.0 if vram_after is not None else None, vram_after, vram_source)
         return reranker
     same = source_before == source_after
     reranker.memory = LoadMemory(rss_before, rss_after, load_peak, vram_before, vram_after if same else None,

@@ -55,12 +55,12 @@ def device_handle(device: str) -> Any | None:
             return None
 
 
-def process_memory_mb(handle: Any) -> float | None:
-    """GPU memory this process holds on the device (compute processes list), or None if NVML cannot say
-    (e.g. a PID namespace hides our PID from the driver)."""
+def process_memory_mb(handle: Any, pid: int | None = None) -> float | None:
+    """GPU memory this process (or ``pid``: a server it started) holds on the device (compute processes list), or
+    None if NVML cannot say (e.g. a PID namespace hides the PID from the driver)."""
     import pynvml
 
-    pid = os.getpid()
+    pid = os.getpid() if pid is None else pid
     for getter in (pynvml.nvmlDeviceGetComputeRunningProcesses, pynvml.nvmlDeviceGetGraphicsRunningProcesses):
         try:
             for process in getter(handle):
@@ -129,13 +129,16 @@ def record_baseline(device: str) -> None:
             _baselines[key] = used
 
 
-def process_vram_mb(handle: Any) -> tuple[float | None, str | None]:
+def process_vram_mb(handle: Any, pid: int | None = None) -> tuple[float | None, str | None]:
     """(MiB, source): this process's GPU memory by NVML's process list, or, where the list does not show this
     process (a PID namespace), the device's used memory minus :func:`record_baseline`'s level; (None, None) when
-    neither can be read."""
-    held = process_memory_mb(handle)
+    neither can be read. For another process (``pid``, a served variant's server) the process list only: the
+    device's used memory would count this process's own CUDA context as the server's."""
+    held = process_memory_mb(handle, pid)
     if held is not None:
         return held, PROCESS
+    if pid is not None and pid != os.getpid():
+        return None, None
     key = _pci_key(handle)
     value, source = reading(None, device_used_mb(handle), _baselines.get(key) if key is not None else None)
     return value, (source + LATE_BASELINE if source and _late else source)
@@ -151,25 +154,27 @@ def reading(process_mb: float | None, device_used: float | None, baseline: float
     return device_used - baseline, DEVICE_DIFFERENCE
 
 
-def held_now_mb(device: str) -> tuple[float | None, str | None]:
-    """(MiB, source) of the GPU memory this process holds on ``device`` right now (:func:`process_vram_mb`);
-    (None, None) off CUDA or without NVML."""
+def held_now_mb(device: str, pid: int | None = None) -> tuple[float | None, str | None]:
+    """(MiB, source) of the GPU memory this process (or ``pid``) holds on ``device`` right now
+    (:func:`process_vram_mb`); (None, None) off CUDA or without NVML."""
     if not device.startswith("cuda"):
         return None, None
     handle = device_handle(device)
     if handle is None:
         return None, None
-    return process_vram_mb(handle)
+    return process_vram_mb(handle, pid)
 
 
 class VramPeak:
-    """Peak GPU memory of this process over a block, sampled every 10 ms by a background thread.
+    """Peak GPU memory of this process (or of ``pid``, a served variant's server) over a block, sampled every
+    10 ms by a background thread.
 
     ``peak_mb`` is None when NVML is unavailable; ``source`` says which counter was read (:func:`process_vram_mb`).
     """
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, pid: int | None = None):
         self.device = device
+        self.pid = pid
         self.peak_mb: float | None = None
         self.source: str | None = None
         self._handle = device_handle(device) if device.startswith("cuda") else None
@@ -177,7 +182,7 @@ class VramPeak:
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
-        value, source = process_vram_mb(self._handle)
+        value, source = process_vram_mb(self._handle, self.pid)
         if value is not None:
             self.peak_mb = value if self.peak_mb is None else max(self.peak_mb, value)
             self.source = source

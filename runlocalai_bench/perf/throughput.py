@@ -144,7 +144,7 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         meter = EnergyMeter(device)
         rounds = (settings.warmup_rounds, settings.min_seconds, settings.min_rounds, meter)
         try:
-            with VramPeak(device) as vram:
+            with VramPeak(device, pid) as vram:
                 if workload == "candidates":
                     sample = (timed_whole_queries(by_label[dataset].queries, settings.max_pairs, params.seed)
                               if reranker.variant.served else
@@ -174,13 +174,12 @@ def measure_throughput(reranker: Reranker, datasets: Sequence[DatasetWork], para
         peak_rss = peak_rss_mb(pid)
         split = resident_split_mb(pid)  # at the job's end: the process's own heap vs touched pages of mapped files
         runtime = reranker.runtime_memory()
-        # A served variant's GPU memory is its server's, which NVML is not asked for yet: none rather than the client's.
-        peak_vram = vram.peak_mb if pid is None else None
+        peak_vram = vram.peak_mb  # a served variant's: its server process's (NVML's process list)
         row.update(
             run_id=params.run_id, reranker=baseline or params.reranker.model, variant=variant, device=device, dataset=dataset,
             weights=params.reranker.weights, load_s=reranker.load_s, model_bytes=reranker.weight_bytes,
             file_bytes=reranker.file_bytes, peak_rss_mb=peak_rss, peak_rss_window="job" if window_reset else "process",
-            peak_vram_mb=peak_vram, vram_source=vram.source if pid is None else None, **torch_memory,
+            peak_vram_mb=peak_vram, vram_source=vram.source, **torch_memory,
             model_memory_mb=model_share_mb(reranker, device, peak_rss, peak_vram, vram.source),
             **(reranker.memory.as_dict() if reranker.memory else {}), **split,
             runtime_memory_mb=sum(runtime.values()) if runtime else None,

@@ -22,8 +22,9 @@ EXPLANATION = (
     "request at a time (closed loop). Best: the highest answered pairs/s over the sweep (closed-loop concurrencies "
     "and open-loop Poisson rates; in the open loop latency counts from each scheduled arrival), with the point it "
     "came from and its latency. p99 only from 500 answered requests a point (\u2013 below that, as in every speed table). "
-    "In process: the in-process variant of the same GGUF file, one query at a time (tables/throughput, query "
-    "workload); served / in process compares their pairs/s one request at a time (c=1).")
+    "In process: the in-process variant of the same file (the GGUF file for llama-server, the checkpoint for "
+    "infinity), one query at a time (tables/throughput, query workload); served / in process compares their "
+    "pairs/s one request at a time (c=1).")
 
 
 def load_rows(load: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:

@@ -205,9 +205,10 @@ class ServedReranker(Reranker):
         self.server.check(grace_s=0.5)
 
     def close(self) -> None:
-        self.client.close()
-        code = self.server.stop()
-        self.details["server_exit_code"] = code
+        try:
+            self.client.close()
+        finally:
+            self.details["server_exit_code"] = self.server.stop()
 
 
 def while_serving(server: ServerProcess, build: Callable[[], R]) -> R:

@@ -54,7 +54,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "open loop at an offered Poisson rate (requests/s); one request = one query with its candidates; "
           "latency from the scheduled arrival in the open loop (p90 and p99 only from 50 and 500 answered "
           "requests, as in tables/throughput); goodput = requests/s answered within "
-          "latency_target_ms; peak_rss_mb = the server process's peak during the point; client_cpu = the client's "
+          "latency_target_ms; peak_rss_mb = the server process's peak during the point (on CUDA its GPU memory's "
+          "peak follows the contract's columns: peak_vram_mb); client_cpu = the client's "
           "CPU seconds per second (client and server share the machine)", always_written_since_v2=False),
     Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
                     "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),

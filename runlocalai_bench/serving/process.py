@@ -99,7 +99,8 @@ class ServerProcess:
     command: Sequence[str]
     health: str = "/health"
     start_timeout_s: float = 600.0
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None = None  # added to this process's environment
+    drop_env: tuple[str, ...] = ()  # prefixes of this process's variables the server must not inherit
     port: int = 0
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -145,7 +146,8 @@ class ServerProcess:
             try:
                 self.process = subprocess.Popen(
                     command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env={**os.environ, **(self.env or {})},
+                    env={**{k: v for k, v in os.environ.items() if not k.startswith(self.drop_env)},
+                         **(self.env or {})},
                     preexec_fn=_death_signal(os.getpid()) if _PRCTL is not None else None)
                 atexit.register(self.stop)  # registered at once: a Ctrl-C during the health wait stops it too
                 if self._wait_healthy(began):

@@ -140,20 +140,19 @@ def load(request: LoadRequest) -> LlamaServerReranker:
             server=server, client=client, specials=0, tokens_per_batch=tokens_per_batch,
             buffers=buffer_sizes(server.log_text().splitlines()))
         reranker.specials = measure_specials(client, reranker.tokenize_text)
+        log_text = server.log_text()
+        shown = [Path(part).name if part in (str(binary), str(path)) else part for part in command]
+        reranker.details.update(
+            server="llama-server", llama_cpp_python=llama_cpp_version(), source=source, build=build_record(),
+            command=" ".join(shown), slots=request.server_slots, tokens_per_call=tokens_per_batch,
+            threads=request.threads, server_start_s=round(server.started_s, 3), specials=reranker.specials,
+            tensor_types={m["type"].upper(): int(m["count"]) for m in TYPE_LINE.finditer(log_text)},
+            amx_repack="disabled (--no-repack): " + AMX_NOTE if no_repack else "not used",
+            client="httpx, one request per query (Jina shape, /v1/rerank), on this machine: client and server share its cores",
+            truncation={"cut_pairs": 0, "tokens_exact": 0})
         return reranker
 
-    reranker = while_serving(server, build)
-    log_text = server.log_text()
-    shown = [Path(part).name if part in (str(binary), str(path)) else part for part in command]
-    reranker.details.update(
-        server="llama-server", llama_cpp_python=llama_cpp_version(), source=source, build=build_record(),
-        command=" ".join(shown), slots=request.server_slots, tokens_per_call=tokens_per_batch,
-        threads=request.threads, server_start_s=round(server.started_s, 3), specials=reranker.specials,
-        tensor_types={m["type"].upper(): int(m["count"]) for m in TYPE_LINE.finditer(log_text)},
-        amx_repack="disabled (--no-repack): " + AMX_NOTE if no_repack else "not used",
-        client="httpx, one request per query (Jina shape, /v1/rerank), on this machine: client and server share its cores",
-        truncation={"cut_pairs": 0, "tokens_exact": 0})
-    return reranker
+    return while_serving(server, build)
 
 
 BACKEND = Backend(name="server", extra="gguf", variants=VARIANTS, load=load, runtime_modules=("httpx",),
