@@ -58,6 +58,17 @@ def fixture_pairs() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
+def multilingual_pairs() -> list[tuple[str, str]]:
+    """Four pairs per query of the multilingual fixture (Spanish, Russian, ...): characters the tiny twin's
+    vocabulary lacks become unknown tokens, whose pieces are not their text (a served client's cut must keep the
+    characters)."""
+    collection = load_collection("fixture:multilingual", "test")
+    docs = list(collection.docs.values())
+    return [(query, docs[(i * 5 + j) % len(docs)].contents) for i, query in enumerate(collection.queries.values())
+            for j in range(4)]
+
+
+@pytest.fixture(scope="session")
 def smoke_bundle(tmp_path_factory, session_cache) -> Path:
     """One full smoke run (first stage, five variants on cpu and cuda - one served by llama-server where it is
     built -, report with claims), shared by the report, merge and figure tests: read-only (a test that changes a

@@ -1,6 +1,7 @@
 """The report's "Served under load" section: per served variant, what one user gets (concurrency 1), what the
 server gives at saturation (its best answered pairs/s over the sweep, with the tail latency there), and the
-in-process variant of the same file one query at a time, beside it.
+in-process variant of the same file one query at a time beside the served variant on the same queries (both
+query workloads of tables/throughput: the ratio compares like with like).
 
 Why a section of its own: local users run a reranker behind a server, many requests at once; the in-process rows
 answer "how fast is this file", this one "what does my server give and where does it saturate".
@@ -15,7 +16,7 @@ from runlocalai_bench.units import MISSING, duration_ms, sig
 
 KEYS = ["run_id", "reranker", "variant", "device", "dataset"]
 NUMERIC = {"c=1 pairs/s", "c=1 p50", "c=1 p99", "best pairs/s", "p50 there", "p99 there", "in process pairs/s",
-           "in process p50", "served / in process"}
+           "in process p50", "served, same queries", "served / in process"}
 EXPLANATION = (
     "One request = one query with its candidates, sent to the server this run started on 127.0.0.1; client and "
     "server share the machine's cores (tables/load `client_cpu`: the client's CPU seconds per second). c=1: one "
@@ -23,8 +24,10 @@ EXPLANATION = (
     "and open-loop Poisson rates; in the open loop latency counts from each scheduled arrival), with the point it "
     "came from and its latency. p99 only from 500 answered requests a point (\u2013 below that, as in every speed table). "
     "In process: the in-process variant of the same file (the GGUF file for llama-server, the checkpoint for "
-    "infinity), one query at a time (tables/throughput, query workload); served / in process compares their "
-    "pairs/s one request at a time (c=1).")
+    "infinity), one query at a time (tables/throughput, query workload). Served, same queries: the served variant's "
+    "own query workload there (the same queries, one request at a time, over the same timed rounds); served / in "
+    "process compares those two, not the sweep's c=1 point, whose queries are the sweep's own "
+    "(serve.max_queries).")
 
 
 def load_rows(load: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:
@@ -43,6 +46,9 @@ def load_rows(load: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:
                          & (reference["device"] == row["device"]) & (reference["dataset"] == row["dataset"])] \
             if twin and not reference.empty else reference.iloc[0:0]
         in_process = same["pairs_per_s"].median() if not same.empty else None
+        own = reference[(reference["run_id"] == row["run_id"]) & (reference["variant"] == row["variant"])
+                        & (reference["device"] == row["device"]) & (reference["dataset"] == row["dataset"])] \
+            if not reference.empty else reference
         rows.append({
             **row,
             "c1_pairs_per_s": one["pairs_per_s"].iloc[0] if not one.empty else None,
@@ -57,6 +63,7 @@ def load_rows(load: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:
             "in_process": twin,
             "in_process_pairs_per_s": in_process,
             "in_process_p50_ms": same["latency_p50_ms"].median() if not same.empty else None,
+            "served_query_pairs_per_s": own["pairs_per_s"].median() if not own.empty else None,
         })
     return pd.DataFrame(rows)
 
@@ -79,7 +86,9 @@ def load_display(rows: pd.DataFrame, with_run: bool) -> pd.DataFrame:
         "in process": [v or MISSING for v in rows["in_process"]],
         "in process pairs/s": [num(v) for v in rows["in_process_pairs_per_s"]],
         "in process p50": [ms(v) for v in rows["in_process_p50_ms"]],
+        "served, same queries": [num(v) for v in rows["served_query_pairs_per_s"]],
         "served / in process": [f"{b / i:.2f}x" if b is not None and i is not None and pd.notna(b) and pd.notna(i) and i
-                                else MISSING for b, i in zip(rows["c1_pairs_per_s"], rows["in_process_pairs_per_s"])],
+                                else MISSING for b, i in zip(rows["served_query_pairs_per_s"],
+                                                             rows["in_process_pairs_per_s"])],
     })
     return shown if with_run else shown.drop(columns=["run"])

@@ -18,7 +18,6 @@ import signal
 import numpy as np
 import pytest
 
-from runlocalai_bench.data.specs import load_collection
 from runlocalai_bench.perf.memory import peak_rss_mb, reset_peak_rss
 from runlocalai_bench.rerankers.backends import infinity
 from runlocalai_bench.rerankers.base import LoadRequest, VariantUnavailable, truncate_pair
@@ -44,14 +43,6 @@ def in_process(tiny_xlmr, session_cache):
                              MAX_LENGTH)
     yield reranker
     reranker.close()
-
-
-@pytest.fixture(scope="module")
-def multilingual_pairs() -> list[tuple[str, str]]:
-    collection = load_collection("fixture:multilingual", "test")
-    docs = list(collection.docs.values())
-    return [(query, docs[(i * 5 + j) % len(docs)].contents) for i, query in enumerate(collection.queries.values())
-            for j in range(4)]
 
 
 @needs_infinity
@@ -114,7 +105,7 @@ def test_memory_is_the_servers_and_a_sweep_runs_against_it(served, fixture_pairs
         assert row["pairs_per_s"] == pytest.approx(4 * row["requests_per_s"])
         assert row["peak_rss_mb"] > 0
     command = served.details["command"]
-    assert command.startswith("python -c <TF32 off, then infinity_emb> v2 --model-id") and "--no-compile" in command
+    assert command.startswith("python -I -c <TF32 off, then infinity_emb> v2 --model-id") and "--no-compile" in command
     assert "--no-vector-disk-cache" in command and "--batch-size 8" in command
     assert served.details["versions"]["infinity_emb"] == "0.0.78"
     assert infinity.TF32_LINE in served.server.log_text()  # started through the wrapper that turns TF32 off

@@ -26,7 +26,6 @@ from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.registry import check_available, get_variant, load_reranker
 from runlocalai_bench.serving.client import RerankError, parse_scores, rerank_body
 from runlocalai_bench.serving.process import ServerFailed, port_is_free
-from runlocalai_bench.data.specs import load_collection
 from support import SERVED_MAX_LENGTH, llama_server_missing
 
 
@@ -59,16 +58,6 @@ def test_parser_maps_results_back_by_index_and_refuses_gaps():
         parse_scores({"results": payload["results"] + [{"index": 2, "relevance_score": 0.0}]}, 3)
     assert rerank_body("cohere", "q", ["a", "b"])["raw_scores"] is True
     assert rerank_body("jina", "q", ["a", "b"])["top_n"] == 2
-
-
-@pytest.fixture(scope="module")
-def multilingual_pairs() -> list[tuple[str, str]]:
-    """Four pairs per query of the multilingual fixture (Spanish, Russian, ...): characters the tiny twin's
-    vocabulary lacks become unknown tokens, whose pieces are not their text (the cut must keep the characters)."""
-    collection = load_collection("fixture:multilingual", "test")
-    docs = list(collection.docs.values())
-    return [(query, docs[(i * 5 + j) % len(docs)].contents) for i, query in enumerate(collection.queries.values())
-            for j in range(4)]
 
 
 @needs_server

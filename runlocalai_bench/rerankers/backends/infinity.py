@@ -80,10 +80,15 @@ def infinity_binary() -> Path:
             f"{BINARY_ENV}={given}: not an executable file" if given else
             "infinity is not installed (run `make infinity`: its own virtualenv in .venv/infinity, about 2 minutes "
             f"and 1.4 GB with the CPU torch wheel; or set {BINARY_ENV} to an infinity_emb executable)")
-    if not (path.parent / "python").is_file():
-        raise InfinityUnavailable(f"{BINARY_ENV}={given}: no python beside it (the suite starts infinity through "
-                                  "its virtualenv's python, to switch TF32 off after infinity's import)")
+    if not python_of(path).is_file():
+        raise InfinityUnavailable(f"{given or path.name}: no python beside it (the suite starts infinity through its "
+                                  "virtualenv's python, to switch TF32 off after infinity's import)")
     return path
+
+
+def python_of(binary: Path) -> Path:
+    """The python of the virtualenv ``binary`` belongs to (links followed: a pipx-style link points into it)."""
+    return binary.resolve().parent / "python"
 
 
 # Run by the virtualenv's python with infinity's CLI arguments after it: import infinity's module that turns TF32
@@ -111,7 +116,8 @@ def server_command(binary: Path, folder: Path, *, batch_size: int, device: str, 
     """The command line serving the checkpoint in ``folder`` on ``{host}:{port}`` (formatted by ServerProcess);
     why each option: the module's docstring."""
     kind = "cuda" if device.startswith("cuda") else device
-    command = [str(binary.parent / "python"), "-c", TF32_OFF, "v2", "--model-id", str(folder),
+    # -I: isolated, so neither the working directory nor the suite's PYTHONPATH can shadow infinity's modules.
+    command = [str(python_of(binary)), "-I", "-c", TF32_OFF, "v2", "--model-id", str(folder),
                "--served-model-name", SERVED_NAME, "--engine", "torch", "--device", kind, "--dtype", dtype,
                "--batch-size", str(batch_size), "--no-compile", "--no-bettertransformer", "--no-vector-disk-cache",
                "--no-model-warmup", "--host", "{host}", "--port", "{port}", "--log-level", "warning"]
@@ -127,7 +133,7 @@ def check_device(variant: Variant, device: str) -> None:
         raise VariantUnavailable(str(exc)) from None
     if device.startswith("cuda"):
         try:
-            probe = subprocess.run([str(binary.parent / "python"), "-c",
+            probe = subprocess.run([str(python_of(binary)), "-I", "-c",
                                     "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"],
                                    capture_output=True, timeout=300)
         except subprocess.TimeoutExpired:
@@ -201,7 +207,8 @@ def load(request: LoadRequest) -> InfinityReranker:
         reranker = InfinityReranker(
             variant=request.variant, device=request.device,
             weight_files=sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin")),
-            executed_precision=f"{request.variant.precision} (torch eager, TF32 off)", config=config,
+            executed_precision=f"{request.variant.precision} (torch eager"
+                               f"{', TF32 off' if request.device.startswith('cuda') else ''})", config=config,
             server=server, client=client, specials=tokenizer.num_special_tokens_to_add(pair=True), tokenizer=tokenizer,
             home=home)
         client.rerank("a", ["b"])  # the first request: a server that cannot score dies here, with its log
@@ -210,7 +217,7 @@ def load(request: LoadRequest) -> InfinityReranker:
                                f"{server.log_tail()}")
         versions = installed_versions(binary)
         client_tokenizers = importlib.metadata.version("tokenizers")
-        shown = [Path(part).name if part in (str(binary.parent / "python"), str(folder)) else
+        shown = [Path(part).name if part in (str(python_of(binary)), str(folder)) else
                  "<TF32 off, then infinity_emb>" if part == TF32_OFF else part for part in command]
         reranker.details.update(
             server="infinity", versions=versions, command=" ".join(shown), batch_size=request.server_slots,
