@@ -8,7 +8,9 @@ as "2 GB of VRAM" (what a user reads in nvidia-smi) is judged on NVML's figure.
 Inside a container with its own PID namespace (the usual GPU box) the driver lists processes by the host's PIDs,
 so this process never finds itself in NVML's list. Then its GPU memory is read as the device's used memory minus
 the level recorded before this process created its CUDA context (:func:`record_baseline`): exact on a GPU this
-process has to itself, and labelled (:data:`DEVICE_DIFFERENCE`) so a reader knows which counter it was.
+process has to itself, and labelled (:data:`DEVICE_DIFFERENCE`) so a reader knows which counter it was. A served
+variant's server (another PID) gets no such fallback: the device's used memory would count this process's own CUDA
+context as the server's, so there its GPU memory stays None.
 
 pynvml is imported inside the functions: it loads ``libnvidia-ml`` and is only useful on machines with an
 NVIDIA driver; everywhere else these functions return None.
