@@ -461,13 +461,22 @@ def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -
         return not_drawn("throughput_by_variant", title, "no candidates throughput rows (throughput disabled?)")
     several = rows["run_id"].nunique() > 1
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
-    _sorted_bars(ax, [_label(r, several) for _, r in rows.iterrows()], rows["pairs_per_s"].to_numpy(),
+    def served(variant: str) -> bool:
+        return variant in VARIANTS and VARIANTS[variant].served
+
+    # A served variant's bar is labelled: its sample is whole queries, not the in-process bars' pairs.
+    _sorted_bars(ax, [_label(r, several) + (" · whole queries" if served(r["variant"]) else "")
+                      for _, r in rows.iterrows()], rows["pairs_per_s"].to_numpy(),
                  [variant_style(v)[0] for v in rows["variant"]], sig)
     _backend_legend(ax, rows["variant"])
     batch = ", ".join(str(b) for b in sorted(throughput[throughput["workload"] == "candidates"]["batch_size"].unique()))
-    ax.set_xlabel(f"pairs/s end to end on the run's candidates (median of rounds; all datasets' pairs over their time; batch {batch})")
+    ax.set_xlabel(f"pairs/s end to end on the run's candidates\n(median of rounds; all datasets' pairs over their time; "
+                  f"batch {batch})")
     caption = ("End-to-end reranking throughput per variant and device (tokenization and length-sorted batching "
-               "included), sorted by speed; colour = backend.")
+               "included), sorted by speed; colour = backend." + (
+                   " Served variants are timed on whole queries, one request each, in-process ones on pairs sampled "
+                   "across queries: compare them on the same queries in the report's \"Served under load\"."
+                   if any(served(v) for v in rows["variant"].unique()) else ""))
     return _save(fig, folder, Figure("throughput_by_variant", title, caption), footer)
 
 
