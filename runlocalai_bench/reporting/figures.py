@@ -465,7 +465,7 @@ def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -
         return variant in VARIANTS and VARIANTS[variant].served
 
     # A served variant's bar is labelled: its sample is whole queries, not the in-process bars' pairs.
-    _sorted_bars(ax, [_label(r, several) + (" · whole queries" if served(r["variant"]) else "")
+    _sorted_bars(ax, [_label(r, several) + ("\n(whole queries)" if served(r["variant"]) else "")
                       for _, r in rows.iterrows()], rows["pairs_per_s"].to_numpy(),
                  [variant_style(v)[0] for v in rows["variant"]], sig)
     _backend_legend(ax, rows["variant"])
