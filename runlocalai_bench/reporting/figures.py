@@ -28,7 +28,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from runlocalai_bench.perf import timing  # noqa: E402
 from runlocalai_bench.quality.stats import bootstrap_mean  # noqa: E402
 from runlocalai_bench.quality.summary import MACRO  # noqa: E402
-from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS  # noqa: E402
+from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS, is_served  # noqa: E402
 from runlocalai_bench.units import duration_ms, sig, size  # noqa: E402
 
 STYLE = Path(__file__).with_name("house.mplstyle")
@@ -461,11 +461,8 @@ def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -
         return not_drawn("throughput_by_variant", title, "no candidates throughput rows (throughput disabled?)")
     several = rows["run_id"].nunique() > 1
     fig, ax = _new(7.5, max(3.0, 0.32 * len(rows) + 1.6))
-    def served(variant: str) -> bool:
-        return variant in VARIANTS and VARIANTS[variant].served
-
     # A served variant's bar is labelled: its sample is whole queries, not the in-process bars' pairs.
-    _sorted_bars(ax, [_label(r, several) + ("\n(whole queries)" if served(r["variant"]) else "")
+    _sorted_bars(ax, [_label(r, several) + ("\n(whole queries)" if is_served(r["variant"]) else "")
                       for _, r in rows.iterrows()], rows["pairs_per_s"].to_numpy(),
                  [variant_style(v)[0] for v in rows["variant"]], sig)
     _backend_legend(ax, rows["variant"])
@@ -476,7 +473,7 @@ def throughput_by_variant(throughput: pd.DataFrame, folder: Path, footer: str) -
                "included), sorted by speed; colour = backend." + (
                    " Served variants are timed on whole queries, one request each, in-process ones on pairs sampled "
                    "across queries: compare them on the same queries in the report's \"Served under load\"."
-                   if any(served(v) for v in rows["variant"].unique()) else ""))
+                   if any(is_served(v) for v in rows["variant"].unique()) else ""))
     return _save(fig, folder, Figure("throughput_by_variant", title, caption), footer)
 
 

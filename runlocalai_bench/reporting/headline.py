@@ -18,7 +18,7 @@ import pandas as pd
 
 from runlocalai_bench.perf import timing
 from runlocalai_bench.quality.summary import MACRO
-from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS
+from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, is_served
 from runlocalai_bench.results.tables import COLUMNS
 from runlocalai_bench.units import percent, rate
 
@@ -263,9 +263,8 @@ def summary_sentences(headline: pd.DataFrame, comparisons: pd.DataFrame | None =
         fastest = timed.loc[timed["pairs_per_s"].astype(float).idxmax()]
         reference = timed[(timed["variant"] == REFERENCE_VARIANT) & (timed["run_id"] == fastest["run_id"])
                           & (timed["device"] == fastest["device"])]
-        served = fastest["variant"] in VARIANTS and VARIANTS[fastest["variant"]].served
         ratio = (" (served: its candidates are whole queries, one request each, not the pairs torch-fp32 was timed "
-                 "on; the same-query comparison is in \"Served under load\")" if served else
+                 "on; the same-query comparison is in \"Served under load\")" if is_served(fastest["variant"]) else
                  f" ({float(fastest['pairs_per_s']) / float(reference['pairs_per_s'].iloc[0]):.2g}× "
                  f"{REFERENCE_VARIANT} on the same device)" if len(reference) and fastest["variant"] != REFERENCE_VARIANT
                  else "")

@@ -30,7 +30,7 @@ from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, H
 from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
 from runlocalai_bench.reporting.reproduction import keep_reference_files, load_references, reproduction_table
 from runlocalai_bench.quality.summary import MACRO
-from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, VARIANTS
+from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, is_served
 from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.digest import tables_digest
 from runlocalai_bench.results.tables import COLUMNS, TABLES, BundleError, read_table, write_table
@@ -127,7 +127,7 @@ def headline_display(rows: pd.DataFrame, with_dataset: bool, with_run: bool) -> 
                          else _text(r["first_stage"]))
         if r["variant"] == REFERENCE_VARIANT and not r["comparison"]:
             notes.append("reference")
-        if r["system"] == "rerank" and r["variant"] in VARIANTS and VARIANTS[r["variant"]].served:
+        if r["system"] == "rerank" and is_served(r["variant"]):
             notes.append("served: pairs/s over whole queries, one request each (in process: pairs sampled across "
                          "queries); the same-query ratio is under Served under load")
         if r["weights"] == "random" and r["system"] == "rerank" and r["status"] == "ok":

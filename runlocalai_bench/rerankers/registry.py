@@ -73,6 +73,12 @@ def backend_of(variant: Variant) -> Backend:
     return BACKENDS[variant.backend]
 
 
+def is_served(name: str) -> bool:
+    """Whether the variant named ``name`` runs behind a server (False for names this registry does not know, e.g.
+    a variant of an older bundle)."""
+    return name in VARIANTS and VARIANTS[name].served
+
+
 def user_file_variants() -> list[str]:
     """Variants whose backend accepts a ready-made file instead of converting the checkpoint."""
     return [name for name, v in VARIANTS.items() if backend_of(v).user_file_suffix]
