@@ -148,9 +148,32 @@ class RerankerParams(_Strict):
         description="other rerankers (hub ids, local folders, twin:NAME) scored on exactly the same candidates in "
                     "each device's reference variant (torch-fp32 on CPU, torch-fp16 on CUDA), with the same "
                     "weights setting as the main reranker; compared pairwise in tables/comparisons")
+    baseline_variants: list[VariantName] = Field(
+        default_factory=list,
+        description="variants each comparison reranker also runs in, beyond each device's reference variant: "
+                    "compared with its own torch-fp32 in tables/comparisons (kind quantization), as the main "
+                    "reranker's variants are. A variant a comparison reranker's family cannot run is a recorded skip")
+    instruction: str | None = Field(
+        default=None,
+        description="LLM rerankers whose prompt carries an instruction (Qwen3-Reranker): its text; null = the "
+                    "model card's default. Recorded per execution; families without one ignore it")
+    trust_remote_code: dict[str, str] = Field(
+        default_factory=dict,
+        description="hub id -> commit hash (40 hex digits): the rerankers whose repository code (trust_remote_code) "
+                    "may run, each at that pinned revision only. A reranker that needs its own code and is not "
+                    "listed is a recorded skip")
     gguf_files: dict[VariantName, str] = Field(
         default_factory=dict,
         description="gguf variant -> an existing .gguf file of this reranker to use instead of converting it")
+
+    @field_validator("trust_remote_code")
+    @classmethod
+    def _pinned(cls, allowed: dict[str, str]) -> dict[str, str]:
+        for model, revision in allowed.items():
+            if not re.fullmatch(r"[0-9a-f]{40}", str(revision)):
+                raise ValueError(f"trust_remote_code.{model}: {revision!r} is not a commit hash (40 hex digits); remote "
+                                 "code runs only at a pinned commit, never a branch or tag that can move")
+        return allowed
 
     @field_validator("gguf_files")
     @classmethod
@@ -170,7 +193,7 @@ class RerankerParams(_Strict):
             raise ValueError(f"threads must be 'physical', 'logical' or a positive integer, got {value}")
         return value
 
-    @field_validator("variants", "devices", "baselines")
+    @field_validator("variants", "devices", "baselines", "baseline_variants")
     @classmethod
     def _unique(cls, values: list[str]) -> list[str]:
         if len(set(values)) != len(values):

@@ -38,6 +38,7 @@ LAZY_THIRD_PARTY = {
     "papermill",  # only the notebook engine needs Jupyter: the subprocess engine runs where it is not installed
     "ipykernel",  # only a kernel process imports the kernel
     "ray",  # the optional Ray engine (the `ray` extra)
+    "tokenizers",  # transformers' tokenizer library: only building an LLM-reranker twin's tokenizer trains one
 }
 LAZY_PACKAGE_IMPORTS_ALLOWED = {f"{PACKAGE}.cli"}  # subcommands import what they need, to keep --help instant
 

@@ -14,7 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import yaml
 from safetensors import safe_open  # the weight format transformers writes; reads the header without loading
+
+from runlocalai_bench.models.twins import twin_note
 
 # Tensors that are embedding tables (a vocabulary, position or segment lookup), not computation: the
 # "non-embedding" parameter count leaves them out, as scaling-law papers and model cards do.
@@ -78,3 +81,51 @@ def model_facts(folder: Path) -> dict[str, Any]:
         "checkpoint_bytes": sum(p.stat().st_size for p in folder.iterdir()
                                 if p.suffix in (".safetensors", ".bin") and p.is_file()),
     }
+
+
+# Licences of the rerankers a reader weighs against v2-m3, as their model cards state them (the cards' `license`
+# metadata, quoted in the open-rerankers issue): what tables/model says before the card is downloaded. A
+# downloaded checkpoint's own card always wins.
+KNOWN_LICENCES = {
+    "Qwen/Qwen3-Reranker-0.6B": "apache-2.0", "Qwen/Qwen3-Reranker-4B": "apache-2.0",
+    "Qwen/Qwen3-Reranker-8B": "apache-2.0", "mixedbread-ai/mxbai-rerank-base-v2": "apache-2.0",
+    "mixedbread-ai/mxbai-rerank-large-v2": "apache-2.0", "jinaai/jina-reranker-v2-base-multilingual": "cc-by-nc-4.0",
+    "Alibaba-NLP/gte-multilingual-reranker-base": "apache-2.0",
+}
+NON_COMMERCIAL = ("-nc", "non-commercial", "noncommercial")
+
+
+def card_licence(folder: Path) -> str | None:
+    """The ``license`` of the model card (README.md metadata) in ``folder``, or None without one."""
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return None
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
+    except yaml.YAMLError:
+        return None
+    licence = meta.get("license") if isinstance(meta, dict) else None
+    if licence == "other" and meta.get("license_name"):
+        licence = f"other ({meta['license_name']})"
+    return str(licence) if licence else None
+
+
+def licence_of(folder: Path, spec: str) -> str:
+    """The licence to print beside a reranker: its card's, else the known one of the model (or of the model a
+    shape twin copies), else what is missing."""
+    note = twin_note(folder) or {}
+    if note.get("kind") == "tiny test checkpoint":
+        return "none (tiny test checkpoint, random weights)"
+    found = card_licence(folder)
+    if found:
+        return found
+    of = note.get("of") or spec
+    return KNOWN_LICENCES.get(of, "unknown (no model card in the checkpoint)")
+
+
+def is_non_commercial(licence: str | None) -> bool:
+    """Whether a licence forbids commercial use (CC BY-NC and the like): the report says so beside the row."""
+    return bool(licence) and any(mark in licence.lower() for mark in NON_COMMERCIAL)

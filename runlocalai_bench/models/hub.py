@@ -18,7 +18,9 @@ from pathlib import Path
 
 from runlocalai_bench.models.refs import ModelNotFoundError, ModelRef
 
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"]
+# README.md: the model card, whose metadata holds the licence (tables/model). *.py: a remote-code model's own
+# modules, fetched with it and run only where reranker.trust_remote_code pins that commit.
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "README.md", "*.py"]
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 OFFLINE_HINT = ("offline: run `make smoke` (no download needed), use reranker.weights=random for speed and memory, "
                 "or point the model at a local folder")

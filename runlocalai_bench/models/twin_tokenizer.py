@@ -83,3 +83,43 @@ def write_xlmr_tokenizer(vocab_file: Path, folder: Path) -> Path:
     tokenizer = XLMRobertaTokenizerFast(vocab_file=str(model_file))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+# The chat-template markers Qwen (and mxbai-v2, a Qwen2) prompts use, and the words LLM rerankers read a score from.
+CHAT_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+CHAT_ADDED = ("<think>", "</think>")
+ANSWER_WORDS = ("yes", "no", "Yes", "No", "1", "0")
+BOS = "<bos>"
+
+
+def write_chat_bpe_tokenizer(vocab_file: Path, folder: Path, prompts: tuple[str, ...] = (), vocab_size: int = 4000) -> Path:
+    """Write a byte-level BPE tokenizer for LLM-reranker twins into ``folder``: the real Qwen3/Qwen2/Gemma
+    tokenizers (150k+ pieces, several MB) are not on this machine. It is trained here on the English words of
+    ``vocab_file``, the families' ``prompts`` and the answer words, so the prompt's markers are special tokens,
+    ``<think>``/``</think>`` added tokens (as in Qwen3's tokenizer) and every answer word one token, as the
+    families' formulas need. Byte-level: any text (any script) tokenizes, with no unknown token.
+
+    Hand-written because no library ships a small tokenizer with these pieces; the training itself is the
+    ``tokenizers`` library's BPE trainer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    words = [t for t in Path(vocab_file).read_text(encoding="utf-8").splitlines() if t.isascii() and t.isalpha()]
+    corpus = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)] + list(prompts) * 20
+    corpus += [" ".join(ANSWER_WORDS), "\n".join(ANSWER_WORDS)] * 200
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[*CHAT_SPECIAL, BOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(corpus, trainer)
+    tokenizer.add_tokens(list(CHAT_ADDED))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=BOS, model_max_length=32768)
+    for word in ANSWER_WORDS:
+        if len(fast(word, add_special_tokens=False)["input_ids"]) != 1:
+            raise AssertionError(f"the twin tokenizer splits {word!r}: an LLM reranker's score reads it as one token")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(folder))
+    return folder

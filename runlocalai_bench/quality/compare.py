@@ -7,7 +7,8 @@ a macro-average over the run's datasets (resampled within each dataset):
 
 - ``baseline``: the main reranker in a device's reference variant against each comparison reranker
   (``reranker.baselines``), which ran in that same variant on that device;
-- ``quantization``: every other variant of the main reranker against torch-fp32 on the same device;
+- ``quantization``: every other variant of a reranker against its torch-fp32 on the same device (the main
+  reranker's variants, and a comparison reranker's ``reranker.baseline_variants``);
 - ``ceiling``: the main reranker's reference variant against the oracle (the candidates ordered by their
   relevance judgments: the most any reranker of these candidates could reach).
 """
@@ -54,6 +55,25 @@ def _compare(key: dict, treated: pd.Series, base: pd.Series, samples: int, seed:
     return rows
 
 
+def _variant_rows(run_id: str, model: str, device: str, on_device: pd.DataFrame, file_bytes: dict[tuple, float],
+                  samples: int, seed: int, run_datasets: list[str]) -> list[dict]:
+    """Kind ``quantization``: every variant of ``model`` on ``device`` against its torch-fp32 there."""
+    fp32 = on_device[on_device["variant"] == REFERENCE_VARIANT]
+    if fp32.empty:
+        return []
+    base, out = _values(fp32), []
+    size = file_bytes.get((run_id, model, REFERENCE_VARIANT, device))
+    for variant, theirs in on_device[on_device["variant"] != REFERENCE_VARIANT].groupby("variant"):
+        ratio = file_bytes.get((run_id, model, variant, device))
+        found = _compare({"run_id": run_id, "reranker": model, "device": device, "measure": MEASURE,
+                          "kind": "quantization", "variant": variant, "baseline": model,
+                          "baseline_variant": REFERENCE_VARIANT}, _values(theirs), base, samples, seed, run_datasets)
+        for row in found:
+            row["file_ratio"] = ratio / size if ratio and size else None
+        out += found
+    return out
+
+
 def comparisons(quality: pd.DataFrame, main: dict[str, str], samples: int, seed: int,
                 file_bytes: dict[tuple, float] | None = None) -> pd.DataFrame:
     """The comparisons table of ``quality`` (tables/quality rows). ``main`` maps run_id to its main reranker;
@@ -86,19 +106,11 @@ def comparisons(quality: pd.DataFrame, main: dict[str, str], samples: int, seed:
                 if not ceiling.empty:
                     out += _compare({**common, "kind": "ceiling", "variant": reference, "baseline": ORACLE,
                                      "baseline_variant": ORACLE}, treated, _values(ceiling), samples, seed, run_datasets)
-            fp32 = on_device[on_device["variant"] == REFERENCE_VARIANT]
-            if fp32.empty:
-                continue
-            base = _values(fp32)
-            size = file_bytes.get((run_id, model, REFERENCE_VARIANT, device))
-            for variant, theirs in on_device[on_device["variant"] != REFERENCE_VARIANT].groupby("variant"):
-                ratio = file_bytes.get((run_id, model, variant, device))
-                found = _compare({**common, "kind": "quantization", "variant": variant, "baseline": model,
-                                  "baseline_variant": REFERENCE_VARIANT}, _values(theirs), base, samples, seed,
-                                 run_datasets)
-                for row in found:
-                    row["file_ratio"] = ratio / size if ratio and size else None
-                out += found
+            out += _variant_rows(run_id, model, device, on_device, file_bytes, samples, seed, run_datasets)
+        # A comparison reranker run in more variants than the reference (reranker.baseline_variants): each
+        # against its own torch-fp32, as the main reranker's variants are.
+        for (other, device), on_device in others.groupby(["reranker", "device"]):
+            out += _variant_rows(run_id, other, device, on_device, file_bytes, samples, seed, run_datasets)
     if not out:
         return pd.DataFrame(columns=COLUMNS["comparisons"])
     return pd.DataFrame(out).reindex(columns=COLUMNS["comparisons"] + ["level", "file_ratio", "datasets"])

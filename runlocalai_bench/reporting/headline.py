@@ -228,6 +228,8 @@ def _paired(comparisons: pd.DataFrame, row: pd.Series) -> pd.Series | None:
     found = comparisons[(comparisons["kind"] == "quantization") & (comparisons["run_id"] == row["run_id"])
                         & (comparisons["variant"] == row["variant"]) & (comparisons["device"] == row["device"])
                         & (comparisons["dataset"] == row["dataset"])]
+    if "reranker" in row.index and isinstance(row["reranker"], str):  # a comparison reranker's variants have rows too
+        found = found[found["reranker"] == row["reranker"]]
     return found.iloc[0] if len(found) else None
 
 

@@ -84,6 +84,8 @@ class LoadRequest:
     tokens_per_call: int | None = None  # llama.cpp: the most tokens one call packs (None: the backend's default)
     server_slots: int = 4  # served variants: requests (or candidates of one request) the server decodes together
     server_timeout_s: float = 1800.0  # served variants: the longest one request (a query's candidates) may take
+    instruction: str | None = None  # LLM rerankers: the instruction their prompt carries (None: the family's default)
+    trust_remote_code: bool = False  # the parameters allowed this checkpoint's own code at a pinned revision
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,12 @@ class Backend:
     # Whether the runtime computes fp16/bf16 through fp32 conversions op by op on a CPU without a native path for
     # them (several times slower than fp32 there), rather than choosing fp32 kernels for such weights itself.
     emulates_half_on_cpu: bool = False
+    # The reranker families (rerankers/families.py: classifier, llm) this backend has a scoring path for; another
+    # family's checkpoint is a recorded skip that says why (``family_note``).
+    families: tuple[str, ...] = ("classifier",)
+    family_note: str = ""
+    # Whether the backend can run a checkpoint's own Python code (``trust_remote_code``: jina-v2, gte-multilingual).
+    remote_code: bool = False
 
     def extra_for(self, device: str) -> str:
         """The pyproject extra that installs what this backend needs on ``device``."""

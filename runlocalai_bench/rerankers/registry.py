@@ -26,6 +26,7 @@ from runlocalai_bench.models.refs import ModelRef
 from runlocalai_bench.rerankers import backends as backends_package
 from runlocalai_bench.rerankers.exports import export_root, reading_only
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Reranker, Variant, VariantUnavailable
+from runlocalai_bench.rerankers.families import Family, family_of
 
 
 def _discover() -> dict[str, Backend]:
@@ -174,10 +175,19 @@ def import_runtime(variant: Variant) -> None:
         importlib.import_module(module)
 
 
+def check_family(variant: Variant, family: Family) -> None:
+    """Raise :class:`VariantUnavailable` when ``variant``'s backend has no scoring path for ``family``."""
+    backend = backend_of(variant)
+    if family.kind not in backend.families:
+        raise VariantUnavailable(f"{variant.name}: the {backend.name} backend scores {', '.join(backend.families)} "
+                                 f"rerankers, not {family.name} ({family.kind}){': ' + backend.family_note if backend.family_note else ''}")
+
+
 def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, cache_dir: Path, max_length: int,
                   calibration_pairs=(), user_file: Path | None = None, threads: int | None = None,
                   tokens_per_call: int | None = None, server_slots: int = 4,
-                  server_timeout_s: float = 1800.0) -> Reranker:
+                  server_timeout_s: float = 1800.0, instruction: str | None = None,
+                  trust_remote_code: bool = False) -> Reranker:
     """Load ``folder`` as ``variant`` on ``device`` through its backend, after its exports were built in a
     process of their own (:func:`prepare_exports`); the loader then only reads finished files. ``load_s`` is the
     load alone; ``details['export']`` what the exports cost. :func:`perf.memory.load_measured` wraps this with
@@ -185,19 +195,25 @@ def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, ca
     import torch
 
     check_available(variant, device)
+    family = family_of(ref.spec, Path(folder))
+    check_family(variant, family)
+    if trust_remote_code and not backend_of(variant).remote_code:
+        raise VariantUnavailable(f"{variant.name}: {ref.spec} runs code from its repository, which the "
+                                 f"{variant.backend} backend does not load (its export has no path for a custom architecture)")
     threads = threads or compute_threads()
     # torch is in every rerank process (tokenizers' tensors, the roofline's probe, the torch backend itself):
     # its pool gets the same count as the backend's runtime, so no runtime computes beside an idle-spinning other.
     torch.set_num_threads(threads)
     request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
                           tuple(calibration_pairs), Path(user_file) if user_file else None, threads, tokens_per_call,
-                          server_slots, server_timeout_s)
+                          server_slots, server_timeout_s, instruction, trust_remote_code)
     export = prepare_exports(request)
     started = time.perf_counter()
     with reading_only():
         reranker = backend_of(variant).load(request)
     reranker.load_s = time.perf_counter() - started
     reranker.details["threads"] = threads
+    reranker.details["family"] = family.description
     if export is not None:
         reranker.details["export"] = export.as_dict()
     return reranker

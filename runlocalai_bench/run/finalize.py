@@ -88,15 +88,23 @@ class Execution:
         return NOTEBOOKS[self.stage]
 
 
+def baseline_variants(params: Params, device: str) -> list[str]:
+    """The variants a comparison reranker runs in on ``device``: the device's reference variant, then
+    ``reranker.baseline_variants``."""
+    reference = reference_variant(device)
+    return [reference] + [v for v in params.reranker.baseline_variants if v != reference]
+
+
 def executions_of(params: Params) -> list[Execution]:
     """Every execution a run plans: the first stage, each (variant, device) of the reranker under test, then
-    each comparison reranker on each device in that device's reference variant."""
+    each comparison reranker on each device in that device's reference variant and ``baseline_variants``."""
     planned = [Execution("first_stage", "first_stage")] if "first_stage" in params.stages else []
     if "rerank" in params.stages:
         planned += [Execution(rerank_execution(v, d), "rerank", v, d)
                     for v in params.reranker.variants for d in params.reranker.devices]
-        planned += [Execution(rerank_execution(reference_variant(d), d, b), "rerank", reference_variant(d), d, b)
-                    for b in params.reranker.baselines for d in params.reranker.devices]
+        planned += [Execution(rerank_execution(v, d, b), "rerank", v, d, b)
+                    for b in params.reranker.baselines for d in params.reranker.devices
+                    for v in baseline_variants(params, d)]
     return planned
 
 

@@ -55,11 +55,13 @@ from runlocalai_bench.units import sig
 from runlocalai_bench.rerankers.base import VariantUnavailable
 from runlocalai_bench.rerankers.exports import export_root
 from runlocalai_bench.rerankers.registry import (
-    REFERENCE_VARIANT, backend_of, check_available, get_variant, load_reranker, reference_variant,
+    REFERENCE_VARIANT, backend_of, check_available, check_family, get_variant, load_reranker, reference_variant,
 )
 from runlocalai_bench.results.bundle import Bundle, meta_device, rerank_execution
 from runlocalai_bench.results.tables import read_table
 from runlocalai_bench.run.budget import Allocation, DatasetCost, ExecutionCost, allocate, hours
+from runlocalai_bench.rerankers.families import REMOTE_CODE_MODELS, Family, family_from, family_of
+from runlocalai_bench.run.finalize import baseline_variants
 from runlocalai_bench.run.kernel import output_to
 
 ASSUMED_TOKENS = 256  # tokens per pair when no local text can be sampled
@@ -574,12 +576,14 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
     # rerank executions
     ref = _reranker_folder(params)[1]
     work = [DatasetWork(s.label, [("", "")] * s.pairs, [[("", "")] * params.reranker.depth] * s.n_queries) for s in sizes]
+    family = _family_of(params.reranker.model, params)
     for variant in params.reranker.variants:
         spec = get_variant(variant)
         for device in params.reranker.devices:
             name = rerank_execution(variant, device)
             physical = resolve_device(split_class(device)[0])
             try:
+                check_family(spec, family)
                 if not node_class(device):
                     check_available(spec, physical)
                 elif device_kind(physical) not in spec.devices:  # the node's libraries and hardware: it decides there
@@ -643,11 +647,19 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
     for baseline in params.reranker.baselines:
         config = _config_of(baseline, params)
         other = model_shape(SimpleNamespace(**config)) if config else None
-        for device in params.reranker.devices:
-            variant = reference_variant(device)
+        for device, variant in [(d, v) for d in params.reranker.devices for v in baseline_variants(params, d)]:
             name = rerank_execution(variant, device, baseline)
-            rate = measured.get((variant, device)) or probed.get((variant, device)) or (
-                None if node_class(device) else reference)
+            skip = baseline_skip(baseline, config, variant, params)
+            if skip:
+                rows.append({"stage": "skipped", "dataset": None, "variant": variant, "device": device, "queries": None,
+                             "docs": None, "pairs": None, "mean_tokens": None, "exports": "", "predicted_s": 0.0,
+                             "peak_memory_mb": None, "rate_pairs_per_s": None,
+                             "source": f"skipped: baseline {baseline}: {skip}"})
+                executions[name] = overhead
+                continue
+            rate = (measured.get((variant, device)) or probed.get((variant, device))
+                    or measured.get((reference_variant(device), device)) or probed.get((reference_variant(device), device))
+                    or (None if node_class(device) else reference))
             total, per_query = overhead, {}
             for size, job in zip(sizes, work):
                 seconds, per_pair = None, None
@@ -806,17 +818,42 @@ def fit_to_budget(plan: Plan, params: Params, sizes: list[DatasetSize], costs: l
     plan.notes += allocation.notes
 
 
-def _config_of(spec: str, params: Params) -> dict[str, Any] | None:
-    """A comparison reranker's config without downloading it: its own (local folder, tiny twin, HF cache), else
-    the known configs of the rerankers this suite compares against."""
+def baseline_skip(spec: str, config: dict[str, Any] | None, variant: str, params: Params) -> str | None:
+    """Why comparison reranker ``spec`` will be a recorded skip in ``variant``, as far as is known before it is
+    downloaded: its repository code is not allowed, or the variant's backend has no path for its family."""
+    if (spec in REMOTE_CODE_MODELS or (config or {}).get("auto_map")) and spec not in params.reranker.trust_remote_code:
+        return (f"runs code from its repository: set reranker.trust_remote_code.{spec} to the commit (40 hex) "
+                "whose code you allow")
+    try:
+        check_family(get_variant(variant), _family_of(spec, params))
+    except (VariantUnavailable, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _local_folder_of(spec: str, params: Params) -> Path | None:
+    """A reranker's checkpoint folder where it is here without downloading (local folder, tiny twin, HF cache)."""
     try:
         ref = resolve(spec, None, params.cache_path, require=False)
         folder = Path(ref.location) if Path(ref.location).is_dir() else (local_folder(ref) if _cached(ref) else None)
     except (ModelNotFoundError, OSError, ValueError):
         folder = None
-    if folder is not None and (Path(folder) / "config.json").is_file():
+    return folder if folder is not None and (Path(folder) / "config.json").is_file() else None
+
+
+def _config_of(spec: str, params: Params) -> dict[str, Any] | None:
+    """A comparison reranker's config without downloading it: its own (local folder, tiny twin, HF cache), else
+    the known configs of the rerankers this suite compares against."""
+    folder = _local_folder_of(spec, params)
+    if folder is not None:
         return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     return KNOWN_CONFIGS.get(spec)
+
+
+def _family_of(spec: str, params: Params) -> Family:
+    """A reranker's family without downloading it (a local checkpoint's own files, else its id and known config)."""
+    folder = _local_folder_of(spec, params)
+    return family_of(spec, folder) if folder is not None else family_from(spec, KNOWN_CONFIGS.get(spec) or {})
 
 
 def human_seconds(seconds: float | None) -> str:

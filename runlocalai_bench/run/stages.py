@@ -22,7 +22,7 @@ from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.data.trec import read_trec, write_scores, write_trec
 from runlocalai_bench.devices import resolve_device, split_class, with_class
 from runlocalai_bench.environment import compute_threads
-from runlocalai_bench.models.facts import model_facts
+from runlocalai_bench.models.facts import licence_of, model_facts
 from runlocalai_bench.models.refs import ModelRef, model_label
 from runlocalai_bench.models.resolve import local_folder, resolve
 from runlocalai_bench.models.twins import shape_twin, twin_note
@@ -36,6 +36,7 @@ from runlocalai_bench.quality.compare import ORACLE
 from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
 from runlocalai_bench.rerankers.base import Pair, Reranker, VariantUnavailable
+from runlocalai_bench.rerankers.families import family_of, remote_code_needed
 from runlocalai_bench.rerankers.registry import check_available, get_variant, load_reranker
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
 from runlocalai_bench.results.tables import write_part
@@ -236,12 +237,31 @@ def reranker_checkpoint(params: Params, cache_dir: Path,
     comparison reranker ``baseline`` (same weights setting; its hub revision is resolved like the main one's)."""
     random = params.reranker.weights == "random"
     spec, revision = (baseline, None) if baseline else (params.reranker.model, params.reranker.revision)
+    pinned = params.reranker.trust_remote_code.get(spec)
+    if pinned and revision and revision != pinned:
+        raise ValueError(f"reranker.revision {revision!r} differs from reranker.trust_remote_code.{spec} {pinned!r}: "
+                         "remote code runs only at the pinned commit; give one revision")
+    revision = pinned or revision
     ref = resolve(spec, revision, cache_dir, require=not random)
     if random:
         folder, tokenizer = shape_twin(ref, cache_dir, params.seed)
         return folder, resolve(str(folder), None, cache_dir), tokenizer, twin_note(folder)
     folder = local_folder(ref)
     return folder, ref, str(folder), twin_note(folder)
+
+
+def remote_code_refusal(params: Params, spec: str, ref: ModelRef) -> str | None:
+    """Why the checkpoint ``spec`` (which runs code from its repository) may not load, or None when the
+    parameters allow its code at exactly the commit that was resolved. Never allowed by default, never for an
+    unpinned revision or a local folder (no commit to pin)."""
+    allowed = params.reranker.trust_remote_code.get(spec)
+    if allowed is None:
+        return (f"{spec} runs code from its repository (trust_remote_code): not allowed by default; to allow it, set "
+                f"reranker.trust_remote_code: {{{spec}: <40-hex commit>}} in the parameter file (that commit's code)")
+    if ref.revision != allowed:
+        return (f"{spec} runs code from its repository: reranker.trust_remote_code pins {allowed}, but the checkpoint "
+                f"found is {ref.revision or 'a local folder with no commit'}; remote code runs at the pinned commit only")
+    return None
 
 
 def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Collection]) -> tuple[list[Pair], dict]:
@@ -377,6 +397,13 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         collections[spec.label], evaluated[spec.label] = load_run_collection(
             params, spec, None if budgeted is None else budgeted[spec.label])
     folder, ref, tokenizer_source, note = reranker_checkpoint(params, cache_dir, baseline)
+    remote_code = remote_code_needed(folder)
+    if remote_code:
+        meta["remote_code"] = {"needed": True, "allowed_revision": params.reranker.trust_remote_code.get(model_spec),
+                               "revision": ref.revision}
+        refusal = remote_code_refusal(params, model_spec, ref)
+        if refusal:
+            return skipped(VariantUnavailable(refusal))
     user_file = None if baseline else params.reranker.gguf_files.get(variant_name)
     progress.update("loading", 0, 1, unit="models", force=True)
     calibration, calibration_records = calibration_pairs(bundle, params, collections) if variant.calibrated else ([], {})
@@ -396,7 +423,8 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
         reranker = load_measured(variant, device, lambda: load_reranker(
             variant, device, folder, ref, cache_dir, params.reranker.max_length, calibration,
             Path(user_file) if user_file else None, compute_threads(params.reranker.threads),
-            params.reranker.gguf_tokens_per_call, params.serve.slots, params.serve.request_timeout_s))
+            params.reranker.gguf_tokens_per_call, params.serve.slots, params.serve.request_timeout_s,
+            params.reranker.instruction, remote_code))
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     # From here the reranker holds native memory, and a served one a server process: closed whatever happens.
@@ -405,7 +433,8 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
             "run_id": params.run_id or "", "reranker": model_spec, "variant": variant_name, "device": row_device,
             "weights": params.reranker.weights, **model_facts(folder), "file_bytes": reranker.file_bytes,
             "source": (f"shape twin of {model_spec}: its config.json, random weights" if params.reranker.weights == "random"
-                       else model_label(model_spec, ref.as_dict(), note))}]))
+                       else model_label(model_spec, ref.as_dict(), note)),
+            "family": family_of(model_spec, folder).name, "licence": licence_of(folder, model_spec)}]))
         meta.update(model=ref.as_dict(), model_label=model_label(model_spec, ref.as_dict(), note), checkpoint=note,
                     tokenizer=tokenizer_source, weight_files=[p.name for p in reranker.weight_files],
                     executed_precision=reranker.executed_precision, backend_details=reranker.details,

@@ -19,27 +19,39 @@ def upgrade(reranker: str, baseline: str, **evidence) -> Claim:
 
 @pytest.mark.slow
 def test_two_tiny_rerankers_compared_in_one_run(smoke_bundle):
-    """The smoke run reranks with twin:tiny-xlmr and, on the same candidates, with twin:tiny-bert: paired rows
-    per dataset and on the macro-average, every query counted once as a win, tie or loss."""
+    """The smoke run reranks with twin:tiny-xlmr and, on the same candidates, with twin:tiny-bert and the LLM
+    reranker twin:tiny-qwen3: paired rows per dataset and on the macro-average, every query counted once as a
+    win, tie or loss; each comparison reranker's torch-bf16 against its own torch-fp32 (kind quantization)."""
     table = pd.read_parquet(smoke_bundle / "tables" / "comparisons.parquet")
     rows = table[table["kind"] == "baseline"]
     assert set(rows["dataset"]) == {"fixture:tiny", "fixture:multilingual", "macro-average"}
-    assert (rows["reranker"] == "twin:tiny-xlmr").all() and (rows["baseline"] == "twin:tiny-bert").all()
+    assert (rows["reranker"] == "twin:tiny-xlmr").all()
+    assert set(rows["baseline"]) == {"twin:tiny-bert", "twin:tiny-qwen3"}
     import torch
 
     cpu = rows[rows["device"] == "cpu"]
-    assert len(cpu) == 3 and (cpu["variant"] == "torch-fp32").all()  # torch-fp16 on cuda, where there is one
+    assert len(cpu) == 6 and (cpu["variant"] == "torch-fp32").all()  # torch-fp16 on cuda, where there is one
     rows = cpu
     assert (rows["wins"] + rows["ties"] + rows["losses"] == rows["n_queries"]).all()
-    macro = rows[rows["dataset"] == "macro-average"].iloc[0]
-    assert macro["n_queries"] == rows[rows["dataset"] != "macro-average"]["n_queries"].sum()
-    assert macro["diff_ci_low"] <= macro["diff"] <= macro["diff_ci_high"]
+    for _, by_baseline in rows.groupby("baseline"):
+        macro = by_baseline[by_baseline["dataset"] == "macro-average"].iloc[0]
+        assert macro["n_queries"] == by_baseline[by_baseline["dataset"] != "macro-average"]["n_queries"].sum()
+        assert macro["diff_ci_low"] <= macro["diff"] <= macro["diff_ci_high"]
+    # The comparison rerankers' second variant, each against its own torch-fp32 on the same queries.
+    own = table[(table["kind"] == "quantization") & (table["reranker"] != "twin:tiny-xlmr") & (table["device"] == "cpu")]
+    assert set(zip(own["reranker"], own["variant"], own["baseline_variant"])) == {
+        ("twin:tiny-bert", "torch-bf16", "torch-fp32"), ("twin:tiny-qwen3", "torch-bf16", "torch-fp32")}
+    assert (own["reranker"] == own["baseline"]).all() and len(own) == 6
     runs = pd.read_parquet(smoke_bundle / "tables" / "runs.parquet")
-    baseline_runs = runs[runs["reranker"] == "twin:tiny-bert"].set_index("device")
+    baseline_runs = runs[(runs["reranker"] == "twin:tiny-bert") & (runs["variant"] != "torch-bf16")].set_index("device")
     assert baseline_runs.loc["cpu", "status"] == "ok" and baseline_runs.loc["cuda", "variant"] == "torch-fp16"
     assert baseline_runs.loc["cuda", "status"] == ("ok" if torch.cuda.is_available() else "skipped")
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
-    assert {"twin:tiny-xlmr", "twin:tiny-bert", "oracle"} <= set(summary["reranker"].dropna())
+    assert {"twin:tiny-xlmr", "twin:tiny-bert", "twin:tiny-qwen3", "oracle"} <= set(summary["reranker"].dropna())
+    model = pd.read_parquet(smoke_bundle / "tables" / "model.parquet").drop_duplicates("reranker").set_index("reranker")
+    assert model.loc["twin:tiny-qwen3", "family"] == "qwen3-reranker"
+    assert model.loc["twin:tiny-bert", "family"] == "cross-encoder"
+    assert model["licence"].str.startswith("none (tiny test checkpoint").all()
 
 
 @pytest.mark.slow

@@ -48,7 +48,8 @@ def test_a_pooled_report_describes_every_run(smoke_bundle, tmp_path, session_cac
     assert main(["run", str(REPO / "params" / "smoke.yaml"), "--out", str(twin), "--set", "run_id=twin-bm25",
                  "--set", f"cache_dir={session_cache}", "--set", "first_stage.kind=bm25", "--set", "first_stage.depth=16",
                  "--set", "reranker.depth=8", "--set", "reranker.weights=random", "--set", "queries.n=8",
-                 "--set", "reranker.variants=[torch-fp32]", "--set", "stages=[first_stage, rerank]"]) == 0
+                 "--set", "reranker.variants=[torch-fp32]", "--set", "reranker.baselines=[]",
+                 "--set", "stages=[first_stage, rerank]"]) == 0
     merged = merge_bundles([smoke_bundle, twin], tmp_path / "pooled")
     report = (merged / "report.md").read_text()
     what = report[report.index("## What was run"):report.index("##", report.index("## What was run") + 3)]

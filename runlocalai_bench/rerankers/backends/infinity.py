@@ -240,4 +240,6 @@ def load(request: LoadRequest) -> InfinityReranker:
 
 
 BACKEND = Backend(name="infinity", extra="", variants=VARIANTS, load=load, runtime_modules=("httpx", "transformers"),
-                  check_device=check_device)
+                  check_device=check_device,
+                  family_note="infinity 0.0.78 loads a reranker as a sequence classifier; a causal LM would get a "
+                              "fresh, random classification head instead of its next-token scoring")

@@ -170,4 +170,7 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
 
 BACKEND = Backend(name="onnx", extra="onnx", gpu_extra="onnx-gpu", variants=VARIANTS, load=load, emulates_half_on_cpu=True,
                   runtime_modules=("sentence_transformers",), prepare=prepare, check_device=check_device,
-                  artifacts=artifacts)
+                  artifacts=artifacts,
+                  family_note="the suite's ONNX path exports sequence classifiers (optimum's text-classification "
+                              "task); an LLM reranker needs a text-generation export read at the last position, "
+                              "which it does not build yet")

@@ -106,4 +106,7 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
 
 
 BACKEND = Backend(name="openvino", extra="openvino", variants=VARIANTS, load=load,
-                  runtime_modules=("sentence_transformers",), prepare=prepare, artifacts=artifacts)
+                  runtime_modules=("sentence_transformers",), prepare=prepare, artifacts=artifacts,
+                  family_note="the suite's OpenVINO path exports sequence classifiers (optimum-intel's "
+                              "text-classification task); an LLM reranker needs a text-generation export read at "
+                              "the last position, which it does not build yet")

@@ -85,5 +85,11 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
     return (f"gguf/llama.cpp-*/model-{FILE_TYPES[variant.precision][0]}.gguf",)
 
 
+# Why an LLM reranker has no GGUF variant here yet (also the llama-server variants' reason).
+LLM_NOTE = ("llama.cpp scores Qwen3-Reranker through rank pooling over a GGUF its converter writes in reranker mode "
+            "(files converted before llama.cpp b6578 score wrong: llama.cpp issues 13820, 16407); the suite does "
+            "not build that conversion yet")
+
 BACKEND = Backend(name="gguf", extra="gguf", variants=VARIANTS, load=load, runtime_modules=("llama_cpp.llama",),
-                  prepare=prepare, check_device=check_device, user_file_suffix=".gguf", artifacts=artifacts)
+                  prepare=prepare, check_device=check_device, user_file_suffix=".gguf", artifacts=artifacts,
+                  family_note=LLM_NOTE)
