@@ -16,7 +16,7 @@ def write(tmp_path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["smoke.yaml", "default.yaml", "cpu.yaml", "baai-beir.yaml"])
+@pytest.mark.parametrize("name", ["smoke.yaml", "default.yaml", "cpu.yaml", "baai-beir.yaml", "rerankers.yaml"])
 def test_shipped_params_validate(name):
     params = load_params(REPO / "params" / name)
     assert params.reranker.variants

@@ -78,6 +78,13 @@ RULE_TEXT = {
                       "than the margin) and the macro-average's CI lies above 0 (better overall); contradicted when "
                       "a dataset's CI lies wholly below -{delta} or the macro-average's wholly below 0; inconclusive "
                       "otherwise (fewer datasets or queries than required included)",
+    "remains_default": "per dataset and on the macro-average, each newer reranker minus this one on the same queries "
+                       "and candidates: holds when every newer reranker's paired {level} CI lies below +{delta} (none "
+                       "better by {delta} or more) on at least {min_datasets} datasets of {min_queries}+ queries; "
+                       "contradicted when one newer reranker's CI lies wholly above +{delta} (better by more than the "
+                       "margin); inconclusive otherwise. Beside it: the rerankers significantly better on a dataset "
+                       "(two-sided, Holm-adjusted over every reranker and dataset of the run at 5%), and each one's "
+                       "pairs/s and memory as a ratio to this one's on the same hardware",
 }
 MOST_TEXT = ("'most tasks' is judged on the per-dataset verdicts of each run, variant and device: every dataset "
              "of the run counts (one without evidence counts against the claim and is named); holds when it holds "
@@ -111,12 +118,13 @@ class Claim(BaseModel):
         description="the report's verdict section lists claims by group")
     table: Literal["summary", "throughput", "comparisons", "model", "depth", "headline"]
     column: str  # e.g. lift_rel, pairs_per_s, model_bytes, peak_vram_mb, params_total, diff
-    rule: Literal["range", "equals", "strict_upgrade", "costs_quality"] = Field(
+    rule: Literal["range", "equals", "strict_upgrade", "costs_quality", "remains_default"] = Field(
         default="range", description="how the verdict is decided: RULE_TEXT says it in full, with this claim's terms")
     equals: str | None = None
     margin: float = Field(default=0.005, ge=0, description="costs_quality: a loss smaller than this is no loss")
-    delta: float = Field(default=0.01, ge=0, description="strict_upgrade: the non-inferiority margin per dataset "
-                                                         "(nDCG@10 points as a fraction)")
+    delta: float = Field(default=0.01, ge=0, description="strict_upgrade: the non-inferiority margin per dataset; "
+                                                         "remains_default: the lead a newer reranker needs to "
+                                                         "displace this one (nDCG@10 points as a fraction)")
     min_datasets: int = Field(default=3, ge=1, description="strict_upgrade: fewer datasets are inconclusive")
     min_queries: int = Field(default=50, ge=1, description="strict_upgrade: a dataset with fewer queries is too "
                                                            "small to show non-inferiority")
@@ -158,8 +166,9 @@ class Claim(BaseModel):
             raise ValueError(f"claim {self.id!r}: rule equals needs `equals: <text>`")
         if self.rule == "costs_quality" and (self.table != "comparisons" or self.column != "diff"):
             raise ValueError(f"claim {self.id!r}: rule costs_quality reads column diff of table comparisons")
-        if self.rule == "strict_upgrade" and (self.table != "comparisons" or not {"reranker", "baseline"} <= set(self.filters)):
-            raise ValueError(f"claim {self.id!r}: rule strict_upgrade reads table comparisons and needs filters "
+        if self.rule in ("strict_upgrade", "remains_default") and (
+                self.table != "comparisons" or not {"reranker", "baseline"} <= set(self.filters)):
+            raise ValueError(f"claim {self.id!r}: rule {self.rule} reads table comparisons and needs filters "
                              "reranker and baseline")
         return self
 
@@ -431,6 +440,13 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
     base = {"claim": claim.id, "text": claim.text, "note": claim.note, "anchor": None, "where": None,
             "group": claim.group, "rule": claim.rule_text(), "holds_from_n": None}
     table = tables.get(claim.table, pd.DataFrame())
+    if claim.rule == "remains_default":
+        random_runs = sorted(r for r, w in weights.items() if w == "random")
+        if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
+            return [{**base, "measured": None, "hardware": None, "verdict": NOT_MEASURABLE,
+                     "evidence": f"run(s) {', '.join(random_runs)} used random weights (shape twins): their "
+                                 "scores carry no relevance"}]
+        return _remains_default(claim, base, table, tables.get("throughput", pd.DataFrame()), profiles)
     if claim.rule == "strict_upgrade":
         random_runs = sorted(r for r, w in weights.items() if w == "random")
         if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
@@ -547,15 +563,8 @@ def holm_worse(datasets: pd.DataFrame, alpha: float | None = None) -> list[str]:
     """Datasets where the difference is negative and significant after Holm's step-down adjustment over the
     datasets' two-sided p-values: with ten datasets and two equal rerankers, an unadjusted 5% test would find
     one "significantly worse" dataset by chance about four times in ten."""
-    alpha = HOLM_ALPHA if alpha is None else alpha
-    ordered = datasets.sort_values("p_value", kind="stable")
-    m, worse = len(ordered), []
-    for i, (_, row) in enumerate(ordered.iterrows()):
-        if pd.isna(row["p_value"]) or row["p_value"] > alpha / (m - i):
-            break
-        if row["diff"] < 0:
-            worse.append(row["dataset"])
-    return sorted(worse)
+    rejected = holm_significant(datasets, alpha)
+    return sorted(rejected.loc[rejected["diff"] < 0, "dataset"])
 
 
 def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dict[str, dict[str, Any]]) -> list[dict]:
@@ -613,6 +622,92 @@ def _strict_upgrade(claim: Claim, base: dict, table: pd.DataFrame, profiles: dic
     return out
 
 
+def holm_significant(tests: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
+    """The rows of ``tests`` (each with a two-sided ``p_value``) rejected by Holm's step-down at ``alpha``."""
+    alpha = HOLM_ALPHA if alpha is None else alpha
+    ordered = tests.sort_values("p_value", kind="stable")
+    kept = []
+    for i, (index, row) in enumerate(ordered.iterrows()):
+        if pd.isna(row["p_value"]) or row["p_value"] > alpha / (len(ordered) - i):
+            break
+        kept.append(index)
+    return tests.loc[kept]
+
+
+def cost_ratios(throughput: pd.DataFrame, run_id: str, device: str, variant: str, ours: str, theirs: str) -> str:
+    """"0.41x the pairs/s, 1.3x the memory": ``theirs`` against ``ours`` in one run, variant and device (the
+    candidates workload's median pairs/s over the timed datasets, and the model's measured memory), or "" where
+    either was not timed."""
+    if throughput.empty or not {"reranker", "workload", "pairs_per_s"} <= set(throughput.columns):
+        return ""
+    rows = throughput[(throughput["run_id"] == run_id) & (throughput["device"] == device)
+                      & (throughput["variant"] == variant) & (throughput["workload"] == "candidates")]
+    speed = rows.groupby("reranker")["pairs_per_s"].median()
+    memory_column = "model_memory_mb" if "model_memory_mb" in rows else "peak_rss_mb"
+    memory = rows.groupby("reranker")[memory_column].median() if memory_column in rows else pd.Series(dtype=float)
+    parts = []
+    if ours in speed and theirs in speed and speed[ours] > 0:
+        parts.append(f"{speed[theirs] / speed[ours]:.2g}x the pairs/s")
+    if ours in memory and theirs in memory and pd.notna(memory[ours]) and memory[ours] > 0 and pd.notna(memory[theirs]):
+        parts.append(f"{memory[theirs] / memory[ours]:.2g}x the memory")
+    return ", ".join(parts)
+
+
+def _remains_default(claim: Claim, base: dict, table: pd.DataFrame, throughput: pd.DataFrame,
+                     profiles: dict[str, dict[str, Any]]) -> list[dict]:
+    """"Newer rerankers may surpass it on specific benchmarks, but it remains the default for good enough",
+    decided by RULE_TEXT["remains_default"]: one verdict per dataset and one on the macro-average, per run,
+    variant and device. The comparison rows hold this reranker minus each newer one; they are turned round
+    (newer minus this one) so that "better by delta" reads as a positive lead."""
+    rows, swapped, why_none = _oriented(claim, table)
+    if rows.empty:
+        return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH, "evidence": why_none}]
+    ours = claim.filters["reranker"]
+    lead = rows.assign(lead=-rows["diff"], lead_low=-rows["diff_ci_high"], lead_high=-rows["diff_ci_low"])
+    out = []
+    for (run_id, device, variant), group in lead.groupby(["run_id", "device", "variant"], dropna=False):
+        profile = profiles.get(f"{run_id}|{device}", {"label": device})
+        reason = _hardware_reason(claim, str(device), profile)
+        per_dataset = group[group["dataset"] != MACRO]
+        better = holm_significant(per_dataset)
+        better = better[better["lead"] > 0]
+        named = "; ".join(f"{r['baseline']} on {r['dataset']} ({float(r['lead']):+.3f})" for _, r in better.iterrows())
+        small = sorted(set(per_dataset.loc[~(per_dataset["n_queries"] >= claim.min_queries), "dataset"]))
+        n_datasets = per_dataset["dataset"].nunique()
+        for dataset, at in sorted(group.groupby("dataset"), key=lambda item: (item[0] == MACRO, item[0])):
+            if at["lead_low"].gt(claim.delta).any():
+                verdict = CONTRADICTED
+            elif at["lead_high"].lt(claim.delta).all() and (
+                    (n_datasets >= claim.min_datasets and not small) if dataset == MACRO
+                    else at["n_queries"].ge(claim.min_queries).all()):
+                verdict = HOLDS
+            else:
+                verdict = INCONCLUSIVE
+            each = []
+            for _, r in at.sort_values("lead", ascending=False).iterrows():
+                costs = cost_ratios(throughput, run_id, device, variant, ours, r["baseline"])
+                each.append(f"{r['baseline']} {float(r['lead']):+.3f} ({stats.LEVEL:.0%} CI {float(r['lead_low']):+.3f} "
+                            f"to {float(r['lead_high']):+.3f}{'; ' + costs if costs else ''})")
+            level = "the macro-average" if dataset == MACRO else dataset
+            measured = f"newer minus {ours}, nDCG@10 on {level}: " + "; ".join(each)
+            if dataset == MACRO or n_datasets <= 1:
+                measured += (f". Significantly better on a dataset (Holm-adjusted): {named}" if named
+                             else ". No newer reranker significantly better on any dataset (Holm-adjusted)")
+            shortfalls = ([f"{n_datasets} dataset(s), the rule needs {claim.min_datasets}"]
+                          if n_datasets < claim.min_datasets else []) + (
+                [f"fewer than {claim.min_queries} queries on {', '.join(small)}"] if small else [])
+            evidence = (f"tables/comparisons: run {run_id}, {variant} on {device}, {ours} against "
+                        f"{', '.join(sorted(at['baseline']))} per query on the same candidates"
+                        + ("; the run compared them the other way round: difference negated" if swapped else "")
+                        + (f"; too little evidence for 'holds': {'; '.join(shortfalls)}" if shortfalls else ""))
+            out.append({**base, "measured": measured, "hardware": profile.get("label", device),
+                        "verdict": NOT_TESTED if reason else verdict, "evidence": evidence + (f"; {reason}" if reason else ""),
+                        "reason": reason, "anchor": f"comparisons-{at.index[0]}",
+                        "where": f"{ours} against newer rerankers on {level}, {variant} on "
+                                 f"{profile.get('label', device)}, run {run_id}"})
+    return out
+
+
 def what_would_change(claim: Claim, verdict: dict) -> str:
     """What measurement would change a verdict: the run it needs, or what the evidence would have to show."""
     label = verdict["verdict"]
@@ -631,6 +726,11 @@ def what_would_change(claim: Claim, verdict: dict) -> str:
         if claim.device_kind == "cuda":
             return "a run on a CUDA GPU (bench/device_check.sh prepares one)"
         return f"a run that measures it: {verdict['evidence']}"
+    if claim.rule == "remains_default":
+        return {HOLDS: f"a newer reranker whose lead's CI lies above +{claim.delta:g} on a dataset or overall",
+                CONTRADICTED: f"a run where no newer reranker's lead CI lies above +{claim.delta:g}",
+                INCONCLUSIVE: f"more queries or datasets ({claim.min_datasets}+ of {claim.min_queries}+ queries), "
+                              f"narrowing every lead's CI to one side of +{claim.delta:g}"}[label]
     if claim.rule == "strict_upgrade":
         return {HOLDS: f"a dataset where it is worse by more than {claim.delta:g}, or an overall CI reaching 0",
                 CONTRADICTED: f"no dataset worse by more than {claim.delta:g} and an overall CI above 0",

@@ -28,7 +28,11 @@ from runlocalai_bench.perf import timing
 from runlocalai_bench.reporting.page import (SCOPED_STYLE, Block, FigureBlock, Heading, Items, Note, Table, Text,
                                              render_html, render_markdown)
 from runlocalai_bench.reporting.provenance import RunDescription, combined_footer, run_descriptions
-from runlocalai_bench.reporting.reproduction import keep_reference_files, load_references, reproduction_table
+from runlocalai_bench.models.facts import is_non_commercial
+from runlocalai_bench.reporting.context import context_rows, keep_context_files, load_context
+from runlocalai_bench.reporting.reproduction import (
+    keep_reference_files, load_references, references_path, reproduction_table,
+)
 from runlocalai_bench.quality.summary import MACRO
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, is_served
 from runlocalai_bench.results.bundle import Bundle, write_json
@@ -359,6 +363,9 @@ def build_report(bundle_dir: str | Path, claims_path: str | Path | None = None) 
     tables["reproduction"] = reproduction_table(tables["summary"], references, bundle.root)
     write_table(bundle.root, "reproduction", tables["reproduction"])
     keep_reference_files(references, set(tables["reproduction"]["reference"]), params.references, bundle.root)
+    measured = set(tables["model"]["reranker"].dropna()) if "reranker" in tables.get("model", pd.DataFrame()) else set()
+    tables["context"] = context_rows(load_context(references_path(params.references)), measured)
+    keep_context_files(references_path(params.references), set(tables["context"]["file"]), bundle.root)
     digest = tables_digest(bundle.root)
     report_commit = built_by()
     write_json(bundle.root / REPORT_RECORD, {"commit": report_commit, "tables_digest": digest})
@@ -416,6 +423,35 @@ def reproduction_blocks(table: pd.DataFrame, several_runs: bool) -> list[Block]:
                         anchor="reproduction-table", numeric={"queries", "published", "tolerance"}))
     sources = sorted(set(zip(table["reference"], table["source"])))
     blocks.append(Text("\n".join(f"- `{name}`: {source}" for name, source in sources), "small"))
+    return blocks
+
+
+def with_licences(comparisons: pd.DataFrame, model: pd.DataFrame) -> pd.DataFrame:
+    """``comparisons`` with each comparison reranker's licence and parameter count (tables/model) beside it, a
+    non-commercial licence marked so that an editor does not recommend it without saying so."""
+    if comparisons.empty or model.empty or not {"reranker", "licence"} <= set(model.columns):
+        return comparisons
+    facts = model.dropna(subset=["licence"]).drop_duplicates("reranker").set_index("reranker")
+    licence = facts["licence"].map(lambda text: f"NON-COMMERCIAL: {text}" if is_non_commercial(text) else text)
+    out = comparisons.copy()
+    out["baseline_licence"] = out["baseline"].map(licence)
+    out["baseline_params"] = out["baseline"].map(facts["params_total"]) if "params_total" in facts else None
+    return out
+
+
+def context_blocks(context: pd.DataFrame) -> list[Block]:
+    """Published comparisons of the run's rerankers on other candidates (reporting/context.py): shown, never
+    compared with a measured row."""
+    if context.empty:
+        return []
+    blocks: list[Block] = [Heading("Published context (not reproduction targets)", level=3, anchor="published-context"),
+                           Text("Other sources' comparisons of this run's rerankers, each on its own first stage and "
+                                "benchmarks (named per row): they explain why published rankings disagree and are "
+                                "not targets; the run's own comparisons on identical candidates are in "
+                                "tables/comparisons. Values as published (nDCG@10, percent).")]
+    shown = context[["reranker", "benchmark", "published", "setup", "source"]].copy()
+    shown["published"] = [format(v, "g") for v in shown["published"]]
+    blocks.append(Table(shown, anchor="context-table", numeric={"published"}))
     return blocks
 
 
@@ -503,6 +539,7 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                            "that decided it, in the claims file's terms, and links to the table row behind it."))
         blocks += claims_blocks(verdict_table, unmeasurable)
     blocks += reproduction_blocks(tables["reproduction"], several_runs)
+    blocks += context_blocks(tables.get("context", pd.DataFrame()))
     blocks += methods_blocks(_pooled_params(bundle), descriptions, tables, budgets)
     blocks.append(Heading("Cite this", anchor="cite"))
     blocks.append(Text(f"```text\n{cite_text(descriptions, digest, report_commit)}\n```", "cite"))
@@ -567,19 +604,21 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         "Poisson arrivals, latency from each scheduled arrival). goodput = requests/s answered within "
         "latency_target_ms; peak_rss_mb = the server process's peak during the point.")
     blocks += detail_section(
-        tables, "comparisons", "Paired comparisons (tables/comparisons)",
-        ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline", "baseline_variant", "n_queries",
-         "mean", "baseline_mean", "diff", "diff_ci_low", "diff_ci_high", "p_value", "wins", "ties", "losses",
-         "file_ratio"],
+        {**tables, "comparisons": with_licences(tables["comparisons"], tables.get("model", pd.DataFrame()))},
+        "comparisons", "Paired comparisons (tables/comparisons)",
+        ["run_id", "dataset", "kind", "reranker", "variant", "device", "baseline", "baseline_variant",
+         "baseline_licence", "baseline_params", "n_queries", "mean", "baseline_mean", "diff", "diff_ci_low",
+         "diff_ci_high", "p_value", "wins", "ties", "losses", "file_ratio"],
         "nDCG@10 of the system minus its baseline on the same queries and candidates, with a paired bootstrap 95% "
         "CI and a sign-flip p: the reranker under test against each comparison reranker (baseline) and against the "
         "oracle ordering (ceiling), each variant against torch-fp32 (quantization; file_ratio = its file over "
-        "torch-fp32's).")
+        "torch-fp32's). baseline_licence is the comparison reranker's model-card licence: NON-COMMERCIAL marks one "
+        "that may not be recommended for commercial use; baseline_params its parameter count.")
     blocks += detail_section(
         tables, "model", "The checkpoints (tables/model)",
         ["run_id", "reranker", "variant", "device", "weights", "architecture", "encoder_shape", "layers", "hidden",
          "heads", "vocab", "max_positions", "context_tokens", "params_total", "params_non_embedding", "file_bytes",
-         "source"],
+         "family", "licence", "source"],
         "Read from each checkpoint's config.json and its weight files' tensor shapes (a shape twin has the real "
         "model's config, so these are the real model's numbers); file = what the variant ran from.")
     blocks += detail_section(

@@ -283,3 +283,59 @@ def test_most_tasks_counts_datasets_not_rows_and_needs_several():
     assert tally["measured"] == "holds on 1 of 3 datasets" and tally["verdict"] == CONTRADICTED
     single = next(v for v in judge(claim, {"summary": summary_row()}, {"r": "trained"}, {}) if "most" in v["claim"])
     assert single["verdict"] == INCONCLUSIVE and "needs several" in single["evidence"]
+
+
+NEWER = ["Qwen/Qwen3-Reranker-0.6B", "mixedbread-ai/mxbai-rerank-base-v2"]
+
+
+def newer_claim() -> Claim:
+    return Claim(id="newer", text="newer may surpass, v2-m3 remains the default", group="comparisons",
+                 table="comparisons", column="diff", rule="remains_default", delta=0.02, min_datasets=2, min_queries=50,
+                 filters={"reranker": "BAAI/bge-reranker-v2-m3", "kind": "baseline", "baseline": NEWER})
+
+
+def newer_rows(leads: dict[tuple[str, str], tuple[float, float, float, float]]) -> pd.DataFrame:
+    """Comparison rows of v2-m3 against each newer reranker: (baseline, dataset) -> the newer one's lead, its CI
+    and p. The table holds v2-m3 minus the other, so the lead is negated into it."""
+    rows = [{"run_id": "r", "kind": "baseline", "reranker": "BAAI/bge-reranker-v2-m3", "variant": "torch-fp32",
+             "device": "cpu", "baseline": baseline, "baseline_variant": "torch-fp32", "dataset": dataset,
+             "n_queries": 300, "diff": -lead, "diff_ci_low": -high, "diff_ci_high": -low, "p_value": p}
+            for (baseline, dataset), (lead, low, high, p) in leads.items()]
+    return pd.DataFrame(rows)
+
+
+def test_remains_default_per_dataset_and_overall_with_holm_and_cost_ratios():
+    # Qwen3 leads clearly on scifact only (significant there); mxbai is level everywhere.
+    leads = {("Qwen/Qwen3-Reranker-0.6B", "beir/scifact/test"): (0.05, 0.03, 0.07, 0.0001),
+             ("Qwen/Qwen3-Reranker-0.6B", "miracl/sw/dev"): (-0.01, -0.03, 0.01, 0.3),
+             ("Qwen/Qwen3-Reranker-0.6B", "macro-average"): (0.02, 0.005, 0.035, 0.01),
+             ("mixedbread-ai/mxbai-rerank-base-v2", "beir/scifact/test"): (0.0, -0.01, 0.01, 0.9),
+             ("mixedbread-ai/mxbai-rerank-base-v2", "miracl/sw/dev"): (0.001, -0.01, 0.012, 0.8),
+             ("mixedbread-ai/mxbai-rerank-base-v2", "macro-average"): (0.0005, -0.008, 0.009, 0.85)}
+    throughput = pd.DataFrame([{"run_id": "r", "device": "cpu", "variant": "torch-fp32", "workload": "candidates",
+                                "reranker": name, "pairs_per_s": rate, "model_memory_mb": memory}
+                               for name, rate, memory in (("BAAI/bge-reranker-v2-m3", 10.0, 2200.0),
+                                                          ("Qwen/Qwen3-Reranker-0.6B", 4.0, 2400.0))])
+    found = judge(newer_claim(), {"comparisons": newer_rows(leads), "throughput": throughput}, {"r": "trained"},
+                  {"r|cpu": CPU})
+    by_dataset = {v["where"].split(" on ")[1].split(",")[0]: v for v in found}
+    assert by_dataset["beir/scifact/test"]["verdict"] == CONTRADICTED  # Qwen3's CI lies above +0.02 there
+    assert by_dataset["miracl/sw/dev"]["verdict"] == HOLDS  # no CI reaches +0.02
+    assert by_dataset["the macro-average"]["verdict"] == INCONCLUSIVE  # Qwen3's macro CI straddles +0.02
+    macro = by_dataset["the macro-average"]["measured"]
+    assert "Significantly better on a dataset (Holm-adjusted): Qwen/Qwen3-Reranker-0.6B on beir/scifact/test" in macro
+    assert "0.4x the pairs/s, 1.1x the memory" in macro  # its cost on the same hardware, as a ratio to v2-m3's
+    assert "mxbai" not in macro.split("Significantly better")[1]
+    # Holm over all four per-dataset tests: a p of 0.02 alone is not enough when four were made.
+    leads[("Qwen/Qwen3-Reranker-0.6B", "beir/scifact/test")] = (0.05, 0.03, 0.07, 0.02)
+    found = judge(newer_claim(), {"comparisons": newer_rows(leads)}, {"r": "trained"}, {"r|cpu": CPU})
+    assert "No newer reranker significantly better" in next(v["measured"] for v in found if "macro" in v["where"])
+    assert all("verdict" in v and what_would_change(newer_claim(), v) for v in found)
+
+
+def test_remains_default_holds_only_with_enough_datasets_and_names_none_without_rows():
+    level = {(b, d): (0.0, -0.01, 0.01, 0.9) for b in NEWER for d in ("beir/scifact/test", "macro-average")}
+    found = judge(newer_claim(), {"comparisons": newer_rows(level)}, {"r": "trained"}, {"r|cpu": CPU})
+    macro = next(v for v in found if "macro" in v["where"])
+    assert macro["verdict"] == INCONCLUSIVE and "the rule needs 2" in macro["evidence"]  # one dataset only
+    assert judge(newer_claim(), {"comparisons": pd.DataFrame()}, {"r": "trained"}, {})[0]["verdict"] == NO_MATCH

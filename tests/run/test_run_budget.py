@@ -483,3 +483,33 @@ def test_the_default_plan_under_8h_from_a_twin_bundle_fits_8h_first_stage_includ
                    for label, choice in allocation.corpora.items() if choice.kind == "skipped")
     lines = budget_lines(allocation)
     assert lines[-1].endswith(": fits") and any("rerank--torch-fp32--cpu: beir/scifact/test" in line for line in lines)
+
+
+def test_the_rerankers_plan_prices_every_family_offline_and_names_what_remote_code_needs(session_cache, monkeypatch):
+    """`plan params/rerankers.yaml`, offline, priced from the committed twin bundle: every comparison reranker
+    (cross-encoders, and the LLM rerankers on their own shapes) gets a predicted time and a download size; the
+    two that need their repository's code are recorded skips naming the setting, until a commit is pinned."""
+    from runlocalai_bench.params import load_params
+    from runlocalai_bench.run import plan as plan_module
+    from runlocalai_bench.run.plan import describe, make_plan
+    from support import REPO
+
+    monkeypatch.setattr(plan_module, "kernel_overhead_s", lambda: 15.0)
+    twin = REPO / "results" / "published" / "scifact-minilm_bge-reranker-v2-m3-twin-cpu"
+    settings = [f"cache_dir={session_cache}", "reranker.devices=[cpu]", "reranker.variants=[torch-fp32]"]
+    params = load_params(REPO / "params" / "rerankers.yaml", settings)
+    plan = make_plan(params, f"{twin}#twin-cpu", isolate=False)
+    rates = plan.rows[plan.rows["reranker"].notna() & (plan.rows["stage"] == "rerank")].groupby("reranker")["rate_pairs_per_s"].median()
+    llm = ["Qwen/Qwen3-Reranker-0.6B", "mixedbread-ai/mxbai-rerank-base-v2", "BAAI/bge-reranker-v2-gemma"]
+    assert set(llm) | {"BAAI/bge-reranker-large", "cross-encoder/ms-marco-MiniLM-L-12-v2"} == set(rates.index)
+    # FLOPs per pair order the rates: MiniLM (33M) fastest, the 2.5B Gemma slowest, Qwen3-0.6B below v2-m3's size
+    assert rates["cross-encoder/ms-marco-MiniLM-L-12-v2"] > rates["BAAI/bge-reranker-large"]
+    assert rates["BAAI/bge-reranker-v2-gemma"] < rates["Qwen/Qwen3-Reranker-0.6B"] < rates["BAAI/bge-reranker-large"]
+    skipped = plan.rows[plan.rows["stage"] == "skipped"]["source"].tolist()
+    assert len(skipped) == 2 and all("reranker.trust_remote_code" in s for s in skipped)
+    downloads = {what: size for what, size, _ in plan.downloads}
+    assert downloads["model Qwen/Qwen3-Reranker-0.6B"] == pytest.approx(2.4e9, rel=0.05)  # 596M fp32 parameters
+    assert any("baseline" in line and "Qwen3-Reranker-0.6B" in line for line in describe(plan, params))
+    pinned = settings + ["reranker.trust_remote_code={jinaai/jina-reranker-v2-base-multilingual: " + "ab" * 20 + "}"]
+    plan = make_plan(load_params(REPO / "params" / "rerankers.yaml", pinned), f"{twin}#twin-cpu", isolate=False)
+    assert len(plan.rows[plan.rows["stage"] == "skipped"]) == 1
