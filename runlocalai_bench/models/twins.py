@@ -204,6 +204,11 @@ def _write_checkpoint(folder: Path, config_dict: dict[str, Any], tokenizer_sourc
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "runlocalai_twin.json").write_text(json.dumps({**note, "seed": seed, "tokenizer": tokenizer_source}, indent=2))
+    if note.get("family") == "qwen3-reranker" or "qwen3-reranker" in str(note.get("of", "")).lower():
+        # llama.cpp's converter recognises a Qwen3-Reranker by its model card's heading (or its folder name) and
+        # only then writes the rank head (the "yes"/"no" rows of the LM head) and the rerank template.
+        (staging / "README.md").write_text("# Qwen3-Reranker random-weight twin\n\nQwen3-Reranker's architecture with "
+                                           "random weights (runlocalai-bench): its scores carry no relevance.\n")
     return publish_dir(staging, folder)
 
 
@@ -263,10 +268,18 @@ def _local_config_and_tokenizer(ref: ModelRef) -> tuple[dict[str, Any] | None, s
     return config, tokenizer
 
 
+# What an LLM-reranker twin's folder holds beyond config and tokenizer (its model card: llama.cpp's converter reads
+# it). Part of those twins' cache key, so a folder written before a change is never reused after it.
+CAUSAL_TWIN_LAYOUT = "model card v1"
+
+
 def _short_hash(config: dict[str, Any], tokenizer: str) -> str:
     # A spec ("pkg:...", "xlmr-unigram:...") names itself; a local path is reduced to its folder name.
     label = tokenizer if tokenizer.startswith(("pkg:", "xlmr-unigram:", "chat-bpe:")) else Path(tokenizer).name
-    return hashlib.sha256(json.dumps([config, label], sort_keys=True).encode()).hexdigest()[:10]
+    key: list[Any] = [config, label]
+    if config.get("model_type") in CAUSAL_TYPES:
+        key.append(CAUSAL_TWIN_LAYOUT)
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def twin_note(folder: Path) -> dict[str, Any] | None:

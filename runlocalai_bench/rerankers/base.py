@@ -115,8 +115,8 @@ class Backend:
     # Whether the runtime computes fp16/bf16 through fp32 conversions op by op on a CPU without a native path for
     # them (several times slower than fp32 there), rather than choosing fp32 kernels for such weights itself.
     emulates_half_on_cpu: bool = False
-    # The reranker families (rerankers/families.py: classifier, llm) this backend has a scoring path for; another
-    # family's checkpoint is a recorded skip that says why (``family_note``).
+    # The reranker families this backend has a scoring path for: kinds (rerankers/families.py: classifier, llm) or
+    # single LLM rules (qwen3-reranker); another family's checkpoint is a recorded skip that says why (``family_note``).
     families: tuple[str, ...] = ("classifier",)
     family_note: str = ""
     # Whether the backend can run a checkpoint's own Python code (``trust_remote_code``: jina-v2, gte-multilingual).

@@ -178,7 +178,7 @@ def import_runtime(variant: Variant) -> None:
 def check_family(variant: Variant, family: Family) -> None:
     """Raise :class:`VariantUnavailable` when ``variant``'s backend has no scoring path for ``family``."""
     backend = backend_of(variant)
-    if family.kind not in backend.families:
+    if family.kind not in backend.families and family.name not in backend.families:
         raise VariantUnavailable(f"{variant.name}: the {backend.name} backend scores {', '.join(backend.families)} "
                                  f"rerankers, not {family.name} ({family.kind}){': ' + backend.family_note if backend.family_note else ''}")
 

@@ -40,10 +40,13 @@ def test_two_tiny_rerankers_compared_in_one_run(smoke_bundle):
     # The comparison rerankers' second variant, each against its own torch-fp32 on the same queries.
     own = table[(table["kind"] == "quantization") & (table["reranker"] != "twin:tiny-xlmr") & (table["device"] == "cpu")]
     assert set(zip(own["reranker"], own["variant"], own["baseline_variant"])) == {
-        ("twin:tiny-bert", "torch-bf16", "torch-fp32"), ("twin:tiny-qwen3", "torch-bf16", "torch-fp32")}
-    assert (own["reranker"] == own["baseline"]).all() and len(own) == 6
+        ("twin:tiny-bert", "torch-bf16", "torch-fp32"), ("twin:tiny-qwen3", "torch-bf16", "torch-fp32"),
+        ("twin:tiny-qwen3", "gguf-q8_0", "torch-fp32")}  # BERT's GGUF: a recorded skip (no faithful head)
+    assert (own["reranker"] == own["baseline"]).all() and len(own) == 9
     runs = pd.read_parquet(smoke_bundle / "tables" / "runs.parquet")
-    baseline_runs = runs[(runs["reranker"] == "twin:tiny-bert") & (runs["variant"] != "torch-bf16")].set_index("device")
+    bert = runs[runs["reranker"] == "twin:tiny-bert"]
+    assert "cannot be represented in GGUF" in bert[bert["variant"] == "gguf-q8_0"]["reason"].iloc[0]
+    baseline_runs = bert[bert["variant"].isin(["torch-fp32", "torch-fp16"])].set_index("device")
     assert baseline_runs.loc["cpu", "status"] == "ok" and baseline_runs.loc["cuda", "variant"] == "torch-fp16"
     assert baseline_runs.loc["cuda", "status"] == ("ok" if torch.cuda.is_available() else "skipped")
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")

@@ -157,4 +157,4 @@ def load(request: LoadRequest) -> LlamaServerReranker:
 
 BACKEND = Backend(name="server", extra="gguf", variants=VARIANTS, load=load, runtime_modules=("httpx",),
                   prepare=gguf.prepare, check_device=check_device, user_file_suffix=".gguf",
-                  artifacts=gguf.artifacts, family_note=gguf.LLM_NOTE)
+                  artifacts=gguf.artifacts, family_note=gguf.SERVED_LLM_NOTE)

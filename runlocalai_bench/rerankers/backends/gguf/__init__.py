@@ -11,6 +11,8 @@ from typing import Any
 from runlocalai_bench.rerankers.backends.gguf.convert import FILE_TYPES, gguf_file, llama_cpp_version
 from runlocalai_bench.rerankers.backends.gguf.llamacpp import TOKENS_PER_CALL, LlamaCppReranker
 from runlocalai_bench.rerankers.base import Backend, LoadRequest, Variant, VariantUnavailable
+from runlocalai_bench.rerankers.families import QWEN3_RERANKER, family_of
+from runlocalai_bench.rerankers.llm import PromptEncoder
 
 REQUIRES = ("llama_cpp", "gguf")
 DEVICES = ("cpu", "cuda")
@@ -75,8 +77,20 @@ def load(request: LoadRequest) -> LlamaCppReranker:
         details["source"] = "llama.cpp convert_hf_to_gguf.py (F16)" + (
             "" if precision == "f16" else f" then llama_model_quantize to {precision.upper()}")
     config = AutoConfig.from_pretrained(folder, local_files_only=True) if (folder / "config.json").is_file() else None
+    family = family_of(request.ref.spec, folder)
+    encoder = None
+    if family.rule is not None:  # an LLM reranker: the family's prompt, with the checkpoint's own tokenizer
+        from transformers import AutoTokenizer
+
+        encoder = PromptEncoder(AutoTokenizer.from_pretrained(str(folder), local_files_only=True), family.rule,
+                                request.instruction)
+        details.update(prompt_rule=family.rule.name, score=f"{family.rule.formula}, as log(p_yes) - log(p_no) of "
+                       "llama.cpp's rank output (a softmax over the two answer tokens)",
+                       instruction=encoder.instruction or family.rule.default_instruction,
+                       template_tokens=encoder.template_tokens(),
+                       tokenizer="the checkpoint's Hugging Face tokenizer (the ids the torch variants score)")
     reranker = LlamaCppReranker.load(request.variant, request.device, path, config, threads=request.threads,
-                                     tokens_per_call=request.tokens_per_call or TOKENS_PER_CALL)
+                                     tokens_per_call=request.tokens_per_call or TOKENS_PER_CALL, encoder=encoder)
     reranker.details = {**details, **reranker.details}
     return reranker
 
@@ -85,11 +99,17 @@ def artifacts(variant: Variant) -> tuple[str, ...]:
     return (f"gguf/llama.cpp-*/model-{FILE_TYPES[variant.precision][0]}.gguf",)
 
 
-# Why an LLM reranker has no GGUF variant here yet (also the llama-server variants' reason).
-LLM_NOTE = ("llama.cpp scores Qwen3-Reranker through rank pooling over a GGUF its converter writes in reranker mode "
-            "(files converted before llama.cpp b6578 score wrong: llama.cpp issues 13820, 16407); the suite does "
-            "not build that conversion yet")
+# Which LLM rerankers have GGUF variants: llama.cpp's converter has a reranker mode for Qwen3-Reranker only (the
+# "yes"/"no" rows of the LM head become a rank head; files converted before llama.cpp b6578 crash or score wrong,
+# llama.cpp issues 13820 and 16407, so the file is always converted with the installed llama-cpp-python's own
+# converter). mxbai-rerank-v2 (Qwen2) and bge-reranker-v2-gemma convert as plain LLMs with no rank head.
+LLM_NOTE = ("llama.cpp's converter writes a rank head for Qwen3-Reranker only; mxbai-rerank-v2 and "
+            "bge-reranker-v2-gemma convert as plain language models without one")
+# llama-server's /rerank builds an LLM reranker's prompt from the GGUF's own template (the card's default
+# instruction) with llama.cpp's tokenizer; the suite's served client does not drive that path yet.
+SERVED_LLM_NOTE = ("the served client sends cross-encoder pairs; llama-server's prompt-template rerank path for "
+                   "LLM rerankers is not driven by the suite yet")
 
 BACKEND = Backend(name="gguf", extra="gguf", variants=VARIANTS, load=load, runtime_modules=("llama_cpp.llama",),
                   prepare=prepare, check_device=check_device, user_file_suffix=".gguf", artifacts=artifacts,
-                  family_note=LLM_NOTE)
+                  families=("classifier", QWEN3_RERANKER.name), family_note=LLM_NOTE)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from runlocalai_bench.environment import usable_cores
 from runlocalai_bench.models.refs import default_cache_dir
+from runlocalai_bench.models.twins import twin_note
 from runlocalai_bench.paths import publish_dir, staging_path
 from runlocalai_bench.rerankers.exports import require_build
 
@@ -108,6 +109,28 @@ def _extract_converter(sdist: Path, staging: Path) -> None:
         archive.extractall(staging, members=members, filter="data")
 
 
+# llama.cpp's converter names a BPE tokenizer's pre-tokenizer by hashing the ids it gives a fixed text and looking
+# the hash up among published tokenizers. An LLM-reranker twin's tokenizer is trained here (models/twin_tokenizer:
+# GPT-2's byte-level split) and is none of them, so for a twin only, this driver runs the same converter with the
+# answer given: the converter itself, its tensors and metadata, are unchanged.
+PRE_TOKENIZER_DRIVER = (
+    "import runpy, sys\n"
+    "converter, name = sys.argv[1], sys.argv[2]\n"
+    "sys.path.insert(0, converter)\n"
+    "import conversion.base as base\n"
+    "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: name\n"
+    "sys.argv = [converter + '/convert_hf_to_gguf.py'] + sys.argv[3:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+TWIN_PRE_TOKENIZER = "gpt-2"  # what llama.cpp calls the twin tokenizer's byte-level GPT-2 split
+
+
+def pre_tokenizer_of(folder: Path) -> str | None:
+    """The pre-tokenizer name to hand the converter for a twin with a tokenizer trained here; None otherwise."""
+    note = twin_note(folder) or {}
+    return TWIN_PRE_TOKENIZER if str(note.get("tokenizer", "")).startswith("chat-bpe:") else None
+
+
 def convert(folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     """Run llama.cpp's converter on a Hugging Face checkpoint folder; the file appears only when complete."""
     converter = converter_dir()
@@ -115,8 +138,10 @@ def convert(folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     outfile.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(converter / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, str(converter / "convert_hf_to_gguf.py"), str(folder), "--outfile", str(staging),
-               "--outtype", outtype]
+    arguments = [str(folder), "--outfile", str(staging), "--outtype", outtype]
+    pre_tokenizer = pre_tokenizer_of(folder)
+    command = ([sys.executable, "-c", PRE_TOKENIZER_DRIVER, str(converter), pre_tokenizer, *arguments] if pre_tokenizer
+               else [sys.executable, str(converter / "convert_hf_to_gguf.py"), *arguments])
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0 or not staging.is_file():
         staging.unlink(missing_ok=True)

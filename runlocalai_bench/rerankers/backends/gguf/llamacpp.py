@@ -242,12 +242,15 @@ class LlamaCppReranker(Reranker):
     _model_buffers: dict[str, float] = field(default_factory=dict)  # llama.cpp's log at model load
     _context_buffers: dict[str, float] = field(default_factory=dict)  # ... at the current context's creation
     _largest_call: int = 0  # tokens of the largest llama_decode call so far (sizes the unlogged logits buffer)
+    # An LLM reranker (Qwen3-Reranker): the prompt is built by the family's rule with the checkpoint's own tokenizer
+    # (the ids every torch variant of it scores), and rank pooling returns the softmax over its two answer tokens.
+    encoder: Any = None
 
     # -- lifecycle
 
     @classmethod
     def load(cls, variant: Any, device: str, path: Path, config: Any, threads: int | None = None,
-             tokens_per_call: int = TOKENS_PER_CALL) -> "LlamaCppReranker":
+             tokens_per_call: int = TOKENS_PER_CALL, encoder: Any = None) -> "LlamaCppReranker":
         import llama_cpp
         import llama_cpp.llama  # noqa: F401 - installs llama-cpp-python's log callback, silenced below
 
@@ -273,11 +276,14 @@ class LlamaCppReranker(Reranker):
         model_buffers, types = LlamaLog.buffers_since(mark), LlamaLog.tensor_types_since(mark)
         threads = threads or compute_threads()
         reranker = cls(variant=variant, device=device, weight_files=[Path(path)], executed_precision=_file_type(model),
-                       config=config, threads=threads, tokens_per_call=tokens_per_call)
+                       config=config, threads=threads, tokens_per_call=tokens_per_call, encoder=encoder)
         reranker._model = model
         reranker._model_buffers = model_buffers
         reranker._vocab = llama_cpp.llama_model_get_vocab(model)
-        reranker._check_rank_head(path)
+        if encoder is None:
+            reranker._check_rank_head(path)
+        else:
+            reranker._check_answer_head(path)
         reranker._specials = reranker._layout()
         reranker.details.update(amx_repack="disabled: " + AMX_NOTE if amx_disabled else "not used",
                                 threads=threads, tokens_per_call=tokens_per_call,
@@ -293,6 +299,19 @@ class LlamaCppReranker(Reranker):
                                   "with a classification head are supported")
         if llama_cpp.llama_model_n_cls_out(self._model) < 1:
             raise UnsupportedGGUF(f"{path}: no classification head (n_cls_out = 0): not a reranker")
+
+    def _check_answer_head(self, path: Path) -> None:
+        """An LLM reranker's GGUF must carry the rank head the converter writes from its answer tokens, in the
+        order the score reads them (``yes`` then ``no``)."""
+        import llama_cpp
+
+        labels = [(llama_cpp.llama_model_cls_label(self._model, i) or b"").decode()
+                  for i in range(llama_cpp.llama_model_n_cls_out(self._model))]
+        wanted = [self.encoder.rule.true_token, self.encoder.rule.false_token]
+        if labels != wanted:
+            raise UnsupportedGGUF(f"{path}: its rank head reads {labels or 'nothing'}, the {self.encoder.rule.name} "
+                                  f"score needs {wanted} (convert with llama.cpp b6578 or later: older files crash or "
+                                  "score wrong, llama.cpp issues 13820 and 16407)")
 
     def _layout(self) -> dict[str, list[int]]:
         """Specials around query and document, following llama-server's ``format_prompt_rerank``."""
@@ -310,6 +329,8 @@ class LlamaCppReranker(Reranker):
                 "suffix": [eos] if add_eos else []}
 
     def layout_description(self) -> str:
+        if self.encoder is not None:
+            return f"{self.encoder.rule.name} prompt ({self.encoder.template_tokens()} template tokens)"
         names = {k: [self.token_text(t) for t in v] for k, v in self._specials.items()}
         return f"{' '.join(names['prefix'])} query {' '.join(names['middle'])} document {' '.join(names['suffix'])}".strip()
 
@@ -396,6 +417,8 @@ class LlamaCppReranker(Reranker):
         return specials["prefix"] + q + specials["middle"] + d + specials["suffix"]
 
     def encode(self, pairs: Sequence[Pair], max_length: int) -> TokenizedPairs:
+        if self.encoder is not None:
+            return TokenizedPairs(self.encoder.encode(pairs, max_length))
         return TokenizedPairs([self.encode_pair(q, d, max_length) for q, d in pairs])
 
     def tokenize(self, pairs: Sequence[Pair], max_length: int) -> Features:
@@ -452,10 +475,15 @@ class LlamaCppReranker(Reranker):
         self.details["flash_attention"] = LlamaLog.flash_attention_since(mark)
         self.details["context_tokens"] = tokens
         self.details["context_sequences"] = sequences
+        if self.encoder is not None:  # a decoder keeps K and V per token: llama.cpp's default cache type, as served
+            self.details["kv_cache"] = (f"K {_ggml_type(params.type_k)}, V {_ggml_type(params.type_v)} "
+                                        "(llama.cpp's default, as llama-server keeps them)")
 
     def reserve(self, pairs_per_call: int, max_length: int) -> None:
         """Size the context for one call: up to ``pairs_per_call`` pairs within the token budget, or one pair of
         ``max_length`` tokens where that is more."""
+        if self.encoder is not None:  # an LLM reranker's template comes on top of max_length
+            max_length += self.encoder.template_tokens()
         self._ensure_context(max(max_length, min(pairs_per_call * max_length, self.tokens_per_call)),
                              min(pairs_per_call, MAX_SEQUENCES))
 
@@ -500,7 +528,11 @@ class LlamaCppReranker(Reranker):
             pointer = llama_cpp.llama_get_embeddings_seq(self._ctx, seq_id)
             if not pointer:
                 raise RuntimeError(f"llama.cpp returned no rank output for sequence {seq_id}")
-            scores[seq_id] = pointer[0]
+            if self.encoder is None:
+                scores[seq_id] = pointer[0]
+            else:  # softmax over (yes, no): the log-odds, the score every torch variant of the family gives
+                scores[seq_id] = np.log(max(pointer[0], np.finfo(np.float32).tiny)) - np.log(
+                    max(pointer[1], np.finfo(np.float32).tiny))
         return scores
 
     def decode(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
@@ -542,6 +574,14 @@ class LlamaCppReranker(Reranker):
         self.details["pairs_per_call"] = round(len(pairs) / len(calls), 2) if calls else None
         total = int(lengths.sum())
         return Scores(scores, seconds, sizes, total, total)  # packed unpadded: padded = real tokens
+
+
+def _ggml_type(value: int) -> str:
+    import llama_cpp
+
+    names = {getattr(llama_cpp, n): n.removeprefix("GGML_TYPE_").lower() for n in dir(llama_cpp)
+             if n.startswith("GGML_TYPE_") and isinstance(getattr(llama_cpp, n), int)}
+    return names.get(int(value), str(value))
 
 
 def _model_desc(model: Any) -> str:
