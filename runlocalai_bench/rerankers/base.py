@@ -9,6 +9,7 @@ runtime (vLLM, TensorRT, MLX, ...) is one module, its variant rows and its insta
 from __future__ import annotations
 
 import importlib.util
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,29 @@ class Scores:
     @property
     def padding_fraction(self) -> float:
         return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+def score_in_padded_batches(lengths: np.ndarray, batch_size: int, length_sorted: bool,
+                            pad: Callable[[np.ndarray], Features], forward: Callable[[Features], np.ndarray],
+                            progress: Progress | None = None) -> Scores:
+    """Score pairs tokenized beforehand (``lengths`` tokens each) in padded batches of ``batch_size``: with
+    ``length_sorted`` a batch holds pairs of similar length, which cuts the pad tokens the model computes on;
+    scores come back in input order either way. ``pad(index)`` builds a batch's features (its time counts in the
+    batch's seconds, as the model cannot start before it), ``forward`` scores them."""
+    order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(lengths))
+    scores = np.empty(len(lengths), dtype=np.float32)
+    seconds, sizes, padded = [], [], 0
+    for start in range(0, len(lengths), batch_size):
+        index = order[start:start + batch_size]
+        began = time.perf_counter()
+        features = pad(index)
+        scores[index] = forward(features)
+        seconds.append(time.perf_counter() - began)
+        sizes.append(len(index))
+        padded += int(features["attention_mask"].numel())
+        if progress:
+            progress(start + len(index), len(lengths))
+    return Scores(scores, seconds, sizes, int(lengths.sum()), padded)
 
 
 # Memory counters a backend's device memory is visible to. NVML sees the whole process (any runtime's

@@ -11,7 +11,6 @@ inside the functions (heavy; the registry imports this module to list variants).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from runlocalai_bench.devices import synchronize
-from runlocalai_bench.rerankers.base import NVML, TORCH_ALLOCATOR, Features, Pair, Progress, Reranker, Scores
+from runlocalai_bench.rerankers.base import (
+    NVML, TORCH_ALLOCATOR, Features, Pair, Progress, Reranker, Scores, score_in_padded_batches,
+)
 
 
 def scores_from_logits(logits: Any) -> np.ndarray:
@@ -99,20 +100,10 @@ class CrossEncoderReranker(Reranker):
         encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], truncation="longest_first",
                                  max_length=max_length)
         lengths = np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
-        order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(pairs))
-        scores = np.empty(len(pairs), dtype=np.float32)
-        seconds, sizes, padded = [], [], 0
-        for start in range(0, len(pairs), batch_size):
-            index = order[start:start + batch_size]
-            began = time.perf_counter()
-            features = self.tokenizer.pad({k: [v[i] for i in index] for k, v in encoded.items()}, return_tensors="pt")
-            scores[index] = self.forward(features)
-            seconds.append(time.perf_counter() - began)
-            sizes.append(len(index))
-            padded += int(features["attention_mask"].numel())
-            if progress:
-                progress(start + len(index), len(pairs))
-        return Scores(scores, seconds, sizes, int(lengths.sum()), padded)
+        return score_in_padded_batches(
+            lengths, batch_size, length_sorted,
+            lambda index: self.tokenizer.pad({k: [v[i] for i in index] for k, v in encoded.items()}, return_tensors="pt"),
+            self.forward, progress)
 
     def compute_precision(self) -> str:
         if self.variant.precision == "int8":

@@ -26,14 +26,15 @@ What this module does, and its reasons:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from runlocalai_bench.devices import synchronize
-from runlocalai_bench.rerankers.base import NVML, TORCH_ALLOCATOR, Features, Pair, Progress, Reranker, Scores, truncate_pair
+from runlocalai_bench.rerankers.base import (
+    NVML, TORCH_ALLOCATOR, Features, Pair, Progress, Reranker, Scores, score_in_padded_batches, truncate_pair,
+)
 from runlocalai_bench.rerankers.families import PromptRule
 
 
@@ -150,20 +151,8 @@ class LLMReranker(Reranker):
         scores back in input order."""
         rows = self.encoder.encode(pairs, max_length)
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
-        order = np.argsort(-lengths, kind="stable") if length_sorted else np.arange(len(pairs))
-        scores = np.empty(len(pairs), dtype=np.float32)
-        seconds, sizes, padded = [], [], 0
-        for start in range(0, len(pairs), batch_size):
-            index = order[start:start + batch_size]
-            began = time.perf_counter()
-            features = self.encoder.pad([rows[i] for i in index])
-            scores[index] = self.forward(features)
-            seconds.append(time.perf_counter() - began)
-            sizes.append(len(index))
-            padded += int(features["attention_mask"].numel())
-            if progress:
-                progress(start + len(index), len(pairs))
-        return Scores(scores, seconds, sizes, int(lengths.sum()), padded)
+        return score_in_padded_batches(lengths, batch_size, length_sorted,
+                                       lambda index: self.encoder.pad([rows[i] for i in index]), self.forward, progress)
 
     def compute_precision(self) -> str:
         if self.variant.precision == "int8":
