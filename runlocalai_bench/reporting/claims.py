@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy.stats import norm
 
+from runlocalai_bench.models.facts import is_non_commercial
 from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.quality import stats
 from runlocalai_bench.quality.summary import MACRO
@@ -78,13 +79,17 @@ RULE_TEXT = {
                       "than the margin) and the macro-average's CI lies above 0 (better overall); contradicted when "
                       "a dataset's CI lies wholly below -{delta} or the macro-average's wholly below 0; inconclusive "
                       "otherwise (fewer datasets or queries than required included)",
-    "remains_default": "per dataset and on the macro-average, each newer reranker minus this one on the same queries "
-                       "and candidates: holds when every newer reranker's paired {level} CI lies below +{delta} (none "
-                       "better by {delta} or more) on at least {min_datasets} datasets of {min_queries}+ queries; "
-                       "contradicted when one newer reranker's CI lies wholly above +{delta} (better by more than the "
-                       "margin); inconclusive otherwise. Beside it: the rerankers significantly better on a dataset "
-                       "(two-sided, Holm-adjusted over every reranker and dataset of the run at 5%), and each one's "
-                       "pairs/s and memory as a ratio to this one's on the same hardware",
+    "remains_default": "each newer reranker minus this one on the same queries and candidates. On the "
+                       "macro-average: holds when every newer reranker the claim names was compared and each one's "
+                       "paired {level} CI lies below +{delta} (none better by {delta} or more), on at least "
+                       "{min_datasets} datasets of {min_queries}+ queries; contradicted when one leads with its CI "
+                       "wholly above +{delta} and is significantly better after Holm's adjustment over the newer "
+                       "rerankers (5%); inconclusive otherwise (a named reranker missing included). Per dataset "
+                       "(the claim allows a newer one to surpass it on specific benchmarks): holds when no lead's CI "
+                       "reaches +{delta}, consistent when one lies wholly above it, inconclusive otherwise. Beside "
+                       "it: the rerankers significantly better on a dataset (Holm-adjusted over every reranker and "
+                       "dataset of the run, 5%), each one's pairs/s and memory as a ratio to this one's on the same "
+                       "hardware, and a non-commercial licence where tables/model records one",
 }
 MOST_TEXT = ("'most tasks' is judged on the per-dataset verdicts of each run, variant and device: every dataset "
              "of the run counts (one without evidence counts against the claim and is named); holds when it holds "
@@ -446,7 +451,8 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
             return [{**base, "measured": None, "hardware": None, "verdict": NOT_MEASURABLE,
                      "evidence": f"run(s) {', '.join(random_runs)} used random weights (shape twins): their "
                                  "scores carry no relevance"}]
-        return _remains_default(claim, base, table, tables.get("throughput", pd.DataFrame()), profiles)
+        return _remains_default(claim, base, table, tables.get("throughput", pd.DataFrame()), profiles,
+                                tables.get("model"))
     if claim.rule == "strict_upgrade":
         random_runs = sorted(r for r, w in weights.items() if w == "random")
         if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
@@ -654,7 +660,7 @@ def cost_ratios(throughput: pd.DataFrame, run_id: str, device: str, variant: str
 
 
 def _remains_default(claim: Claim, base: dict, table: pd.DataFrame, throughput: pd.DataFrame,
-                     profiles: dict[str, dict[str, Any]]) -> list[dict]:
+                     profiles: dict[str, dict[str, Any]], model: pd.DataFrame | None = None) -> list[dict]:
     """"Newer rerankers may surpass it on specific benchmarks, but it remains the default for good enough",
     decided by RULE_TEXT["remains_default"]: one verdict per dataset and one on the macro-average, per run,
     variant and device. The comparison rows hold this reranker minus each newer one; they are turned round
@@ -663,6 +669,10 @@ def _remains_default(claim: Claim, base: dict, table: pd.DataFrame, throughput: 
     if rows.empty:
         return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH, "evidence": why_none}]
     ours = claim.filters["reranker"]
+    named = claim.filters["baseline"] if isinstance(claim.filters["baseline"], list) else [claim.filters["baseline"]]
+    licences = {}
+    if model is not None and not model.empty and {"reranker", "licence"} <= set(model.columns):
+        licences = model.dropna(subset=["licence"]).drop_duplicates("reranker").set_index("reranker")["licence"].to_dict()
     lead = rows.assign(lead=-rows["diff"], lead_low=-rows["diff_ci_high"], lead_high=-rows["diff_ci_low"])
     out = []
     for (run_id, device, variant), group in lead.groupby(["run_id", "device", "variant"], dropna=False):
@@ -671,31 +681,44 @@ def _remains_default(claim: Claim, base: dict, table: pd.DataFrame, throughput: 
         per_dataset = group[group["dataset"] != MACRO]
         better = holm_significant(per_dataset)
         better = better[better["lead"] > 0]
-        named = "; ".join(f"{r['baseline']} on {r['dataset']} ({float(r['lead']):+.3f})" for _, r in better.iterrows())
+        wins = "; ".join(f"{r['baseline']} on {r['dataset']} ({float(r['lead']):+.3f})" for _, r in better.iterrows())
         small = sorted(set(per_dataset.loc[~(per_dataset["n_queries"] >= claim.min_queries), "dataset"]))
+        missing = sorted(set(map(str, named)) - set(group["baseline"]))
         n_datasets = per_dataset["dataset"].nunique()
+        overall = MACRO if (group["dataset"] == MACRO).any() else (per_dataset["dataset"].iloc[0] if n_datasets == 1 else None)
         for dataset, at in sorted(group.groupby("dataset"), key=lambda item: (item[0] == MACRO, item[0])):
-            if at["lead_low"].gt(claim.delta).any():
-                verdict = CONTRADICTED
-            elif at["lead_high"].lt(claim.delta).all() and (
-                    (n_datasets >= claim.min_datasets and not small) if dataset == MACRO
-                    else at["n_queries"].ge(claim.min_queries).all()):
-                verdict = HOLDS
+            above = at["lead_low"] > claim.delta
+            if dataset == overall:
+                significant = set(holm_significant(at)["baseline"])
+                if (above & at["baseline"].isin(significant)).any():
+                    verdict = CONTRADICTED
+                elif (at["lead_high"] < claim.delta).all() and not missing and n_datasets >= claim.min_datasets \
+                        and not small:
+                    verdict = HOLDS
+                else:
+                    verdict = INCONCLUSIVE
             else:
-                verdict = INCONCLUSIVE
+                verdict = (CONSISTENT if above.any() else HOLDS
+                           if (at["lead_high"] < claim.delta).all() and at["n_queries"].ge(claim.min_queries).all()
+                           else INCONCLUSIVE)
             each = []
             for _, r in at.sort_values("lead", ascending=False).iterrows():
-                costs = cost_ratios(throughput, run_id, device, variant, ours, r["baseline"])
+                extras = [cost_ratios(throughput, run_id, device, variant, ours, r["baseline"])]
+                if is_non_commercial(licences.get(r["baseline"])):
+                    extras.append(f"licence {licences[r['baseline']]}: non-commercial")
+                extras = [e for e in extras if e]
                 each.append(f"{r['baseline']} {float(r['lead']):+.3f} ({stats.LEVEL:.0%} CI {float(r['lead_low']):+.3f} "
-                            f"to {float(r['lead_high']):+.3f}{'; ' + costs if costs else ''})")
+                            f"to {float(r['lead_high']):+.3f}{'; ' + '; '.join(extras) if extras else ''})")
             level = "the macro-average" if dataset == MACRO else dataset
             measured = f"newer minus {ours}, nDCG@10 on {level}: " + "; ".join(each)
-            if dataset == MACRO or n_datasets <= 1:
-                measured += (f". Significantly better on a dataset (Holm-adjusted): {named}" if named
+            if dataset == overall:
+                measured += (f". Significantly better on a dataset (Holm-adjusted): {wins}" if wins
                              else ". No newer reranker significantly better on any dataset (Holm-adjusted)")
-            shortfalls = ([f"{n_datasets} dataset(s), the rule needs {claim.min_datasets}"]
-                          if n_datasets < claim.min_datasets else []) + (
-                [f"fewer than {claim.min_queries} queries on {', '.join(small)}"] if small else [])
+            shortfalls = (([f"not compared: {', '.join(missing)}"] if missing else [])
+                          + ([f"{n_datasets} dataset(s), the rule needs {claim.min_datasets}"]
+                             if n_datasets < claim.min_datasets else [])
+                          + ([f"fewer than {claim.min_queries} queries on {', '.join(small)}"] if small else [])
+                          if dataset == overall else [])
             evidence = (f"tables/comparisons: run {run_id}, {variant} on {device}, {ours} against "
                         f"{', '.join(sorted(at['baseline']))} per query on the same candidates"
                         + ("; the run compared them the other way round: difference negated" if swapped else "")
@@ -727,9 +750,11 @@ def what_would_change(claim: Claim, verdict: dict) -> str:
             return "a run on a CUDA GPU (bench/device_check.sh prepares one)"
         return f"a run that measures it: {verdict['evidence']}"
     if claim.rule == "remains_default":
-        return {HOLDS: f"a newer reranker whose lead's CI lies above +{claim.delta:g} on a dataset or overall",
+        return {HOLDS: f"a newer reranker whose lead's CI lies above +{claim.delta:g} (overall: and significant)",
+                CONSISTENT: f"a run where no newer reranker's lead CI on this dataset lies above +{claim.delta:g}",
                 CONTRADICTED: f"a run where no newer reranker's lead CI lies above +{claim.delta:g}",
-                INCONCLUSIVE: f"more queries or datasets ({claim.min_datasets}+ of {claim.min_queries}+ queries), "
+                INCONCLUSIVE: f"every named reranker compared (trust_remote_code pinned where one needs it), and more "
+                              f"queries or datasets ({claim.min_datasets}+ of {claim.min_queries}+ queries), "
                               f"narrowing every lead's CI to one side of +{claim.delta:g}"}[label]
     if claim.rule == "strict_upgrade":
         return {HOLDS: f"a dataset where it is worse by more than {claim.delta:g}, or an overall CI reaching 0",

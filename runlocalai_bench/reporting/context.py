@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from runlocalai_bench.params import ParamsError, format_validation_error
 
 CONTEXT_FOLDER = "context"
-COLUMNS = ["reranker", "benchmark", "published", "setup", "source", "file"]
+COLUMNS = ["reranker", "benchmark", "published", "setup", "source", "file", "note"]
 
 
 class _Strict(BaseModel):
@@ -39,6 +39,7 @@ class ContextTable(_Strict):
 
 
 class ContextFile(_Strict):
+    note: str = Field(default="", description="how the figures were transcribed, and what to check before citing")
     tables: list[ContextTable] = Field(min_length=1)
 
 
@@ -64,7 +65,8 @@ def context_rows(files: dict[str, ContextFile], rerankers: set[str]) -> pd.DataF
             if not {row.reranker for row in table.rows} & rerankers:
                 continue
             out += [{"reranker": row.reranker, "benchmark": row.benchmark, "published": row.value,
-                     "setup": table.setup, "source": table.source, "file": name} for row in table.rows]
+                     "setup": table.setup, "source": table.source, "file": name, "note": file.note}
+                    for row in table.rows]
     return pd.DataFrame(out, columns=COLUMNS)
 
 

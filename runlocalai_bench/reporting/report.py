@@ -452,6 +452,9 @@ def context_blocks(context: pd.DataFrame) -> list[Block]:
     shown = context[["reranker", "benchmark", "published", "setup", "source"]].copy()
     shown["published"] = [format(v, "g") for v in shown["published"]]
     blocks.append(Table(shown, anchor="context-table", numeric={"published"}))
+    notes = sorted({(f, n) for f, n in zip(context["file"], context["note"]) if isinstance(n, str) and n})
+    if notes:
+        blocks.append(Text("\n".join(f"- `{name}`: {note}" for name, note in notes), "small"))
     return blocks
 
 

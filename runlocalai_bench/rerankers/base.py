@@ -87,6 +87,7 @@ class LoadRequest:
     server_timeout_s: float = 1800.0  # served variants: the longest one request (a query's candidates) may take
     instruction: str | None = None  # LLM rerankers: the instruction their prompt carries (None: the family's default)
     trust_remote_code: bool = False  # the parameters allowed this checkpoint's own code at a pinned revision
+    code_revision: str | None = None  # the pinned commit of another repository whose code its auto_map names
 
 
 @dataclass(frozen=True)

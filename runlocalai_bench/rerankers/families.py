@@ -158,10 +158,12 @@ def family_from(spec: str, config: dict, note: dict | None = None) -> Family:
     matched against the published checkpoints; otherwise the architecture decides: a sequence classifier is a
     cross-encoder, a causal LM with no known rule is refused."""
     note = note or {}
+    architecture = (config.get("architectures") or [""])[0]
+    if architecture.endswith("ForSequenceClassification"):  # a classification head is read as one, whatever the id
+        return Family(CLASSIFIER)  # (community "-seq-cls" conversions of Qwen3-Reranker are cross-encoders)
     name = note.get("family") or rule_for_id(note.get("of", "")) or rule_for_id(spec)
     if name:
         return Family(LLM, RULES[name])
-    architecture = (config.get("architectures") or [""])[0]
     if architecture.endswith("ForCausalLM"):
         raise ValueError(f"{spec}: a causal language model ({architecture}) with no known reranking prompt; the suite "
                          f"scores LLM rerankers by their authors' rules only ({', '.join(RULES)}), matched by hub id")
@@ -182,3 +184,12 @@ def remote_code_needed(folder: Path) -> bool:
     """Whether loading the checkpoint runs Python code from its repository (its config maps an Auto class to a
     module of its own: jina-reranker-v2, gte-multilingual-reranker)."""
     return bool(_config(folder).get("auto_map"))
+
+
+def code_repositories(folder: Path) -> set[str]:
+    """Other hub repositories whose code the checkpoint's ``auto_map`` runs (``"org/repo--module.Class"``: e.g.
+    gte-multilingual's modules live in a repository of their own). transformers fetches such code at that
+    repository's ``main`` unless it is given a ``code_revision``, so each must be pinned as well."""
+    entries = _config(folder).get("auto_map") or {}
+    values = [v for value in entries.values() for v in (value if isinstance(value, list) else [value]) if v]
+    return {str(v).split("--", 1)[0] for v in values if "--" in str(v)}

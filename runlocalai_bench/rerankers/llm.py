@@ -12,10 +12,13 @@ Written by hand because no library path is right for all three here:
 What this module does, and its reasons:
 - Every segment of the prompt is tokenized on its own, as the reference code tokenizes it (BPE merges at the
   seams differ if the same text is tokenized in other pieces).
-- ``max_length`` bounds the query and document tokens together; the template's tokens come on top (as
-  mxbai-rerank does), so an LLM reranker reads as much of each pair as a cross-encoder with the same
-  ``max_length`` and the template is never cut. Over the budget, query and document are cut longest-first (the
-  rule every other variant of the suite applies, ``truncate_pair``), at the end of their last kept token.
+- ``max_length`` bounds the query and document tokens together, counted by the model's own tokenizer; the
+  template's tokens come on top (as mxbai-rerank does) and are never cut. The same ``max_length`` is the same
+  token budget, not the same text: a byte-level BPE spends more tokens than XLM-R's on some scripts (Telugu,
+  Bengali), so on those an LLM reranker reads less of a long document. Over the budget, query and document are cut
+  longest-first (the rule every other variant of the suite applies, ``truncate_pair``), at the end of their last
+  kept token; tokenized again inside the prompt a cut can differ from the budget by a token where BPE merges
+  across its ends.
   The cards cut differently (Qwen3's README cuts the end of the whole body, mxbai the query at 3/4 and then the
   document); the scores differ only for pairs over the budget.
 - Left padding, with position ids counted from each pair's first real token: a padded pair then sees exactly the

@@ -187,7 +187,7 @@ def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, ca
                   calibration_pairs=(), user_file: Path | None = None, threads: int | None = None,
                   tokens_per_call: int | None = None, server_slots: int = 4,
                   server_timeout_s: float = 1800.0, instruction: str | None = None,
-                  trust_remote_code: bool = False) -> Reranker:
+                  trust_remote_code: bool = False, code_revision: str | None = None) -> Reranker:
     """Load ``folder`` as ``variant`` on ``device`` through its backend, after its exports were built in a
     process of their own (:func:`prepare_exports`); the loader then only reads finished files. ``load_s`` is the
     load alone; ``details['export']`` what the exports cost. :func:`perf.memory.load_measured` wraps this with
@@ -206,7 +206,7 @@ def load_reranker(variant: Variant, device: str, folder: Path, ref: ModelRef, ca
     torch.set_num_threads(threads)
     request = LoadRequest(variant, device, Path(folder), ref, export_root(ref, cache_dir), max_length,
                           tuple(calibration_pairs), Path(user_file) if user_file else None, threads, tokens_per_call,
-                          server_slots, server_timeout_s, instruction, trust_remote_code)
+                          server_slots, server_timeout_s, instruction, trust_remote_code, code_revision)
     export = prepare_exports(request)
     started = time.perf_counter()
     with reading_only():

@@ -657,9 +657,12 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                              "source": f"skipped: baseline {baseline}: {skip}"})
                 executions[name] = overhead
                 continue
-            rate = (measured.get((variant, device)) or probed.get((variant, device))
-                    or measured.get((reference_variant(device), device)) or probed.get((reference_variant(device), device))
-                    or (None if node_class(device) else reference))
+            rate = measured.get((variant, device)) or probed.get((variant, device))
+            rate_variant = variant
+            if rate is None:  # a variant not probed: the reference variant's rate stands in, and the row says so
+                rate_variant = reference_variant(device)
+                rate = (measured.get((rate_variant, device)) or probed.get((rate_variant, device))
+                        or (None if node_class(device) else reference))
             total, per_query = overhead, {}
             for size, job in zip(sizes, work):
                 seconds, per_pair = None, None
@@ -683,7 +686,7 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
                                                                   params.reranker.batch_size, params.reranker.max_length)
                              if other else None,
                              "rate_pairs_per_s": 1.0 / per_pair if per_pair else None,
-                             "source": (f"{variant}'s FLOP rate here on {baseline}'s shape ({rate.source})" if per_pair
+                             "source": (f"{rate_variant}'s FLOP rate here on {baseline}'s shape ({rate.source})" if per_pair
                                         else f"no rate of {variant} on {device}: time unknown" if rate is None
                                         else f"shape of {baseline} unknown offline: time unknown")})
             if rate is None:

@@ -36,7 +36,7 @@ from runlocalai_bench.quality.compare import ORACLE
 from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
 from runlocalai_bench.rerankers.base import Pair, Reranker, VariantUnavailable
-from runlocalai_bench.rerankers.families import family_of, remote_code_needed
+from runlocalai_bench.rerankers.families import code_repositories, family_of, remote_code_needed
 from runlocalai_bench.rerankers.registry import check_available, get_variant, load_reranker
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
 from runlocalai_bench.results.tables import write_part
@@ -250,7 +250,7 @@ def reranker_checkpoint(params: Params, cache_dir: Path,
     return folder, ref, str(folder), twin_note(folder)
 
 
-def remote_code_refusal(params: Params, spec: str, ref: ModelRef) -> str | None:
+def remote_code_refusal(params: Params, spec: str, ref: ModelRef, folder: Path) -> str | None:
     """Why the checkpoint ``spec`` (which runs code from its repository) may not load, or None when the
     parameters allow its code at exactly the commit that was resolved. Never allowed by default, never for an
     unpinned revision or a local folder (no commit to pin)."""
@@ -261,7 +261,19 @@ def remote_code_refusal(params: Params, spec: str, ref: ModelRef) -> str | None:
     if ref.revision != allowed:
         return (f"{spec} runs code from its repository: reranker.trust_remote_code pins {allowed}, but the checkpoint "
                 f"found is {ref.revision or 'a local folder with no commit'}; remote code runs at the pinned commit only")
+    others = code_repositories(folder)
+    unpinned = sorted(r for r in others if r not in params.reranker.trust_remote_code)
+    if unpinned or len(others) > 1:
+        return (f"{spec} runs code from {', '.join(sorted(others))} as well: set reranker.trust_remote_code."
+                f"{unpinned[0] if unpinned else sorted(others)[0]} to the commit whose code you allow (one code "
+                "repository besides the model's own at most)")
     return None
+
+
+def code_revision(params: Params, folder: Path) -> str | None:
+    """The pinned commit of the one other repository whose code the checkpoint runs (None: its own code only)."""
+    others = code_repositories(folder)
+    return params.reranker.trust_remote_code[next(iter(others))] if others else None
 
 
 def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Collection]) -> tuple[list[Pair], dict]:
@@ -400,8 +412,10 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     remote_code = remote_code_needed(folder)
     if remote_code:
         meta["remote_code"] = {"needed": True, "allowed_revision": params.reranker.trust_remote_code.get(model_spec),
-                               "revision": ref.revision}
-        refusal = remote_code_refusal(params, model_spec, ref)
+                               "revision": ref.revision,
+                               "code_repositories": {r: params.reranker.trust_remote_code.get(r)
+                                                     for r in sorted(code_repositories(folder))}}
+        refusal = remote_code_refusal(params, model_spec, ref, folder)
         if refusal:
             return skipped(VariantUnavailable(refusal))
     user_file = None if baseline else params.reranker.gguf_files.get(variant_name)
@@ -424,7 +438,7 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
             variant, device, folder, ref, cache_dir, params.reranker.max_length, calibration,
             Path(user_file) if user_file else None, compute_threads(params.reranker.threads),
             params.reranker.gguf_tokens_per_call, params.serve.slots, params.serve.request_timeout_s,
-            params.reranker.instruction, remote_code))
+            params.reranker.instruction, remote_code, code_revision(params, folder) if remote_code else None))
     except VariantUnavailable as exc:  # known at load time only (e.g. a model GGUF cannot represent)
         return skipped(exc)
     # From here the reranker holds native memory, and a served one a server process: closed whatever happens.

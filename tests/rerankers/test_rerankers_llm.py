@@ -201,3 +201,35 @@ def test_a_remote_code_reranker_without_permission_is_a_recorded_skip_and_its_co
     assert len(stages) == 1 and stages[0]["status"] == "skipped"
     assert "trust_remote_code" in stages[0]["reason"] and "40-hex commit" in stages[0]["reason"]
     assert not marker.exists()
+
+
+def test_code_from_another_repository_needs_its_own_pin(session_cache, tmp_path):
+    """gte-multilingual's auto_map names modules in another repository ("org/repo--module.Class"), which
+    transformers would fetch at that repository's main: the model's pin alone does not allow it."""
+    from runlocalai_bench.models.refs import ModelRef
+    from runlocalai_bench.params import load_params
+    from runlocalai_bench.run.stages import code_revision, remote_code_refusal
+
+    from support import REPO
+
+    folder = tmp_path / "gte"
+    shutil.copytree(tiny_checkpoint("tiny-bert", session_cache), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "Alibaba-NLP/new-impl--configuration.NewConfig",
+                          "AutoModelForSequenceClassification": "Alibaba-NLP/new-impl--modeling.NewForSequenceClassification"}
+    (folder / "config.json").write_text(json.dumps(config))
+    spec, commit, code = "Alibaba-NLP/gte-multilingual-reranker-base", "ab" * 20, "cd" * 20
+    ref = ModelRef(spec, str(folder), commit, None)
+    only_model = load_params(REPO / "params" / "smoke.yaml", [f"reranker.trust_remote_code={{{spec}: {commit}}}"])
+    refusal = remote_code_refusal(only_model, spec, ref, folder)
+    assert refusal and "reranker.trust_remote_code.Alibaba-NLP/new-impl" in refusal
+    both = load_params(REPO / "params" / "smoke.yaml",
+                       [f"reranker.trust_remote_code={{{spec}: {commit}, Alibaba-NLP/new-impl: {code}}}"])
+    assert remote_code_refusal(both, spec, ref, folder) is None and code_revision(both, folder) == code
+    moved = ModelRef(spec, str(folder), "ef" * 20, None)  # the snapshot found is another commit than the pin
+    assert "pinned commit only" in remote_code_refusal(both, spec, moved, folder)
+
+
+def test_a_classification_head_is_read_as_one_whatever_the_id(session_cache):
+    folder = tiny_checkpoint("tiny-xlmr", session_cache)
+    assert family_of("tomaarsen/Qwen3-Reranker-0.6B-seq-cls", folder).kind == "classifier"

@@ -114,11 +114,16 @@ def load(request: LoadRequest) -> TorchReranker | TorchLLMReranker:
     details: dict[str, Any] = {"threads": torch.get_num_threads()}  # set by the registry for every backend
     if request.device.startswith("cuda"):
         details["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+    remote: dict[str, Any] = {}
     if request.trust_remote_code:
-        details["trust_remote_code"] = f"allowed for {request.ref.spec} at {request.ref.revision}"
+        details["trust_remote_code"] = f"allowed for {request.ref.spec} at {request.ref.revision}" + (
+            f", its code repository at {request.code_revision}" if request.code_revision else "")
+        # transformers fetches code named "repo--module.Class" at that repository's main unless told the commit
+        remote = {"code_revision": request.code_revision} if request.code_revision else {}
     if family_of(request.ref.spec, request.folder).kind == LLM:
         return _load_llm(request, dtype, details)
-    ce = load_cross_encoder(request.folder, request.device, request.max_length, model_kwargs={"dtype": dtype},
+    ce = load_cross_encoder(request.folder, request.device, request.max_length, model_kwargs={"dtype": dtype, **remote},
+                            config_kwargs=remote or None, processor_kwargs=remote or None,
                             trust_remote_code=request.trust_remote_code)
     ce.model.eval()
     if variant.precision == "int8":

@@ -56,10 +56,27 @@ def check_device(variant: Variant, device: str) -> None:
                                      "(rebuild with CMAKE_ARGS=-DGGML_CUDA=on)")
 
 
+def check_rank_head_written(folder: Path, spec: str) -> None:
+    """llama.cpp's converter writes Qwen3-Reranker's rank head only when it recognises the checkpoint (its model
+    card's "# Qwen3-Reranker" heading, or the name in its folder or config): without that the file would be a plain
+    LLM. A hub snapshot cached before model cards were fetched has none: a recorded skip saying so."""
+    if family_of(spec, folder).rule is not QWEN3_RERANKER:
+        return
+    card = Path(folder) / "README.md"
+    hints = [Path(folder).name.lower(), json.loads((Path(folder) / "config.json").read_text()).get("_name_or_path", "").lower()]
+    if (card.is_file() and "# qwen3-reranker" in card.read_text(encoding="utf-8", errors="replace").lower()) or any(
+            "qwen3-reranker" in h for h in hints):
+        return
+    raise VariantUnavailable(f"{folder}: llama.cpp's converter would not recognise this Qwen3-Reranker (no model card "
+                             "README.md with its '# Qwen3-Reranker' heading): download the snapshot again with its "
+                             "README.md")
+
+
 def prepare(request: LoadRequest) -> None:
     """Convert to F16 with llama.cpp's converter and quantize from it (nothing for a user's own file)."""
     if request.user_file is None:
         check_convertible(request.folder)
+        check_rank_head_written(request.folder, request.ref.spec)
         gguf_file(request.folder, request.exports, request.variant.precision)
 
 
@@ -86,7 +103,8 @@ def load(request: LoadRequest) -> LlamaCppReranker:
                                 request.instruction)
         details.update(prompt_rule=family.rule.name, score=f"{family.rule.formula}, as log(p_yes) - log(p_no) of "
                        "llama.cpp's rank output (a softmax over the two answer tokens)",
-                       instruction=encoder.instruction or family.rule.default_instruction,
+                       instruction=(encoder.instruction if encoder.instruction is not None
+                                    else family.rule.default_instruction),
                        template_tokens=encoder.template_tokens(),
                        tokenizer="the checkpoint's Hugging Face tokenizer (the ids the torch variants score)")
     reranker = LlamaCppReranker.load(request.variant, request.device, path, config, threads=request.threads,
