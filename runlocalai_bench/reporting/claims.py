@@ -445,20 +445,15 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
     base = {"claim": claim.id, "text": claim.text, "note": claim.note, "anchor": None, "where": None,
             "group": claim.group, "rule": claim.rule_text(), "holds_from_n": None}
     table = tables.get(claim.table, pd.DataFrame())
-    if claim.rule == "remains_default":
+    if claim.rule in ("strict_upgrade", "remains_default"):
         random_runs = sorted(r for r, w in weights.items() if w == "random")
         if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
             return [{**base, "measured": None, "hardware": None, "verdict": NOT_MEASURABLE,
                      "evidence": f"run(s) {', '.join(random_runs)} used random weights (shape twins): their "
                                  "scores carry no relevance"}]
-        return _remains_default(claim, base, table, tables.get("throughput", pd.DataFrame()), profiles,
-                                tables.get("model"))
-    if claim.rule == "strict_upgrade":
-        random_runs = sorted(r for r, w in weights.items() if w == "random")
-        if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
-            return [{**base, "measured": None, "hardware": None, "verdict": NOT_MEASURABLE,
-                     "evidence": f"run(s) {', '.join(random_runs)} used random weights (shape twins): their "
-                                 "scores carry no relevance"}]
+        if claim.rule == "remains_default":
+            return _remains_default(claim, base, table, tables.get("throughput", pd.DataFrame()), profiles,
+                                    tables.get("model"))
         return _strict_upgrade(claim, base, table, profiles)
     rows, why_none = matching_rows(claim, table)
     if rows.empty:
