@@ -450,7 +450,7 @@ def context_blocks(context: pd.DataFrame) -> list[Block]:
                                 "not targets; the run's own comparisons on identical candidates are in "
                                 "tables/comparisons. Values as published (nDCG@10, percent).")]
     shown = context[["reranker", "benchmark", "published", "setup", "source"]].copy()
-    shown["published"] = [format(v, "g") for v in shown["published"]]
+    shown["published"] = [f"{v:.2f}" for v in shown["published"]]  # as the sources print them: 65.80
     blocks.append(Table(shown, anchor="context-table", numeric={"published"}))
     notes = sorted({(f, n) for f, n in zip(context["file"], context["note"]) if isinstance(n, str) and n})
     if notes:

@@ -78,10 +78,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("model", ("run_id", "reranker", "variant", "device", "weights", "architecture", "model_type",
                     "encoder_shape", "layers", "hidden", "heads", "intermediate", "vocab", "max_positions",
                     "context_tokens", "params_total", "params_embedding", "params_non_embedding", "file_bytes",
-                    "source", "family", "licence"),
+                    "source"),
           "what each reranker checkpoint is (config.json and the weight files' tensor shapes; a shape twin has "
-          "the real model's), the file each variant ran from, how it scores (family: cross-encoder, or the LLM "
-          "rule of rerankers/families.py) and its licence (the model card's)"),
+          "the real model's) and the file each variant ran from; bundles since the LLM rerankers add how it scores "
+          "(family: cross-encoder, or the LLM rule of rerankers/families.py) and its licence (the model card's)"),
     Table("verdicts", ("claim", "group", "text", "verdict", "measured", "hardware", "evidence", "anchor",
                        "would_change", "note", "where"),
           "each published claim judged against the tables above: the verdict, what was measured where, the table "
