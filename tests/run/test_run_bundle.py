@@ -39,7 +39,9 @@ def test_pytrec_eval_on_the_run_files_reproduces_the_tables(smoke_bundle):
                 rows = rows[~rows["system"].isin(["rerank", "oracle"])]
             else:  # rerank--<variant>--<device> or baseline--<model>--<variant>--<device>
                 variant, device = path.stem.split("--")[-2:]
-                model = "twin:tiny-bert" if path.stem.startswith("baseline--") else "twin:tiny-xlmr"
+                # baseline--twin-tiny-bert--... names its comparison reranker's slug (twin:tiny-bert, twin:tiny-qwen3)
+                model = ("twin:" + path.stem.split("--")[1].removeprefix("twin-") if path.stem.startswith("baseline--")
+                         else "twin:tiny-xlmr")
                 rows = rows[(rows["variant"] == variant) & (rows["device"] == device) & (rows["reranker"] == model)]
             for trec_name, measure in TREC_MEASURES.items():
                 table = rows[rows["measure"] == measure].set_index("query_id")["value"]
@@ -82,7 +84,7 @@ def test_the_depth_curve_grows_in_cost_and_ends_at_the_full_rerank(smoke_bundle)
     depth = pd.read_parquet(smoke_bundle / "tables" / "depth.parquet")
     summary = pd.read_parquet(smoke_bundle / "tables" / "summary.parquet")
     assert set(depth["depth"]) == {2, 5, 10} and {"fixture:tiny", "fixture:multilingual", "macro-average"} <= set(depth["dataset"])
-    assert set(depth["reranker"]) == {"twin:tiny-xlmr", "twin:tiny-bert"}  # the comparison reranker has its curve
+    assert set(depth["reranker"]) == {"twin:tiny-xlmr", "twin:tiny-bert", "twin:tiny-qwen3"}  # comparison rerankers too
     for (dataset, reranker, variant, device), curve in depth.groupby(["dataset", "reranker", "variant", "device"]):
         curve = curve.sort_values("depth")
         assert curve["pairs_per_query"].is_monotonic_increasing and curve["ms_per_query"].is_monotonic_increasing

@@ -37,6 +37,7 @@ def test_auto_is_recorded_as_the_device_it_meant(tmp_path, session_cache):
     out = tmp_path / "auto"
     assert run_cli("--out", str(out), "--set", f"cache_dir={session_cache}", "--set", "reranker.devices=[auto]",
                    "--set", "reranker.variants=[torch-fp32]", "--set", "throughput.enabled=false",
+                   "--set", "reranker.baseline_variants=[]",
                    "--set", "datasets=[fixture:tiny]", "--set", "run_id=auto") == 0
     assert yaml.safe_load((out / "params.yaml").read_text())["reranker"]["devices"] == [here]
     runs = pd.read_parquet(out / "tables" / "runs.parquet")
