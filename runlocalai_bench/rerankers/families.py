@@ -176,7 +176,7 @@ def family_of(spec: str, folder: Path) -> Family:
 
 
 # Rerankers whose hub repositories map their Auto classes to modules of their own (their model cards load them
-# with trust_remote_code=True): `plan` knows they need permission before their config is downloaded.
+# with remote code allowed): `plan` knows they need permission before their config is downloaded.
 REMOTE_CODE_MODELS = {"jinaai/jina-reranker-v2-base-multilingual", "Alibaba-NLP/gte-multilingual-reranker-base"}
 
 
