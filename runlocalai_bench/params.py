@@ -19,6 +19,7 @@ from pydantic import (
 from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.models.refs import default_cache_dir
 from runlocalai_bench.paths import localize, portable
+from runlocalai_bench.rerankers.hosted import PROVIDERS, HostedError, check_base_url, is_hosted, parse_spec
 from runlocalai_bench.rerankers.registry import VARIANTS, backend_of, user_file_variants
 from runlocalai_bench.units import parse_duration
 
@@ -147,7 +148,9 @@ class RerankerParams(_Strict):
         default_factory=list,
         description="other rerankers (hub ids, local folders, twin:NAME) scored on exactly the same candidates in "
                     "each device's reference variant (torch-fp32 on CPU, torch-fp16 on CUDA), with the same "
-                    "weights setting as the main reranker; compared pairwise in tables/comparisons")
+                    "weights setting as the main reranker; compared pairwise in tables/comparisons. Hosted "
+                    "rerankers (api:cohere/<model>, api:voyage/<model>, api:jina/<model>; see api) run once per run "
+                    "through their provider's API, keyed from the environment")
     baseline_variants: list[VariantName] = Field(
         default_factory=list,
         description="variants each comparison reranker also runs in, beyond each device's reference variant: "
@@ -204,7 +207,26 @@ class RerankerParams(_Strict):
     def _baselines_differ(self) -> "RerankerParams":
         if self.model in self.baselines:
             raise ValueError(f"baselines: {self.model!r} is the reranker itself; list other rerankers")
+        if is_hosted(self.model):
+            raise ValueError(f"model: {self.model!r} is a hosted reranker: it can be a comparison reranker "
+                             "(reranker.baselines), not the reranker under test, whose variants run here")
+        for spec in self.baselines:
+            if is_hosted(spec):
+                try:
+                    parse_spec(spec)
+                except HostedError as exc:
+                    raise ValueError(f"baselines: {exc}") from None
         return self
+
+    @property
+    def hosted(self) -> list[str]:
+        """The comparison rerankers behind a provider's API (``api:...``)."""
+        return [b for b in self.baselines if is_hosted(b)]
+
+    @property
+    def local_baselines(self) -> list[str]:
+        """The comparison rerankers this machine runs (every other one)."""
+        return [b for b in self.baselines if not is_hosted(b)]
 
 
 class ThroughputParams(_Strict):
@@ -283,6 +305,54 @@ class ServeParams(_Strict):
         return values
 
 
+class ProviderParams(_Strict):
+    """How one provider's API is reached. The key is never a parameter: it comes from the environment variable
+    the provider names (COHERE_API_KEY, VOYAGE_API_KEY, JINA_API_KEY)."""
+
+    base_url: str | None = Field(
+        default=None, description="where requests go, with the API version (a proxy, or a server on 127.0.0.1 "
+                                  "speaking the same shape); null = the provider's own (recorded in the bundle)")
+    max_tokens_per_doc: int | None = Field(
+        default=None, gt=0, description="Cohere: documents are cut to this many of its tokens; null = the API's "
+                                        "default (4,096). Voyage truncates to the model's context itself")
+
+
+class ApiParams(_Strict):
+    """Hosted comparison rerankers (``api:<provider>/<model>`` in reranker.baselines)."""
+
+    max_cost_usd: float | None = Field(
+        default=5.0, ge=0, description="a run whose plan prices its hosted rerankers above this refuses to start, "
+                                       "and no request is sent once the responses' bill reaches it; null = no cap "
+                                       "(also what a hosted model without a price in prices.yaml needs)")
+    concurrency: int = Field(default=4, gt=0, description="requests (one query's candidates each) in flight at once")
+    max_retries: int = Field(default=5, ge=0, description="retries of a request answered 429 or 5xx (or cut off), "
+                                                          "after which the query is a recorded failure")
+    max_backoff_s: float = Field(default=60.0, gt=0, description="the longest wait before a retry (Retry-After "
+                                                                 "included)")
+    timeout_s: float = Field(default=120.0, gt=0, description="the longest one request may take")
+    cohere: ProviderParams = Field(default_factory=ProviderParams)
+    voyage: ProviderParams = Field(default_factory=ProviderParams)
+    jina: ProviderParams = Field(default_factory=ProviderParams)
+
+    def provider(self, name: str) -> ProviderParams:
+        return getattr(self, name)
+
+    @model_validator(mode="after")
+    def _safe_urls(self) -> "ApiParams":
+        for name, provider in PROVIDERS.items():
+            url = self.provider(name).base_url
+            if url is not None:
+                try:
+                    check_base_url(url, provider)
+                except HostedError as exc:
+                    raise ValueError(str(exc).removeprefix("api.")) from None
+        return self
+
+    def base_url(self, name: str) -> str:
+        """The base URL requests to provider ``name`` go to."""
+        return self.provider(name).base_url or PROVIDERS[name].base_url
+
+
 class Params(_Strict):
     run_id: str | None = None
     dataset: Dataset | None = Field(default=None, description="one dataset: shorthand for datasets: [<it>]")
@@ -293,6 +363,7 @@ class Params(_Strict):
     reranker: RerankerParams = Field(default_factory=RerankerParams)
     throughput: ThroughputParams = Field(default_factory=ThroughputParams)
     serve: ServeParams = Field(default_factory=ServeParams)
+    api: ApiParams = Field(default_factory=ApiParams)
     stages: list[Literal["first_stage", "rerank", "report"]] = Field(default_factory=lambda: list(STAGES))
     seed: int = 0
     budget: str | None = Field(

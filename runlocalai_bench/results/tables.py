@@ -57,6 +57,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "latency_target_ms; peak_rss_mb = the server process's peak during the point (on CUDA its GPU memory's "
           "peak follows the contract's columns: peak_vram_mb); client_cpu = the client's "
           "CPU seconds per second (client and server share the machine)", always_written_since_v2=False),
+    Table("hosted", ("run_id", "dataset", "reranker", "provider", "model", "query_id", "documents", "status",
+                     "requests", "sent", "attempts", "units", "unit", "cost_usd", "latency_s", "served_utc", "error"),
+          "hosted comparison rerankers (api:<provider>/<model>), one row per query: whether its candidates were "
+          "scored (ok) or not (failed, with the error), the requests they took (sent now; the rest came from the "
+          "response cache), the units the responses billed and their cost at params/references/prices.yaml's "
+          "price, the seconds its requests took now (network included: not comparable with a local pairs/s) and "
+          "when the answer was served", always_written_since_v2=False),
     Table("drift", ("run_id", "dataset", "reranker", "variant", "device", "reference", "n_queries", "n_pairs",
                     "max_abs_diff", "mean_abs_diff", "top10_overlap", "kendall_tau"),
           "each variant's scores against torch-fp32 on the same pairs"),
