@@ -17,6 +17,7 @@ from runlocalai_bench.quality.drift import drift_table
 from runlocalai_bench.quality.summary import summarize
 from runlocalai_bench.reporting.report import build_report
 from runlocalai_bench.results.bundle import Bundle, meta_device, rerank_execution
+from runlocalai_bench.rerankers.hosted import HOSTED_DEVICE, HOSTED_VARIANT
 from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.run.engines import NOTEBOOKS
 from runlocalai_bench.run.scratch import scratch_bundle
@@ -36,6 +37,7 @@ def finalize_tables(bundle: Bundle, params: Params, executions: list[dict]) -> N
     write_table(bundle.root, "quality", quality)
     write_table(bundle.root, "throughput", throughput)
     write_table(bundle.root, "load", read_parts(bundle.root, "load", ok))
+    write_table(bundle.root, "hosted", read_parts(bundle.root, "hosted", ok))
     write_table(bundle.root, "summary", summarize(quality, params.bootstrap_samples, params.seed))
     write_table(bundle.root, "drift", bundle_drift(bundle, params, ok))
     write_table(bundle.root, "depth_quality", depth_quality)
@@ -103,8 +105,11 @@ def executions_of(params: Params) -> list[Execution]:
         planned += [Execution(rerank_execution(v, d), "rerank", v, d)
                     for v in params.reranker.variants for d in params.reranker.devices]
         planned += [Execution(rerank_execution(v, d, b), "rerank", v, d, b)
-                    for b in params.reranker.baselines for d in params.reranker.devices
+                    for b in params.reranker.local_baselines for d in params.reranker.devices
                     for v in baseline_variants(params, d)]
+        # A hosted reranker runs once whatever the devices: its answers come from the provider's machines.
+        planned += [Execution(rerank_execution(HOSTED_VARIANT, HOSTED_DEVICE, b), "rerank", HOSTED_VARIANT,
+                              HOSTED_DEVICE, b) for b in params.reranker.hosted]
     return planned
 
 

@@ -57,11 +57,13 @@ from runlocalai_bench.rerankers.exports import export_root
 from runlocalai_bench.rerankers.registry import (
     REFERENCE_VARIANT, backend_of, check_available, check_family, get_variant, load_reranker, reference_variant,
 )
+from runlocalai_bench.rerankers.hosted import HOSTED_DEVICE, HOSTED_VARIANT
 from runlocalai_bench.results.bundle import Bundle, meta_device, rerank_execution
 from runlocalai_bench.results.tables import read_table
 from runlocalai_bench.run.budget import Allocation, DatasetCost, ExecutionCost, allocate, hours
 from runlocalai_bench.rerankers.families import REMOTE_CODE_MODELS, Family, family_from, family_of
 from runlocalai_bench.run.finalize import baseline_variants
+from runlocalai_bench.run.hosted import cost_refusal, hosted_plan_rows, planned_cost
 from runlocalai_bench.run.kernel import output_to
 
 ASSUMED_TOKENS = 256  # tokens per pair when no local text can be sampled
@@ -643,8 +645,16 @@ def make_plan(params: Params, from_bundle: Path | None = None, reference_only: b
             lanes[name] = lane_of(device)
             if built is False:
                 disk += weight_bytes(shape, spec.precision)
+    # hosted comparison rerankers: priced per prices.yaml, timed at an assumed request latency (network)
+    for baseline in params.reranker.hosted:
+        name = rerank_execution(HOSTED_VARIANT, HOSTED_DEVICE, baseline)
+        hosted_rows, per_query = hosted_plan_rows(baseline, sizes, params, tokenizer)
+        rows += hosted_rows
+        executions[name] = overhead + sum(r["predicted_s"] for r in hosted_rows)
+        costs.append(ExecutionCost(name, overhead, per_query, start_s=overhead, lane="", device=HOSTED_DEVICE))
+        lanes[name] = ""
     # comparison rerankers: the reference variant's FLOP rate on their own shape
-    for baseline in params.reranker.baselines:
+    for baseline in params.reranker.local_baselines:
         config = _config_of(baseline, params)
         other = model_shape(SimpleNamespace(**config)) if config else None
         for device, variant in [(d, v) for d in params.reranker.devices for v in baseline_variants(params, d)]:
@@ -735,7 +745,7 @@ def downloads_of(params: Params, shape: dict[str, int], encoder_shape: dict[str,
         found.append(_model_download(params.first_stage.model, params.first_stage.revision, params, encoder_shape))
     if "rerank" in params.stages and params.reranker.weights == "trained":
         found.append(_model_download(params.reranker.model, params.reranker.revision, params, shape))
-        for baseline in params.reranker.baselines:
+        for baseline in params.reranker.local_baselines:
             config = _config_of(baseline, params)
             found.append(_model_download(baseline, None, params, model_shape(SimpleNamespace(**config)) if config else None))
     for spec in params.datasets:
@@ -878,6 +888,11 @@ def describe(plan: Plan, params: Params) -> list[str]:
                          f"({row['mean_tokens']:.0f} tokens each) ~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
         elif row["stage"] == "skipped":
             lines.append(f"rerank       {row['variant']} · {row['device']}: {row['source']}")
+        elif row["stage"] == "hosted":
+            cost = f"~{row['cost_usd']:.2f} USD" if pd.notna(row["cost_usd"]) else "cost unknown"
+            lines.append(f"hosted       {row['dataset']} · {row['reranker']}: {int(row['queries'])} queries, "
+                         f"{int(row['pairs']):,} pairs, ~{sig(row['units'])} {row['unit'].replace('_', ' ')}, {cost} "
+                         f"~ {human_seconds(row['predicted_s'])}  [{row['source']}]")
         elif isinstance(row.get("reranker"), str):
             rate = f"{sig(row['rate_pairs_per_s'])} pairs/s" if pd.notna(row["rate_pairs_per_s"]) else "rate unknown"
             lines.append(f"baseline     {row['dataset']} · {row['reranker']} · {row['variant']} · {row['device']}: "
@@ -902,6 +917,16 @@ def describe(plan: Plan, params: Params) -> list[str]:
     unknown = f"; {len(plan.unpredicted)} not predicted, see the note" if plan.unpredicted else ""
     lines.append(f"total        {'>' if plan.unpredicted else '~'} {human_seconds(plan.total_s)} "
                  f"({len(plan.executions)} executions{unknown}), {human_bytes(plan.disk_bytes)} of new caches and exports")
+    if params.reranker.hosted:
+        cost, unpriced = planned_cost(plan.rows)
+        cap = params.api.max_cost_usd
+        lines.append(f"hosted       ~{cost:.2f} USD in all for {', '.join(params.reranker.hosted)}"
+                     + (f" (+ {', '.join(unpriced)}: no price)" if unpriced else "")
+                     + (f"; cap api.max_cost_usd {cap:g} USD" if cap is not None else "; no cap (api.max_cost_usd null)")
+                     + "; their keys come from the environment, answers already cached cost nothing")
+        refusal = cost_refusal(plan.rows, params)
+        if refusal:
+            lines.append(f"refused      {refusal}")
     lines += [f"note         {n}" for n in plan.notes]
     if plan.total_s > LONG_RUN_S and plan.allocation is None:
         lines.append(f"warning      this run is predicted to take {human_seconds(plan.total_s)}; to fit in hours: "

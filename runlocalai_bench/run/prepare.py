@@ -71,7 +71,8 @@ def preflight_models(params: Params) -> None:
         checks.append(("first_stage.model", params.first_stage.model, params.first_stage.revision))
     if params.reranker.weights == "trained" and "rerank" in params.stages:
         checks.append(("reranker.model", params.reranker.model, params.reranker.revision))
-        checks += [(f"reranker.baselines[{i}]", spec, None) for i, spec in enumerate(params.reranker.baselines)]
+        checks += [(f"reranker.baselines[{i}]", spec, None) for i, spec in enumerate(params.reranker.baselines)
+                   if spec in params.reranker.local_baselines]
     for key, spec, revision in checks:
         if is_hub_id(spec):
             try:

@@ -35,6 +35,7 @@ from runlocalai_bench.paths import scrub
 from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.tables import SCHEMA_VERSION, write_table
 from runlocalai_bench.devices import node_class, resolve_device
+from runlocalai_bench.run.hosted import PLANNED_FILE, cost_refusal, planned_costs, rerun_on_resume
 from runlocalai_bench.run.cluster import (
     Cluster, ClusterError, Placement, Submitted, WorkerLost, check_devices, class_nodes, fits, placement, unpack,
 )
@@ -201,6 +202,7 @@ def run(
     predicted: dict[str, float] = {}
     display = Display(stream=stream)
     allocation = None
+    made = None  # the plan, where one is made
     cluster = None
     node_lanes: dict[str, str] = {}
     if engine == "ray":  # connected before anything is written: an unreachable cluster leaves no folder
@@ -237,6 +239,13 @@ def run(
                 display.line("plan  budget       resumed: the queries and corpora recorded in budget.json")
             for line in describe(made, params):
                 display.line(f"plan  {line}")
+            refusal = cost_refusal(made.rows, params)
+            if refusal:  # before anything is written or sent
+                raise ParamsError(refusal)
+        elif params.reranker.hosted and params.api.max_cost_usd is not None:
+            raise ParamsError(f"--no-plan: the hosted rerankers ({', '.join(params.reranker.hosted)}) are held to "
+                              "api.max_cost_usd by the plan's cost; run with the plan, or set "
+                              "--set api.max_cost_usd=null")
         # Without a plan the display still counts every execution, the report included ("started (13 of 13)").
         display.predicted = predicted or {e.name: 0.0 for e in planned + [REPORT] * ("report" in params.stages)}
 
@@ -247,8 +256,11 @@ def run(
             write_json(Bundle(staging).environment_path, fingerprint())
         if allocation is not None and not Bundle(staging).budget_path.is_file():  # a resumed run keeps its samples
             write_json(Bundle(staging).budget_path, allocation.record())
+        if params.reranker.hosted and made is not None and not (staging / PLANNED_FILE).is_file():  # shares out api.max_cost_usd
+            write_json(staging / PLANNED_FILE, {"planned_usd": planned_costs(made.rows)})
         outcome = RunOutcome(target)
-        previous = {r["execution"]: r for r in recorded_executions(staging) if r["status"] in ("ok", "skipped")}
+        previous = {r["execution"]: r for r in recorded_executions(staging)
+                    if r["status"] in ("ok", "skipped") and not rerun_on_resume(r)}
     except BaseException:
         if cluster is not None:
             cluster.close()

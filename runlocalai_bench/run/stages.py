@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,6 @@ import pandas as pd
 
 from runlocalai_bench.data.collection import Collection
 from runlocalai_bench.data.rankings import Ranking, rerank_top
-from runlocalai_bench.data.specs import DatasetSpec
 from runlocalai_bench.data.trec import read_trec, write_scores, write_trec
 from runlocalai_bench.devices import resolve_device, split_class, with_class
 from runlocalai_bench.environment import compute_threads
@@ -48,50 +47,15 @@ from runlocalai_bench.retrieval.calibration import (
 from runlocalai_bench.retrieval.candidates import calibration_sample, candidate_pairs, scores_by_key
 from runlocalai_bench.retrieval.first_stage import first_stage as make_first_stage
 from runlocalai_bench.retrieval.reduced import reduce_corpus
+from runlocalai_bench.rerankers.hosted import is_hosted
+from runlocalai_bench.run.hosted import rerank_hosted
+from runlocalai_bench.run.jobs import DatasetJob, StageOutcome, budgeted_queries, load_run_collection
 from runlocalai_bench.run.progress import ProgressWriter
 from runlocalai_bench.run.scratch import has_first_stage, scratch_bundle
 
 CALIBRATION_QUERIES = 16  # queries outside the evaluated set whose candidates static quantization calibrates on
 CALIBRATION_PAIRS = 64  # pairs static int8 quantization calibrates on
 SCORING_CHUNK = 1024  # pairs scored between checkpoints: an interrupted execution resumes from the last chunk
-
-
-def load_run_collection(params: Params, spec: DatasetSpec, budgeted: int | None = None) -> tuple[Collection, list[str]]:
-    """The collection and the queries to evaluate: ``queries.n``'s sample, cut to ``budgeted`` under a budget
-    (both prefixes of one seeded order, so the smaller is a subset of the larger)."""
-    collection = spec.load(params.split)
-    n = params.queries.n if budgeted is None else min(budgeted, params.queries.n or budgeted)
-    return collection, collection.sample_queries(n, params.queries.seed)
-
-
-def budgeted_queries(bundle: Bundle, execution: str | None) -> dict[str, int] | None:
-    """Under a budget, the queries per dataset that ``execution`` evaluates (None: the first stage); a dataset
-    absent from the answer is not evaluated. None without a budget."""
-    budget = bundle.budget()
-    if budget is None:
-        return None
-    if execution is None:
-        return dict(budget["first_stage_queries"])
-    return dict(budget["queries"].get(execution, {}))
-
-
-@dataclass
-class StageOutcome:
-    """What a notebook shows: the quality rows it wrote and its record."""
-
-    quality: pd.DataFrame
-    meta: dict
-    status: str = "ok"  # "ok" | "skipped"
-    reason: str | None = None
-    throughput: pd.DataFrame = field(default_factory=pd.DataFrame)
-    depth: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def means(self) -> pd.DataFrame:
-        """Mean of each measure per dataset (a query with nothing relevant retrieved counts as 0)."""
-        if self.quality.empty:
-            return pd.DataFrame(columns=["dataset", "measure", "mean", "count"])
-        return (self.quality.groupby(["dataset", "measure"], sort=False)["value"].agg(["mean", "count"])
-                .reset_index())
 
 
 # ------------------------------------------------------------------------------------------ first stage
@@ -294,38 +258,6 @@ def calibration_pairs(bundle: Bundle, params: Params, collections: dict[str, Col
     return calibration_sample(pairs, CALIBRATION_PAIRS, params.seed), records
 
 
-@dataclass
-class DatasetJob:
-    """What reranking one dataset needs once its corpus is gone: the evaluated queries, the first stage's
-    ranking, the (query, candidate) pairs with their keys, the judgments, the split and the query language."""
-
-    spec: DatasetSpec
-    query_ids: list[str]
-    first: Ranking
-    keys: list[tuple[str, str]]
-    pairs: list[Pair]
-    qrels: dict[str, dict[str, int]]
-    split: str
-    languages: dict[str, str]  # per evaluated query (a dict, not the collection's method: that would keep the corpus)
-
-    def language(self, query_id: str) -> str:
-        return self.languages[query_id]
-
-    @classmethod
-    def build(cls, spec: DatasetSpec, collection: Collection, query_ids: list[str], first: Ranking,
-              depth: int) -> "DatasetJob":
-        keys, pairs = candidate_pairs(collection, {q: docs[:depth] for q, docs in first.items()}, query_ids)
-        return cls(spec, query_ids, first, keys, pairs, collection.qrels, collection.split,
-                   {q: collection.query_language(q) for q in query_ids})
-
-    def grouped(self) -> list[list[Pair]]:
-        """The pairs grouped by query, in order (the per-query throughput workload)."""
-        by_query: dict[str, list[Pair]] = {}
-        for (query_id, _), pair in zip(self.keys, self.pairs):
-            by_query.setdefault(query_id, []).append(pair)
-        return list(by_query.values())
-
-
 def score_with_checkpoints(reranker: Reranker, pairs: list[Pair], params: Params, partial: Path,
                            progress: ProgressWriter, dataset: str) -> np.ndarray:
     """Scores of ``pairs``, computed ``SCORING_CHUNK`` pairs at a time; every finished chunk is saved to
@@ -367,6 +299,10 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
             first_stage(bundle_dir)
     bundle = Bundle(Path(bundle_dir))
     params = bundle.params()
+    if baseline is not None and baseline not in params.reranker.baselines:
+        raise ValueError(f"{baseline!r} is not one of reranker.baselines ({', '.join(params.reranker.baselines) or 'none'})")
+    if is_hosted(baseline):  # scored by a provider's API: no variant or device of this machine (run/hosted.py)
+        return rerank_hosted(bundle, params, baseline)
     variant = get_variant(variant_name)
     # `cpu@epyc` (the Ray engine's node class): the hardware calls get `cpu`, every row says `cpu@epyc`, so the
     # rows of one variant on two classes of machine stay apart in every table.
@@ -374,8 +310,6 @@ def rerank(bundle_dir: str | Path | None, variant_name: str, requested_device: s
     device = resolve_device(physical)
     row_device = with_class(device, cls)
     record_baseline(device)  # GPU memory before this process's CUDA context: first, before any CUDA call
-    if baseline is not None and baseline not in params.reranker.baselines:
-        raise ValueError(f"{baseline!r} is not one of reranker.baselines ({', '.join(params.reranker.baselines) or 'none'})")
     model_spec = baseline or params.reranker.model
     label = rerank_execution(variant_name, requested_device, baseline)
     progress = ProgressWriter(bundle.root, label, stage="rerank", variant=variant_name, device=requested_device)

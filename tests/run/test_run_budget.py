@@ -510,6 +510,21 @@ def test_the_rerankers_plan_prices_every_family_offline_and_names_what_remote_co
     downloads = {what: size for what, size, _ in plan.downloads}
     assert downloads["model Qwen/Qwen3-Reranker-0.6B"] == pytest.approx(2.4e9, rel=0.05)  # 596M fp32 parameters
     assert any("baseline" in line and "Qwen3-Reranker-0.6B" in line for line in describe(plan, params))
+    # The hosted rerankers: priced offline from prices.yaml, held to api.max_cost_usd, not downloaded.
+    hosted = plan.rows[plan.rows["stage"] == "hosted"]
+    assert set(hosted["reranker"]) == {"api:cohere/rerank-v3.5", "api:voyage/rerank-2.5"}
+    assert set(hosted["dataset"]) == {s.label for s in params.datasets}
+    cohere = hosted[hosted["reranker"] == "api:cohere/rerank-v3.5"]
+    assert (cohere["units"] == cohere["queries"]).all()  # one search unit per query of 100 candidates
+    assert cohere["cost_usd"].sum() == pytest.approx(0.002 * cohere["queries"].sum())
+    assert (hosted["cost_usd"] > 0).all() and not any(w.startswith("model api:") for w in downloads)
+    lines = describe(plan, params)
+    total = next(line for line in lines if line.startswith("hosted") and "in all" in line)
+    assert f"~{hosted['cost_usd'].sum():.2f} USD" in total and "cap api.max_cost_usd 25 USD" in total
+    assert not any(line.startswith("refused") for line in lines)
+    from runlocalai_bench.run.hosted import cost_refusal
+    capped = params.model_copy(update={"api": params.api.model_copy(update={"max_cost_usd": 1.0})})
+    assert "--set api.max_cost_usd=" in cost_refusal(plan.rows, capped)
     pinned = settings + ["reranker.trust_remote_code={jinaai/jina-reranker-v2-base-multilingual: " + "ab" * 20 + "}"]
     plan = make_plan(load_params(REPO / "params" / "rerankers.yaml", pinned), f"{twin}#twin-cpu", isolate=False)
     assert len(plan.rows[plan.rows["stage"] == "skipped"]) == 1
