@@ -6,7 +6,8 @@ same queries and candidates (mean, 95% paired bootstrap CI, sign-flip p, wins/ti
 a macro-average over the run's datasets (resampled within each dataset):
 
 - ``baseline``: the main reranker in a device's reference variant against each comparison reranker
-  (``reranker.baselines``), which ran in that same variant on that device;
+  (``reranker.baselines``), which ran in that same variant on that device, or, for a hosted one
+  (``api:<provider>/<model>``, baseline_variant ``hosted``), through its provider's API;
 - ``quantization``: every other variant of a reranker against its torch-fp32 on the same device (the main
   reranker's variants, and a comparison reranker's ``reranker.baseline_variants``);
 - ``ceiling``: the main reranker's reference variant against the oracle (the candidates ordered by their
@@ -19,6 +20,7 @@ import pandas as pd
 
 from runlocalai_bench.quality.stats import paired_comparison
 from runlocalai_bench.quality.summary import MACRO
+from runlocalai_bench.rerankers.hosted import HOSTED_VARIANT
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, reference_variant
 from runlocalai_bench.results.tables import COLUMNS
 
@@ -100,6 +102,12 @@ def comparisons(quality: pd.DataFrame, main: dict[str, str], samples: int, seed:
                 for baseline, theirs in others[(others["device"] == device) & (others["variant"] == reference)].groupby("reranker"):
                     out += _compare({**common, "kind": "baseline", "variant": reference, "baseline": baseline,
                                      "baseline_variant": reference}, treated, _values(theirs), samples, seed, run_datasets)
+                # A hosted reranker ran once, on the provider's machines: set against this device's reference variant
+                # on the queries it scored (a failed query is in neither side of the pair).
+                for baseline, theirs in others[others["variant"] == HOSTED_VARIANT].groupby("reranker"):
+                    out += _compare({**common, "kind": "baseline", "variant": reference, "baseline": baseline,
+                                     "baseline_variant": HOSTED_VARIANT}, treated, _values(theirs), samples, seed,
+                                    run_datasets)
                 # The ceiling of the same candidates: the oracle at the depth this reranker reordered.
                 depth = set(ref_rows["rerank_depth"].dropna()) if "rerank_depth" in ref_rows else set()
                 ceiling = oracle[oracle["rerank_depth"].isin(depth)] if depth and "rerank_depth" in oracle else oracle.iloc[0:0]

@@ -13,6 +13,8 @@ once, in :data:`RULE_TEXT`, formatted with the claim's own terms and quoted in t
 - **not tested on this hardware**: rows exist, but on hardware outside the claim's class (a 2-core VM for a
   "modern CPU", a datacenter GPU for a "consumer GPU"); the measured value is reported beside the claim;
 - **not measurable with random weights**: a quality claim and only shape-twin runs;
+- **not tested: no key**: a claim about hosted rerankers whose provider's key was not in the environment, so
+  nothing was sent (the evidence names the variable);
 - **no matching run**: some filter found no row; the evidence names that filter and what the run had instead.
 """
 
@@ -31,11 +33,14 @@ from runlocalai_bench.models.facts import is_non_commercial
 from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.quality import stats
 from runlocalai_bench.quality.summary import MACRO
+from runlocalai_bench.rerankers.hosted import HOSTED_DEVICE, HOSTED_VARIANT
+from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.units import duration_ms, percent, sig
 
 HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE = "holds", "consistent", "contradicted", "inconclusive"
 NOT_TESTED, NOT_MEASURABLE, NO_MATCH = "not tested on this hardware", "not measurable with random weights", "no matching run"
-VERDICTS = (HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE, NOT_TESTED, NOT_MEASURABLE, NO_MATCH)
+NO_KEY = "not tested: no key"  # a hosted reranker the run could not call: its provider's key was not in the environment
+VERDICTS = (HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE, NOT_TESTED, NO_KEY, NOT_MEASURABLE, NO_MATCH)
 JUDGED = (HOLDS, CONSISTENT, CONTRADICTED, INCONCLUSIVE)  # verdicts on evidence (the others say why there is none)
 # A verdict row: the claim, what was measured where, the verdict and its evidence; ``anchor`` names the table
 # row behind it ("summary-12": row 12 of tables/summary, an id in report.html).
@@ -90,6 +95,13 @@ RULE_TEXT = {
                        "it: the rerankers significantly better on a dataset (Holm-adjusted over every reranker and "
                        "dataset of the run, 5%), each one's pairs/s and memory as a ratio to this one's on the same "
                        "hardware, and a non-commercial licence where tables/model records one",
+    "hosted_by_language": "each hosted reranker the claim names minus this one (its device's reference variant) on "
+                          "the same queries and candidates, macro-averaged over the run's {language_group} datasets "
+                          "(the queries the API scored; paired {level} bootstrap CI, resampled within each dataset). "
+                          "{expected}: holds when the CI lies wholly on that side of 0, contradicted when it lies "
+                          "wholly on the other side, inconclusive when it contains 0 or when the API left more than "
+                          "{max_failed} of the group's queries unscored (failures need not be random); a hosted "
+                          "reranker that did not run for want of its key is 'not tested: no key'",
 }
 MOST_TEXT = ("'most tasks' is judged on the per-dataset verdicts of each run, variant and device: every dataset "
              "of the run counts (one without evidence counts against the claim and is named); holds when it holds "
@@ -123,7 +135,7 @@ class Claim(BaseModel):
         description="the report's verdict section lists claims by group")
     table: Literal["summary", "throughput", "comparisons", "model", "depth", "headline"]
     column: str  # e.g. lift_rel, pairs_per_s, model_bytes, peak_vram_mb, params_total, diff
-    rule: Literal["range", "equals", "strict_upgrade", "costs_quality", "remains_default"] = Field(
+    rule: Literal["range", "equals", "strict_upgrade", "costs_quality", "remains_default", "hosted_by_language"] = Field(
         default="range", description="how the verdict is decided: RULE_TEXT says it in full, with this claim's terms")
     equals: str | None = None
     margin: float = Field(default=0.005, ge=0, description="costs_quality: a loss smaller than this is no loss")
@@ -146,6 +158,11 @@ class Claim(BaseModel):
     most: bool = Field(default=False, description="the claim is about 'most tasks': add a verdict on the per-dataset "
                                                   "tally (holds where it holds on more than half the datasets)")
     min_cpu_cores: int | None = Field(default=None, description="CPU rows from machines with fewer usable cores do not test it")
+    language_group: Literal["english", "other"] = Field(
+        default="english", description="hosted_by_language: the datasets pooled (English queries, or every other "
+                                       "language: MIRACL's)")
+    expect: Literal["baseline_better", "reranker_better"] = Field(
+        default="baseline_better", description="hosted_by_language: which side the claim says wins on that group")
     note: str = Field(default="", description="how the claim is read, shown with its verdict")
 
     def rule_text(self) -> str:
@@ -157,7 +174,12 @@ class Claim(BaseModel):
         rule = self.rule
         if rule == "range" and interval is None:
             rule = "range_exact" if self.table == "model" else "range_point"
+        expected = ("the hosted reranker better" if self.expect == "baseline_better" else "this reranker better")
+        groups = {"english": "English", "other": "non-English"}
         text = RULE_TEXT[rule].format(band=f"[{bounds[0]}, {bounds[1]}]", interval=interval, equals=self.equals,
+                                      expected=expected[0].upper() + expected[1:],
+                                      max_failed=f"{HOSTED_MAX_FAILED:.0%}",
+                                      language_group=groups[self.language_group],
                                       level=f"{stats.LEVEL:.0%}", power=f"{POWER:.0%}",
                                            margin=f"{self.margin:g}", delta=f"{self.delta:g}",
                                            min_datasets=self.min_datasets, min_queries=self.min_queries)
@@ -171,7 +193,7 @@ class Claim(BaseModel):
             raise ValueError(f"claim {self.id!r}: rule equals needs `equals: <text>`")
         if self.rule == "costs_quality" and (self.table != "comparisons" or self.column != "diff"):
             raise ValueError(f"claim {self.id!r}: rule costs_quality reads column diff of table comparisons")
-        if self.rule in ("strict_upgrade", "remains_default") and (
+        if self.rule in ("strict_upgrade", "remains_default", "hosted_by_language") and (
                 self.table != "comparisons" or not {"reranker", "baseline"} <= set(self.filters)):
             raise ValueError(f"claim {self.id!r}: rule {self.rule} reads table comparisons and needs filters "
                              "reranker and baseline")
@@ -445,6 +467,11 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame], weights: dict[str, str]
     base = {"claim": claim.id, "text": claim.text, "note": claim.note, "anchor": None, "where": None,
             "group": claim.group, "rule": claim.rule_text(), "holds_from_n": None}
     table = tables.get(claim.table, pd.DataFrame())
+    if claim.rule == "hosted_by_language":
+        if weights and all(w == "random" for w in weights.values()):
+            return [{**base, "measured": None, "hardware": None, "verdict": NOT_MEASURABLE,
+                     "evidence": "every run used random weights (shape twins); a hosted model has no twin"}]
+        return _hosted_by_language(claim, base, tables, profiles)
     if claim.rule in ("strict_upgrade", "remains_default"):
         random_runs = sorted(r for r, w in weights.items() if w == "random")
         if claim.needs_trained_weights and random_runs and len(random_runs) == len(weights):
@@ -726,9 +753,117 @@ def _remains_default(claim: Claim, base: dict, table: pd.DataFrame, throughput: 
     return out
 
 
+def _comparison_anchor(comparisons: pd.DataFrame | None, run_id: str, device: str, baseline: str) -> str | None:
+    """The anchor of the comparisons row of ``baseline`` against the run's reranker on ``device`` (its run-level
+    row: the macro-average or its only dataset), or None."""
+    if comparisons is None or comparisons.empty:
+        return None
+    found = comparisons[(comparisons["run_id"] == run_id) & (comparisons["device"] == device)
+                        & (comparisons["baseline"] == baseline) & (comparisons["kind"] == "baseline")]
+    if "level" in found:
+        found = found[found["level"].astype(bool)]
+    return f"comparisons-{found.index[0]}" if len(found) else None
+
+
+HOSTED_MAX_FAILED = 0.02  # a larger share of a group's queries unscored by the API leaves its verdict inconclusive
+HOSTED_SAMPLES = 10_000  # bootstrap resamples of a language group's pooled comparison (fixed seed: reproducible)
+
+
+def _hosted_by_language(claim: Claim, base: dict, tables: dict[str, pd.DataFrame],
+                        profiles: dict[str, dict[str, Any]]) -> list[dict]:
+    """"A hosted reranker wins on English" / "this one wins on multilingual", decided by RULE_TEXT's
+    hosted_by_language: per run, device and named hosted reranker, the paired difference pooled over the language
+    group's datasets, from the per-query rows of tables/quality (the comparisons table has no group level)."""
+    quality, runs, hosted_table = (tables.get(n, pd.DataFrame()) for n in ("quality", "runs", "hosted"))
+    ours = claim.filters["reranker"]
+    named = claim.filters["baseline"] if isinstance(claim.filters["baseline"], list) else [claim.filters["baseline"]]
+    group_name = "English" if claim.language_group == "english" else "non-English"
+    out = []
+    if quality.empty or "language" not in quality:
+        return [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH,
+                 "evidence": "tables/quality has no per-query rows with their language"}]
+    rows = quality[(quality["measure"] == "nDCG@10") & (quality["system"] == "rerank")]
+    language = rows["language"].fillna("und").astype(str)
+    in_group = (language == "en") if claim.language_group == "english" else ~language.isin(["en", "und"])
+    rows = rows[in_group]
+    for run_id in sorted(set(quality["run_id"])):
+        run_rows = rows[rows["run_id"] == run_id]
+        mine = run_rows[run_rows["reranker"] == ours]
+        if mine.empty:  # the run did not rerank with the claim's reranker (or no dataset of the group)
+            continue
+        for spec in map(str, named):
+            execution = runs[(runs["run_id"] == run_id) & (runs["reranker"] == spec)] if "reranker" in runs else runs.iloc[0:0]
+            theirs = run_rows[(run_rows["reranker"] == spec) & (run_rows["variant"] == HOSTED_VARIANT)]
+            if theirs.empty:
+                if not execution.empty and (execution["status"] != "ok").any():
+                    reason = str(execution["reason"].iloc[0])
+                    no_key = "_API_KEY" in reason and any(w in reason for w in ("is not set", "refused", "holds spaces"))
+                    out.append({**base, "measured": None, "hardware": HOSTED_DEVICE,
+                                "verdict": NO_KEY if no_key else NO_MATCH,
+                                "evidence": f"tables/runs: run {run_id}, {spec}: {execution['status'].iloc[0]}: {reason}",
+                                "reason": reason, "where": f"{spec} against {ours}, run {run_id}"})
+                else:
+                    out.append({**base, "measured": None, "hardware": None, "verdict": NO_MATCH,
+                                "evidence": f"run {run_id}: no {group_name} rows of {spec} (not among "
+                                            "reranker.baselines, or no dataset of that language group)"})
+                continue
+            served = hosted_table[(hosted_table["run_id"] == run_id) & (hosted_table["reranker"] == spec)] \
+                if not hosted_table.empty else hosted_table
+            dates = sorted({str(d)[:10] for d in served.get("served_utc", pd.Series(dtype=str)).dropna()})
+            truncation = (str(served["truncation"].dropna().iloc[0]) if "truncation" in served
+                          and served["truncation"].notna().any() else "not recorded")
+            as_served = f"as served on {dates[0]}{' to ' + dates[-1] if len(dates) > 1 else ''}" if dates else "served date not recorded"
+            for device in sorted(set(mine["device"])):
+                reference = reference_variant(str(device))
+                mine_here = mine[(mine["device"] == device) & (mine["variant"] == reference)]
+                a = theirs.set_index(["dataset", "query_id"])["value"]
+                b = mine_here.set_index(["dataset", "query_id"])["value"]
+                common = a.index.intersection(b.index).sort_values()
+                if common.empty:
+                    continue
+                c = stats.paired_comparison(a.loc[common].to_numpy(), b.loc[common].to_numpy(), HOSTED_SAMPLES, 0,
+                                            strata=common.get_level_values("dataset").to_numpy())
+                low, high, diff = c.lift_abs.low, c.lift_abs.high, c.lift_abs.estimate
+                claimed_positive = claim.expect == "baseline_better"
+                datasets = sorted(set(common.get_level_values("dataset")))
+                group_rows = served[served["dataset"].isin(set(mine_here["dataset"]))] if "dataset" in served else served
+                failed = int((group_rows["status"] != "ok").sum()) if "status" in group_rows else 0
+                failed_share = failed / len(group_rows) if len(group_rows) else 0.0
+                if failed_share > HOSTED_MAX_FAILED:
+                    verdict = INCONCLUSIVE
+                elif (low > 0 and claimed_positive) or (high < 0 and not claimed_positive):
+                    verdict = HOLDS
+                elif (high < 0 and claimed_positive) or (low > 0 and not claimed_positive):
+                    verdict = CONTRADICTED
+                else:
+                    verdict = INCONCLUSIVE
+                profile = profiles.get(f"{run_id}|{device}", {"label": device})
+                out.append({**base, "measured": (f"{spec} minus {ours} ({reference}), nDCG@10 over {group_name} "
+                                                 f"datasets ({', '.join(datasets)}; {c.n} queries): {diff:+.3f} "
+                                                 f"({stats.LEVEL:.0%} CI {low:+.3f} to {high:+.3f}); {spec} {as_served}"),
+                            "hardware": f"{HOSTED_DEVICE} (hosted) against {profile.get('label', device)}",
+                            "verdict": verdict,
+                            "evidence": (f"tables/quality: run {run_id}, per-query nDCG@10 of {spec} ({HOSTED_VARIANT}) "
+                                         f"and {ours} ({reference} on {device}) on the same candidates; {spec} read "
+                                         f"each document up to its provider's own limit ({truncation}), {ours} up to "
+                                         "the run's reranker.max_length tokens"
+                                         + (f"; {failed} of the group's {len(group_rows)} queries the API did not "
+                                            f"score are left out (tables/hosted)" if failed else "")
+                                         + (f", more than {HOSTED_MAX_FAILED:.0%}: too many for a verdict"
+                                            if failed_share > HOSTED_MAX_FAILED else "")),
+                            "anchor": _comparison_anchor(tables.get("comparisons"), run_id, device, spec), "where": f"{spec} against {ours} on {group_name} datasets, "
+                                                                      f"run {run_id}"})
+    return out or [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH,
+                    "evidence": f"no run compared {', '.join(map(str, named))} with {ours}"}]
+
+
 def what_would_change(claim: Claim, verdict: dict) -> str:
     """What measurement would change a verdict: the run it needs, or what the evidence would have to show."""
     label = verdict["verdict"]
+    if label == NO_KEY:
+        return ("the provider's key in the environment (COHERE_API_KEY, VOYAGE_API_KEY or JINA_API_KEY, never in a "
+                "parameter file), then that execution alone: python -m runlocalai_bench.run.execute rerank BUNDLE "
+                "hosted network <api:...> and runlocalai-bench finalize BUNDLE (an interrupted run: --resume runs it)")
     if label == NOT_TESTED:
         needs = []
         if claim.gpu_class != "any":
@@ -744,6 +879,12 @@ def what_would_change(claim: Claim, verdict: dict) -> str:
         if claim.device_kind == "cuda":
             return "a run on a CUDA GPU (bench/device_check.sh prepares one)"
         return f"a run that measures it: {verdict['evidence']}"
+    if claim.rule == "hosted_by_language" and label in JUDGED:
+        side = "below" if claim.expect == "baseline_better" else "above"
+        return {HOLDS: f"a run (another date: a hosted model can change under its name) whose CI lies {side} 0",
+                CONTRADICTED: "a run whose CI lies on the claimed side of 0",
+                INCONCLUSIVE: "more queries of the group's datasets, narrowing the CI to one side of 0, and the "
+                              "API's failed queries asked again (tables/hosted)"}[label]
     if claim.rule == "remains_default":
         return {HOLDS: f"a newer reranker whose lead's CI lies above +{claim.delta:g} (overall: and significant)",
                 CONSISTENT: f"a run where no newer reranker's lead CI on this dataset lies above +{claim.delta:g}",

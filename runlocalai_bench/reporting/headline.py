@@ -18,6 +18,7 @@ import pandas as pd
 
 from runlocalai_bench.perf import timing
 from runlocalai_bench.quality.summary import MACRO
+from runlocalai_bench.rerankers.hosted import HOSTED_VARIANT
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, is_served
 from runlocalai_bench.results.tables import COLUMNS
 from runlocalai_bench.units import percent, rate
@@ -185,6 +186,9 @@ def headline_table(tables: dict[str, pd.DataFrame], run_datasets: dict[str, list
     # dataset. They stay in tables/summary; the headline keeps quality rows of runs that measure quality.
     reference_of_speed_run = rows["system"].isin(["first stage", "oracle"]) & (rows["weights"] == "random")
     rows = rows[~reference_of_speed_run]
+    # A hosted reranker's rows (api:...) are not headline rows: beside local rows they would read as one more
+    # variant of this hardware. Their quality is in tables/comparisons and the report's section on them.
+    rows = rows[rows["variant"].astype(str) != HOSTED_VARIANT]
     for column in COLUMNS["headline"]:
         if column not in rows:
             rows[column] = np.nan

@@ -17,6 +17,7 @@ from runlocalai_bench.paths import scrub
 from runlocalai_bench.reporting.claims import CONSISTENT, GROUPS, INCONCLUSIVE, load_claims, sentence, verdicts
 from runlocalai_bench.reporting.figures import Figure, all_figures
 from runlocalai_bench.reporting.headline import clean_hardware, headline_table, summary_sentences
+from runlocalai_bench.reporting.hosted import hosted_blocks
 from runlocalai_bench.reporting.load import EXPLANATION as LOAD_EXPLANATION
 from runlocalai_bench.reporting.load import NUMERIC as LOAD_NUMERIC
 from runlocalai_bench.reporting.load import load_display, load_rows
@@ -34,6 +35,7 @@ from runlocalai_bench.reporting.reproduction import (
     keep_reference_files, load_references, references_path, reproduction_table,
 )
 from runlocalai_bench.quality.summary import MACRO
+from runlocalai_bench.rerankers.hosted import HOSTED_VARIANT
 from runlocalai_bench.rerankers.registry import REFERENCE_VARIANT, is_served
 from runlocalai_bench.results.bundle import Bundle, write_json
 from runlocalai_bench.results.digest import tables_digest
@@ -471,6 +473,20 @@ def html_sections(blocks: list[Block]) -> dict[str, str]:
                         + "".join(b.html() for b in section) + "</div>") for name, section in sections.items()}
 
 
+def hosted_records(bundle: Bundle, tables: dict[str, pd.DataFrame]) -> tuple[dict[str, dict], list[tuple[str, str]]]:
+    """("run_id|reranker" -> how each hosted reranker was called, as its stage record says), and the hosted
+    executions that scored nothing, with why (from tables/runs: pooled bundles keep it there)."""
+    run_id = bundle.params().run_id or "" if bundle.params_path.is_file() else ""
+    settings = {f"{run_id}|{meta['baseline']}": meta["hosted"].get("settings", {})
+                for meta in bundle.all_stage_meta().values() if meta.get("hosted") and meta.get("baseline")}
+    runs = tables["runs"]
+    skipped = []
+    if not runs.empty and "reranker" in runs:
+        hosted_runs = runs[(runs["variant"] == HOSTED_VARIANT) & (runs["status"] != "ok")]
+        skipped = [(str(r["reranker"]), str(r["reason"])) for _, r in hosted_runs.iterrows()]
+    return settings, skipped
+
+
 def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription], weights: dict[str, str],
                   tables: dict[str, pd.DataFrame], verdict_table: pd.DataFrame, figures: list[Figure], digest: str,
                   claims_name: str | None, unmeasurable: list[tuple[str, str]] = (), report_commit: str | None = None) -> list[Block]:
@@ -537,7 +553,8 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
                            "(the value, or its interval: the 95% CI, or for speed the spread of the timed rounds, "
                            "lies wholly inside / outside the claimed range), consistent (the estimate is inside, "
                            "the interval reaches past a bound), inconclusive (the estimate is outside, the interval "
-                           "reaches inside), not tested on this hardware, not measurable with random weights, or "
+                           "reaches inside), not tested on this hardware, not tested for want of a hosted API's key, not "
+                           "measurable with random weights, or "
                            "no matching run (the evidence says which filter found nothing). Each states the rule "
                            "that decided it, in the claims file's terms, and links to the table row behind it."))
         blocks += claims_blocks(verdict_table, unmeasurable)
@@ -560,6 +577,7 @@ def report_blocks(bundle: Bundle, run_id: str, descriptions: list[RunDescription
         blocks.append(Heading("Served under load", anchor="load"))
         blocks.append(Table(load_display(served, with_run=several_runs), numeric=LOAD_NUMERIC))
         blocks.append(Text(LOAD_EXPLANATION, "small"))
+    blocks += hosted_blocks(tables.get("hosted", pd.DataFrame()), tables["comparisons"], *hosted_records(bundle, tables))
     blocks.append(Heading("What was run", anchor="what-was-run"))
     blocks.append(Text("\n".join(f"- {d.line()}" for d in descriptions)))
     notes = [(d.run_id, n) for d in descriptions for n in d.protocol_notes]

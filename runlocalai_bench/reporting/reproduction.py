@@ -39,6 +39,7 @@ from runlocalai_bench.data.protocol import protocol_for
 from runlocalai_bench.data.specs import full_label, is_reduced
 from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.paths import REPO_ROOT
+from runlocalai_bench.rerankers.hosted import PRICES_FILE
 from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.results.tables import COLUMNS
 
@@ -100,7 +101,8 @@ def load_references(setting: str | None) -> dict[str, ReferenceFile]:
     path = references_path(setting)
     if path is None or not path.exists():
         return {}
-    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    # prices.yaml sits beside the reference files (the hosted rerankers' prices, rerankers/hosted.py): not one of them.
+    files = sorted(f for f in path.glob("*.yaml") if f.name != PRICES_FILE) if path.is_dir() else [path]
     loaded = {}
     for file in files:
         try:

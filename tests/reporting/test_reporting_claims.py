@@ -357,3 +357,67 @@ def test_remains_default_holds_only_with_enough_datasets_and_names_none_without_
     macro = next(v for v in found if "macro" in v["where"])
     assert macro["verdict"] == INCONCLUSIVE and "the rule needs 2" in macro["evidence"]  # one dataset only
     assert judge(newer_claim(), {"comparisons": pd.DataFrame()}, {"r": "trained"}, {})[0]["verdict"] == NO_MATCH
+
+
+def hosted_quality(shift_en: float, shift_other: float, n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Per-query nDCG@10 of v2-m3 (torch-fp32 on cpu) and of api:cohere/rerank-v3.5 (hosted), on an English and a
+    Swahili dataset: the hosted one scores ``shift_*`` above v2-m3 on each query, plus noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for dataset, language, shift in (("beir/scifact/test", "en", shift_en), ("miracl/sw/dev", "sw", shift_other)):
+        for q in range(n):
+            base = float(rng.uniform(0.2, 0.8))
+            for reranker, variant, device, value in (
+                    ("BAAI/bge-reranker-v2-m3", "torch-fp32", "cpu", base),
+                    ("api:cohere/rerank-v3.5", "hosted", "network", base + shift + float(rng.normal(0, 0.02)))):
+                rows.append({"run_id": "r", "dataset": dataset, "system": "rerank", "reranker": reranker,
+                             "variant": variant, "device": device, "query_id": f"q{q}", "measure": "nDCG@10",
+                             "value": value, "language": language})
+    return pd.DataFrame(rows)
+
+
+def hosted_claim(group: str, expect: str) -> Claim:
+    return Claim(id="h", text="hosted", group="comparisons", table="comparisons", column="diff",
+                 rule="hosted_by_language", language_group=group, expect=expect,
+                 filters={"reranker": "BAAI/bge-reranker-v2-m3", "baseline": ["api:cohere/rerank-v3.5"]})
+
+
+def test_hosted_claims_are_judged_per_language_group_and_need_a_key():
+    from runlocalai_bench.reporting.claims import NO_KEY
+
+    runs = pd.DataFrame([{"run_id": "r", "stage": "rerank", "reranker": "api:cohere/rerank-v3.5", "variant": "hosted",
+                          "device": "network", "status": "ok", "reason": None}])
+    served = pd.DataFrame([{"run_id": "r", "reranker": "api:cohere/rerank-v3.5", "served_utc": "2026-12-02T10:00:00+00:00",
+                            "status": "ok"}])
+    tables = {"quality": hosted_quality(0.05, -0.05), "runs": runs, "hosted": served}
+    english = judge(hosted_claim("english", "baseline_better"), tables, {"r": "trained"}, {"r|cpu": CPU})
+    assert [v["verdict"] for v in english] == [HOLDS]  # the hosted one better on English: as claimed
+    assert "beir/scifact/test" in english[0]["measured"] and "miracl" not in english[0]["measured"]
+    assert "as served on 2026-12-02" in english[0]["measured"] and "+0.05" in english[0]["measured"]
+    other = judge(hosted_claim("other", "reranker_better"), tables, {"r": "trained"}, {"r|cpu": CPU})
+    assert [v["verdict"] for v in other] == [HOLDS]  # v2-m3 better on Swahili: as claimed
+    flipped = {**tables, "quality": hosted_quality(-0.05, 0.05)}
+    assert judge(hosted_claim("english", "baseline_better"), flipped, {"r": "trained"}, {})[0]["verdict"] == CONTRADICTED
+    assert judge(hosted_claim("other", "reranker_better"), flipped, {"r": "trained"}, {})[0]["verdict"] == CONTRADICTED
+    level = {**tables, "quality": hosted_quality(0.0, 0.0)}
+    assert judge(hosted_claim("english", "baseline_better"), level, {"r": "trained"}, {})[0]["verdict"] == INCONCLUSIVE
+    # Without the key: the hosted execution was a recorded skip, and the verdict says what would change it.
+    quality = hosted_quality(0.05, -0.05)
+    no_key = {"quality": quality[quality["variant"] != "hosted"], "hosted": pd.DataFrame(),
+              "runs": runs.assign(status="skipped", reason="api:cohere/rerank-v3.5: COHERE_API_KEY is not set: nothing was sent")}
+    found = judge(hosted_claim("english", "baseline_better"), no_key, {"r": "trained"}, {})
+    assert [v["verdict"] for v in found] == [NO_KEY] and "COHERE_API_KEY" in found[0]["evidence"]
+    assert "key in the environment" in what_would_change(hosted_claim("english", "baseline_better"), found[0])
+    # The API left 3 of the 60 English queries unscored (5%, over the 2% the rule allows): no verdict either way.
+    statuses = ["failed"] * 3 + ["ok"] * 57
+    gaps = pd.DataFrame({"run_id": "r", "reranker": "api:cohere/rerank-v3.5", "dataset": "beir/scifact/test",
+                         "status": statuses, "served_utc": "2026-12-02T10:00:00+00:00"})
+    gapped = judge(hosted_claim("english", "baseline_better"), {**tables, "hosted": gaps}, {"r": "trained"}, {})[0]
+    assert gapped["verdict"] == INCONCLUSIVE and "3 of the group's 60 queries" in gapped["evidence"]
+    other = judge(hosted_claim("other", "reranker_better"), {**tables, "hosted": gaps}, {"r": "trained"}, {})[0]
+    assert other["verdict"] == HOLDS  # the failures were English queries: Swahili is judged
+    # A run without the claim's reranker does not test it.
+    other_run = {**tables, "quality": quality.assign(reranker=quality["reranker"].replace("BAAI/bge-reranker-v2-m3", "twin:x"))}
+    assert judge(hosted_claim("english", "baseline_better"), other_run, {"r": "trained"}, {})[0]["verdict"] == NO_MATCH
