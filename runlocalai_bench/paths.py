@@ -39,6 +39,15 @@ def localize(text: str) -> str:
     return text
 
 
+def references_path(setting: str | None) -> Path | None:
+    """The folder or file the ``references`` parameter names (relative to the repository, whatever the working
+    directory: kernels run elsewhere), or None when disabled."""
+    if not setting:
+        return None
+    path = Path(localize(setting))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 def _roots(extra: dict[str, str] | None) -> list[tuple[str, str]]:
     roots = {str(REPO_ROOT): ".", str(REPO_ROOT.parent): "..", sys.prefix: "<python env>",
              sys.base_prefix: "<python>", tempfile.gettempdir(): "<tmp>", os.path.expanduser("~"): "~"}

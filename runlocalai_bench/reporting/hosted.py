@@ -65,7 +65,7 @@ def hosted_display(hosted: pd.DataFrame, comparisons: pd.DataFrame, settings: di
             "Units billed": f"{sig(units.sum())} {str(group['unit'].iloc[0]).replace('_', ' ')}" if len(units) else "not reported",
             "Cost (USD)": f"{cost.sum():.4f}" if len(cost) else "no price",
             f"Request latency p50 ({LATENCY_LABEL})": f"{latency.median():.2f} s" if len(latency) else "all cached",
-            "Minus the reranker under test, nDCG@10 (95% CI)": versus,
+            "Reranker under test minus hosted, nDCG@10 (95% CI)": versus,
         })
     return pd.DataFrame(rows)
 

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from runlocalai_bench.data.protocol import protocol_for
 from runlocalai_bench.data.specs import full_label, is_reduced
 from runlocalai_bench.params import ParamsError, format_validation_error
-from runlocalai_bench.paths import REPO_ROOT
+from runlocalai_bench.paths import references_path
 from runlocalai_bench.rerankers.hosted import PRICES_FILE
 from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.results.tables import COLUMNS
@@ -86,14 +86,6 @@ class ReferenceFile(_Strict):
     identical_ids_ignored: list[str] | Literal["all"] = Field(default_factory=list)
     note: str | None = None
     entries: list[Entry] = Field(min_length=1)
-
-
-def references_path(setting: str | None) -> Path | None:
-    """The folder or file ``references`` names (relative to the repository), or None when disabled."""
-    if not setting:
-        return None
-    path = Path(setting)
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 def load_references(setting: str | None) -> dict[str, ReferenceFile]:

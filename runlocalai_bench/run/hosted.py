@@ -26,6 +26,7 @@ import pandas as pd
 from runlocalai_bench.data.rankings import rerank_top
 from runlocalai_bench.data.trec import read_trec, write_trec
 from runlocalai_bench.params import Params
+from runlocalai_bench.paths import references_path
 from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
 from runlocalai_bench.rerankers.hosted import (
@@ -42,10 +43,11 @@ CACHE_FOLDER = "hosted-responses"
 
 
 def prices_path(params: Params) -> Path | None:
-    """``prices.yaml`` beside the run's published references (``params/references/prices.yaml``)."""
-    if params.references is None:
+    """``prices.yaml`` beside the run's published references (``params/references/prices.yaml``), resolved
+    against the repository: a kernel's working directory is elsewhere."""
+    folder = references_path(params.references)
+    if folder is None:
         return None
-    folder = Path(params.references)
     folder = folder if folder.is_dir() else folder.parent
     return folder / PRICES_FILE
 

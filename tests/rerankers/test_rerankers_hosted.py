@@ -364,6 +364,8 @@ def test_a_smoke_run_with_hosted_rerankers_keeps_every_key_out_and_pays_once(tin
     again = pd.read_parquet(tmp_path / "b" / "tables" / "hosted.parquet")
     assert again.loc[again["reranker"] == hosted, "sent"].sum() == 0
     assert again.loc[again["reranker"] == voyage, "sent"].sum() == 1 and (again["status"] == "ok").all()
+    # Priced inside the kernel too (its working directory is not the repository), cached answers included.
+    assert again.loc[again["reranker"] == voyage, "cost_usd"].gt(0).all()
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "b" / "tables" / "quality.parquet").query("reranker == @hosted")
         .drop(columns="run_id").reset_index(drop=True), mine.drop(columns="run_id").reset_index(drop=True))
