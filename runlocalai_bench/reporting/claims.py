@@ -33,7 +33,7 @@ from runlocalai_bench.models.facts import is_non_commercial
 from runlocalai_bench.params import ParamsError, format_validation_error
 from runlocalai_bench.quality import stats
 from runlocalai_bench.quality.summary import MACRO
-from runlocalai_bench.rerankers.hosted import HOSTED_DEVICE, HOSTED_VARIANT
+from runlocalai_bench.rerankers.hosted import HOSTED_DEVICE, HOSTED_VARIANT, KEY_NOT_USED
 from runlocalai_bench.rerankers.registry import reference_variant
 from runlocalai_bench.units import duration_ms, percent, sig
 
@@ -753,18 +753,6 @@ def _remains_default(claim: Claim, base: dict, table: pd.DataFrame, throughput: 
     return out
 
 
-def _comparison_anchor(comparisons: pd.DataFrame | None, run_id: str, device: str, baseline: str) -> str | None:
-    """The anchor of the comparisons row of ``baseline`` against the run's reranker on ``device`` (its run-level
-    row: the macro-average or its only dataset), or None."""
-    if comparisons is None or comparisons.empty:
-        return None
-    found = comparisons[(comparisons["run_id"] == run_id) & (comparisons["device"] == device)
-                        & (comparisons["baseline"] == baseline) & (comparisons["kind"] == "baseline")]
-    if "level" in found:
-        found = found[found["level"].astype(bool)]
-    return f"comparisons-{found.index[0]}" if len(found) else None
-
-
 HOSTED_MAX_FAILED = 0.02  # a larger share of a group's queries unscored by the API leaves its verdict inconclusive
 HOSTED_SAMPLES = 10_000  # bootstrap resamples of a language group's pooled comparison (fixed seed: reproducible)
 
@@ -797,15 +785,25 @@ def _hosted_by_language(claim: Claim, base: dict, tables: dict[str, pd.DataFrame
             if theirs.empty:
                 if not execution.empty and (execution["status"] != "ok").any():
                     reason = str(execution["reason"].iloc[0])
-                    no_key = "_API_KEY" in reason and any(w in reason for w in ("is not set", "refused", "holds spaces"))
+                    no_key = KEY_NOT_USED in reason  # the stage's words for a key it could not use
                     out.append({**base, "measured": None, "hardware": HOSTED_DEVICE,
                                 "verdict": NO_KEY if no_key else NO_MATCH,
                                 "evidence": f"tables/runs: run {run_id}, {spec}: {execution['status'].iloc[0]}: {reason}",
                                 "reason": reason, "where": f"{spec} against {ours}, run {run_id}"})
                 else:
-                    out.append({**base, "measured": None, "hardware": None, "verdict": NO_MATCH,
-                                "evidence": f"run {run_id}: no {group_name} rows of {spec} (not among "
-                                            "reranker.baselines, or no dataset of that language group)"})
+                    asked = hosted_table[(hosted_table["run_id"] == run_id) & (hosted_table["reranker"] == spec)
+                                         & hosted_table["dataset"].isin(set(mine["dataset"]))] \
+                        if {"run_id", "reranker", "dataset"} <= set(hosted_table.columns) else hosted_table.iloc[0:0]
+                    if len(asked):  # it ran, but the API scored none of this group's queries
+                        errors = sorted({str(e) for e in asked.get("error", pd.Series(dtype=str)).dropna()})[:2]
+                        out.append({**base, "measured": None, "hardware": HOSTED_DEVICE, "verdict": INCONCLUSIVE,
+                                    "evidence": f"tables/hosted: run {run_id}, {spec}: all {len(asked)} queries of "
+                                                f"the {group_name} datasets failed ({'; '.join(errors) or 'no error recorded'})",
+                                    "where": f"{spec} against {ours} on {group_name} datasets, run {run_id}"})
+                    else:
+                        out.append({**base, "measured": None, "hardware": None, "verdict": NO_MATCH,
+                                    "evidence": f"run {run_id}: no {group_name} rows of {spec} (not among "
+                                                "reranker.baselines, or no dataset of that language group)"})
                 continue
             served = hosted_table[(hosted_table["run_id"] == run_id) & (hosted_table["reranker"] == spec)] \
                 if not hosted_table.empty else hosted_table
@@ -851,8 +849,9 @@ def _hosted_by_language(claim: Claim, base: dict, tables: dict[str, pd.DataFrame
                                             f"score are left out (tables/hosted)" if failed else "")
                                          + (f", more than {HOSTED_MAX_FAILED:.0%}: too many for a verdict"
                                             if failed_share > HOSTED_MAX_FAILED else "")),
-                            "anchor": _comparison_anchor(tables.get("comparisons"), run_id, device, spec), "where": f"{spec} against {ours} on {group_name} datasets, "
-                                                                      f"run {run_id}"})
+                            # the report's hosted table: the same sign (hosted minus this reranker), per run
+                            "anchor": "hosted-table",
+                            "where": f"{spec} against {ours} on {group_name} datasets, run {run_id}"})
     return out or [{**base, "measured": None, "hardware": None, "verdict": NO_MATCH,
                     "evidence": f"no run compared {', '.join(map(str, named))} with {ours}"}]
 

@@ -24,7 +24,9 @@ EXPLANATION = (
     "context), while the local rerankers read query and document within the run's max_length: on long documents "
     "the hosted ones see more text. A hosted model can "
     "change under the same name: each row says when its answers were served. A query whose requests still failed "
-    "after their retries is not scored and is left out of the comparison (quality over the queries scored). Units "
+    "after their retries is not scored and is left out of the comparison (quality over the queries scored); the difference is the hosted reranker's nDCG@10 "
+    "minus the reranker under test's on the queries both scored, averaged over the run's datasets (positive: the "
+    "hosted one better; tables/comparisons holds the opposite sign, the reranker under test minus its baseline). Units "
     "are what the responses billed (Cohere: search units, one query of up to 100 documents; Voyage, Jina: tokens); "
     "cost = units at params/references/prices.yaml's price, answers from the response cache included. Request "
     f"latency ({LATENCY_LABEL}) holds the network and the provider's queue: it is not comparable with a local "
@@ -53,8 +55,11 @@ def hosted_display(hosted: pd.DataFrame, comparisons: pd.DataFrame, settings: di
                               & (comparisons["baseline_variant"] == HOSTED_VARIANT)] if not comparisons.empty else comparisons
         if "level" in against:
             against = against[against["level"].astype(bool)]
+        # tables/comparisons holds the reranker under test minus its baseline; shown here the other way round, as
+        # the claims read it (a positive number: the hosted one better)
         versus = "; ".join(
-            f"{r['reranker']} ({r['variant']}, {r['device']}) {r['diff']:+.3f} {interval(r['diff_ci_low'], r['diff_ci_high'], lambda v: f'{v:+.3f}')}"
+            f"{r['reranker']} ({r['variant']}, {r['device']}) {0.0 - r['diff']:+.3f} "  # 0.0 - x: no "-0.000"
+            f"{interval(0.0 - r['diff_ci_high'], 0.0 - r['diff_ci_low'], lambda v: f'{v:+.3f}')}"
             f"{' (macro)' if r['dataset'] == MACRO else ''}" for _, r in against.iterrows()) or "not compared"
         record = settings.get(f"{run_id}|{reranker}", {})
         rows.append({
@@ -65,7 +70,7 @@ def hosted_display(hosted: pd.DataFrame, comparisons: pd.DataFrame, settings: di
             "Units billed": f"{sig(units.sum())} {str(group['unit'].iloc[0]).replace('_', ' ')}" if len(units) else "not reported",
             "Cost (USD)": f"{cost.sum():.4f}" if len(cost) else "no price",
             f"Request latency p50 ({LATENCY_LABEL})": f"{latency.median():.2f} s" if len(latency) else "all cached",
-            "Reranker under test minus hosted, nDCG@10 (95% CI)": versus,
+            "Hosted minus the reranker under test, nDCG@10 (95% CI)": versus,
         })
     return pd.DataFrame(rows)
 

@@ -73,8 +73,19 @@ class Provider:
     max_documents: int  # documents per request
     unit: str  # what the response bills: search_units | tokens
     results_key: str  # where the scored documents are: results | data
-    # Voyage: the most "query tokens x documents + documents' tokens" one request may carry (None: no such limit)
+    # Voyage: the most "query tokens x documents + documents' tokens" one request may carry (None: no such limit),
+    # and the models with another limit than that one
     max_request_tokens: int | None = None
+    request_tokens_by_model: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def host(self) -> str:
+        """The provider's own host: the one its key is meant for."""
+        return urlparse(self.base_url).hostname or ""
+
+    def request_token_limit(self, model: str) -> int | None:
+        """The most tokens one request of ``model`` may carry (None: no limit but the document count)."""
+        return dict(self.request_tokens_by_model).get(model, self.max_request_tokens)
 
     def body(self, model: str, query: str, documents: Sequence[str], max_tokens_per_doc: int | None) -> dict[str, Any]:
         """The JSON body of one request: every document's score asked for (top_n / top_k = all)."""
@@ -109,7 +120,8 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
              results_key="results"),
     Provider("voyage", "VOYAGE_API_KEY", "https://api.voyageai.com/v1", "/rerank",
              "https://docs.voyageai.com/reference/reranker-api", max_documents=1000, unit="tokens",
-             results_key="data", max_request_tokens=100_000),
+             results_key="data", max_request_tokens=600_000,  # rerank-2.5(-lite), rerank-2(-lite), per the reference
+             request_tokens_by_model=(("rerank-1", 300_000), ("rerank-lite-1", 300_000))),
     Provider("jina", "JINA_API_KEY", "https://api.jina.ai/v1", "/rerank",
              "https://jina.ai/reranker", max_documents=100, unit="tokens", results_key="results"),
 )}
@@ -144,15 +156,42 @@ def parse_spec(spec: str) -> HostedSpec:
     return HostedSpec(PROVIDERS[name], model.strip())
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+KEY_HOSTS_VARIABLE = "RUNLOCALAI_BENCH_KEY_HOSTS"  # hosts besides a provider's own its key may go to (environment)
+KEY_NOT_USED = "nothing was sent with it"  # in an execution's skip reason when the key could not be used
+
+
 def check_base_url(url: str, provider: Provider) -> None:
-    """Keys travel in a header: only over HTTPS, or plain HTTP to this machine (a local server or proxy)."""
+    """Keys travel in a header: only over HTTPS, or plain HTTP to this machine (a local server or proxy). A URL
+    with credentials, a query or a fragment is refused: the bundle and the report record the URL."""
     parsed = urlparse(url)
+    if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        raise HostedError(f"api.{provider.name}.base_url: a URL with credentials, a query or a fragment is recorded "
+                          "in the bundle and the report; give scheme, host, port and path only (the key comes from "
+                          f"{provider.key_variable})")
     if parsed.scheme == "https" and parsed.hostname:
         return
     if parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost", "::1"):
         return
     raise HostedError(f"api.{provider.name}.base_url {url!r}: the key would be sent in clear text; accepted: an "
                       "https:// URL, or http:// to 127.0.0.1 or localhost")
+
+
+def key_destination_problem(url: str, provider: Provider) -> str | None:
+    """Why the provider's key may not go to ``url`` (None: it may). A parameter file or a bundle someone else
+    wrote names the base URL, and the recovery commands read it back: the key goes only to the provider's own
+    host, to this machine, or to a host the environment (never a parameter) lists in RUNLOCALAI_BENCH_KEY_HOSTS."""
+    host = (urlparse(url).hostname or "").lower()
+    trusted = {h.strip().lower() for h in os.environ.get(KEY_HOSTS_VARIABLE, "").split(",") if h.strip()}
+    if host == provider.host or host in LOOPBACK_HOSTS or host in trusted:
+        return None
+    return (f"{provider.key_variable} goes to {provider.host} or this machine, not to {host} "
+            f"(api.{provider.name}.base_url) unless {KEY_HOSTS_VARIABLE} in the environment lists {host}")
+
+
+def key_refusal(url: str, provider: Provider) -> str | None:
+    """Why no request of this provider at ``url`` may be sent (None: they may)."""
+    return key_problem(provider.key_variable) or key_destination_problem(url, provider)
 
 
 def without_key(text: str, key: str | None) -> str:
@@ -234,14 +273,18 @@ def token_bound(text: str) -> int:
     return len(text.encode("utf-8")) + 2
 
 
-def split_documents(provider: Provider, query: str, documents: Sequence[str]) -> list[list[int]]:
-    """Indices of ``documents`` per request, within the provider's document and token limits, in order."""
+def split_documents(provider: Provider, query: str, documents: Sequence[str], model: str = "") -> list[list[int]]:
+    """Indices of ``documents`` per request, within the provider's document and token limits (``model``'s), in
+    order. Merging the parts' scores assumes each pair is scored on its own (a cross-encoder); a listwise model
+    (one that reads the candidates together) is only comparable unsplit, so the request count is recorded per
+    query (tables/hosted) and a split shows as more requests than queries."""
+    limit = provider.request_token_limit(model)
     groups: list[list[int]] = [[]]
     tokens, query_tokens = 0, token_bound(query)
     for index, document in enumerate(documents):
         cost = query_tokens + token_bound(document)
         full = len(groups[-1]) >= provider.max_documents or (
-            provider.max_request_tokens is not None and groups[-1] and tokens + cost > provider.max_request_tokens)
+            limit is not None and groups[-1] and tokens + cost > limit)
         if full:
             groups.append([])
             tokens = 0
@@ -319,6 +362,8 @@ def post_with_retries(http: httpx.Client, url: str, body: dict[str, Any], key_va
             retry_after = response.headers.get("retry-after")
             if response.status_code in (401, 403):
                 raise RequestFailed(f"{problem} ({key_variable} refused)", attempt, final=True)
+            if response.status_code == 402:  # out of credit (Jina's prepaid tokens): no later request can pass
+                raise RequestFailed(f"{problem} ({key_variable}'s account cannot pay)", attempt, final=True)
             if response.status_code not in RETRIED_STATUSES:
                 raise RequestFailed(problem, attempt)
         if attempt > policy.max_retries:
@@ -469,7 +514,7 @@ class HostedReranker:
         return {"provider": self.provider.name, "model": self.hosted.model, "base_url": self.base_url,
                 "route": f"POST {self.provider.path}", "api_reference": self.provider.docs,
                 "key_variable": self.provider.key_variable, "max_documents_per_request": self.provider.max_documents,
-                "max_request_tokens": self.provider.max_request_tokens, "max_tokens_per_doc": self.max_tokens_per_doc,
+                "max_request_tokens": self.provider.request_token_limit(self.hosted.model), "max_tokens_per_doc": self.max_tokens_per_doc,
                 "truncation": ("the provider's own (truncation=true)" if self.provider.name == "voyage" else
                                f"max_tokens_per_doc={self.max_tokens_per_doc}" if self.max_tokens_per_doc
                                else "the provider's own default"),
@@ -526,7 +571,7 @@ class HostedReranker:
         scores = np.full(len(documents), np.nan, dtype=np.float32)
         units, seconds, served = 0.0, 0.0, []
         units_known = True
-        for indices in split_documents(self.provider, query, documents):
+        for indices in split_documents(self.provider, query, documents, self.hosted.model):
             texts = [documents[i] for i in indices]
             body = self.provider.body(self.hosted.model, query, texts, self.max_tokens_per_doc)
             record = self.cache.get(self.provider, self.cache.key(self.provider, self.base_url, body))
@@ -554,6 +599,8 @@ class HostedReranker:
                progress: Callable[[int, int], None] | None = None) -> list[QueryOutcome]:
         """Each (query id, query text, candidate texts) scored, ``concurrency`` queries in flight; a query whose
         requests fail after their retries comes back with ``error`` set, and the others go on."""
+        # Whoever built this client, the key never goes to a host it is not meant for.
+        self.key_refused = self.key_refused or key_destination_problem(self.base_url, self.provider)
         timeout = httpx.Timeout(self.policy.timeout_s, connect=min(30.0, self.policy.timeout_s))
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         done = 0

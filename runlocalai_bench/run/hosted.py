@@ -30,8 +30,8 @@ from runlocalai_bench.paths import references_path
 from runlocalai_bench.quality.depth import depth_rows
 from runlocalai_bench.quality.metrics import evaluate, measure_names, quality_rows
 from runlocalai_bench.rerankers.hosted import (
-    HOSTED_DEVICE, HOSTED_VARIANT, LATENCY_LABEL, CostMeter, key_problem, HostedReranker, QueryOutcome, ResponseCache, RetryPolicy,
-    PRICES_FILE, estimated_units, load_prices, parse_spec, split_documents,
+    HOSTED_DEVICE, HOSTED_VARIANT, KEY_NOT_USED, LATENCY_LABEL, PRICES_FILE, CostMeter, HostedReranker, QueryOutcome,
+    ResponseCache, RetryPolicy, estimated_units, key_refusal, load_prices, parse_spec, split_documents,
 )
 from runlocalai_bench.results.bundle import Bundle, rerank_execution, write_json
 from runlocalai_bench.results.tables import write_part
@@ -131,7 +131,7 @@ def rerank_hosted(bundle: Bundle, params: Params, baseline: str) -> StageOutcome
     progress = ProgressWriter(bundle.root, label, stage="rerank", variant=HOSTED_VARIANT, device=HOSTED_DEVICE)
     meter = CostMeter(execution_cap(bundle, params, label), bundle.stages_dir / f"{label}.spend.jsonl")
     client = hosted_reranker(params, baseline, meter)
-    client.key_refused = key_problem(hosted.provider.key_variable)  # None: it can be sent
+    client.key_refused = key_refusal(client.base_url, hosted.provider)  # None: requests may be sent
     meta: dict = {"stage": "rerank", "variant": HOSTED_VARIANT, "requested_device": HOSTED_DEVICE,
                   "device": HOSTED_DEVICE, "node_class": None, "weights": params.reranker.weights, "baseline": baseline,
                   "reranker": baseline, "datasets": {}, "hosted": {"settings": client.settings()},
@@ -201,9 +201,9 @@ def rerank_hosted(bundle: Bundle, params: Params, baseline: str) -> StageOutcome
     quality = pd.concat(quality_frames, ignore_index=True) if quality_frames else pd.DataFrame()
     depth_table = pd.concat(depth_frames, ignore_index=True) if depth_frames else pd.DataFrame()
     if summary["scored"] == 0:
-        reason = (f"{baseline}: {client.key_refused}: nothing was sent; set it in the environment (never in a "
+        reason = (f"{baseline}: {client.key_refused}: {KEY_NOT_USED}; fix that in the environment (never in a "
                   f"parameter file) and run it again: {again_command(baseline)}"
-                  if client.key_refused and summary["attempts"] == 0
+                  if client.key_refused
                   else f"{baseline}: no query was scored ({'; '.join(summary['errors']) or 'no queries'}); to run it "
                        f"again: {again_command(baseline)}")
         return finish("skipped", reason, quality, depth_table)
@@ -256,7 +256,7 @@ def hosted_plan_rows(baseline: str, sizes: list[Any], params: Params, tokenizer:
             how = (f"{sig(tokens)} tokens per pair, the run's max_length-cut estimate (no texts here yet): longer "
                    "documents bill more; the run stops sending at the cap")
         units = estimated_units(hosted.provider, size.n_queries, documents, tokens)
-        requests = len(split_documents(hosted.provider, "", [""] * documents)) if documents else 0
+        requests = len(split_documents(hosted.provider, "", [""] * documents, hosted.model)) if documents else 0
         # queries go out api.concurrency at a time, so the wall time per query is the request time shared out
         per_query[size.label] = requests * ASSUMED_REQUEST_S / params.api.concurrency
         seconds = size.n_queries * per_query[size.label]

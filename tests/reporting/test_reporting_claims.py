@@ -386,6 +386,7 @@ def hosted_claim(group: str, expect: str) -> Claim:
 
 def test_hosted_claims_are_judged_per_language_group_and_need_a_key():
     from runlocalai_bench.reporting.claims import NO_KEY
+    from runlocalai_bench.rerankers.hosted import KEY_NOT_USED
 
     runs = pd.DataFrame([{"run_id": "r", "stage": "rerank", "reranker": "api:cohere/rerank-v3.5", "variant": "hosted",
                           "device": "network", "status": "ok", "reason": None}])
@@ -406,7 +407,7 @@ def test_hosted_claims_are_judged_per_language_group_and_need_a_key():
     # Without the key: the hosted execution was a recorded skip, and the verdict says what would change it.
     quality = hosted_quality(0.05, -0.05)
     no_key = {"quality": quality[quality["variant"] != "hosted"], "hosted": pd.DataFrame(),
-              "runs": runs.assign(status="skipped", reason="api:cohere/rerank-v3.5: COHERE_API_KEY is not set: nothing was sent")}
+              "runs": runs.assign(status="skipped", reason=f"api:cohere/rerank-v3.5: COHERE_API_KEY is not set: {KEY_NOT_USED}; ...")}
     found = judge(hosted_claim("english", "baseline_better"), no_key, {"r": "trained"}, {})
     assert [v["verdict"] for v in found] == [NO_KEY] and "COHERE_API_KEY" in found[0]["evidence"]
     assert "key in the environment" in what_would_change(hosted_claim("english", "baseline_better"), found[0])
@@ -418,6 +419,11 @@ def test_hosted_claims_are_judged_per_language_group_and_need_a_key():
     assert gapped["verdict"] == INCONCLUSIVE and "3 of the group's 60 queries" in gapped["evidence"]
     other = judge(hosted_claim("other", "reranker_better"), {**tables, "hosted": gaps}, {"r": "trained"}, {})[0]
     assert other["verdict"] == HOLDS  # the failures were English queries: Swahili is judged
+    # Every English query failed (the run went on): no English rows of the hosted one, a verdict without evidence.
+    lost = {**tables, "hosted": gaps.assign(status="failed", error="HTTP 503: busy (after 6 attempts)"),
+            "quality": quality[~((quality["variant"] == "hosted") & (quality["dataset"] == "beir/scifact/test"))]}
+    none = judge(hosted_claim("english", "baseline_better"), lost, {"r": "trained"}, {})[0]
+    assert none["verdict"] == INCONCLUSIVE and "all 60 queries" in none["evidence"] and "HTTP 503" in none["evidence"]
     # A run without the claim's reranker does not test it.
     other_run = {**tables, "quality": quality.assign(reranker=quality["reranker"].replace("BAAI/bge-reranker-v2-m3", "twin:x"))}
     assert judge(hosted_claim("english", "baseline_better"), other_run, {"r": "trained"}, {})[0]["verdict"] == NO_MATCH

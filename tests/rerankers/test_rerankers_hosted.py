@@ -26,8 +26,8 @@ import pytest
 from runlocalai_bench.cli import main
 from runlocalai_bench.params import ParamsError, load_params
 from runlocalai_bench.rerankers.hosted import (
-    PROVIDERS, CostMeter, HostedError, HostedReranker, Price, ResponseCache, RetryPolicy, check_base_url, load_prices,
-    parse_spec, split_documents,
+    KEY_HOSTS_VARIABLE, PROVIDERS, CostMeter, HostedError, HostedReranker, HostedSpec, Price, ResponseCache,
+    RetryPolicy, check_base_url, key_destination_problem, load_prices, parse_spec, split_documents,
 )
 from runlocalai_bench.serving.client import RerankError
 from support import REPO, infinity_missing, llama_server_missing
@@ -92,6 +92,29 @@ def test_documents_are_split_within_the_providers_limits():
     assert all(len(g) <= 3 for g in groups)
     assert all(sum(3 + 12 for _ in g) <= 50 for g in groups)  # query and document bounds per request
     assert split_documents(PROVIDERS["cohere"], "q", ["d"] * 100) == [list(range(100))]
+    # Voyage's request limit is the model's: 600K tokens for rerank-2.5, 300K for rerank-1 (its API reference).
+    voyage, query, long_documents = PROVIDERS["voyage"], "q" * 50, ["x" * 3000] * 100  # about 305K bound
+    assert len(split_documents(voyage, query, long_documents, "rerank-2.5")) == 1
+    assert len(split_documents(voyage, query, long_documents, "rerank-1")) == 2
+
+
+def test_the_key_goes_only_to_its_providers_host_this_machine_or_a_host_the_environment_names(monkeypatch, tmp_path):
+    cohere = PROVIDERS["cohere"]
+    monkeypatch.delenv(KEY_HOSTS_VARIABLE, raising=False)
+    assert key_destination_problem("https://api.cohere.com/v2", cohere) is None
+    assert key_destination_problem("http://127.0.0.1:8080", cohere) is None
+    problem = key_destination_problem("https://collector.invalid/v2", cohere)
+    assert "collector.invalid" in problem and KEY_HOSTS_VARIABLE in problem and "COHERE_API_KEY" in problem
+    # A bundle or parameter file naming another host sends nothing (not even a connection attempt).
+    monkeypatch.setenv("COHERE_API_KEY", MARKER)
+    client, _ = _client("https://collector.invalid/v2", tmp_path)
+    outcome = client.rerank(QUERIES[:1])[0]
+    assert outcome.error.startswith("not sent") and KEY_HOSTS_VARIABLE in outcome.error and outcome.attempts == 0
+    monkeypatch.setenv(KEY_HOSTS_VARIABLE, "proxy.example.org, collector.invalid")
+    assert key_destination_problem("https://collector.invalid/v2", cohere) is None
+    for bad in ("https://user:pw@api.cohere.com/v2", "https://api.cohere.com/v2?key=x", "https://api.cohere.com/v2#x"):
+        with pytest.raises(HostedError, match="credentials, a query or a fragment"):
+            check_base_url(bad, cohere)
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -176,6 +199,28 @@ def test_a_refused_key_stops_every_later_request(scripted, tmp_path, monkeypatch
     first, second = client.rerank(QUERIES)
     assert "COHERE_API_KEY refused" in first.error and MARKER not in first.error
     assert second.error.startswith("not sent") and len(Scripted.received) == 1
+
+
+def test_an_account_that_cannot_pay_stops_every_later_request(scripted, tmp_path, monkeypatch):
+    monkeypatch.setenv("COHERE_API_KEY", MARKER)
+    Scripted.script = [(402, {})]
+    client, _ = _client(scripted, tmp_path, concurrency=1)
+    first, second = client.rerank(QUERIES)
+    assert "HTTP 402" in first.error and "cannot pay" in first.error and first.attempts == 1
+    assert second.error.startswith("not sent") and len(Scripted.received) == 1
+
+
+def test_a_query_split_over_requests_gets_each_score_back_by_index(scripted, tmp_path, monkeypatch):
+    monkeypatch.setenv("COHERE_API_KEY", MARKER)
+    narrow = HostedSpec(replace(PROVIDERS["cohere"], max_documents=2), "rerank-v3.5")
+    client = HostedReranker(narrow, scripted, ResponseCache(tmp_path / "cache"),
+                            price=Price(0.002, "search_units", "test", "2026-12-02"))
+    documents = ["aaa", "b", "cccccc", "dd", "eeeee"]  # the scripted server scores a document by its length
+    outcome = client.rerank([("q", "query", documents)])[0]
+    assert outcome.error is None and outcome.requests == 3 and len(Scripted.received) == 3
+    assert [r["body"]["documents"] for r in Scripted.received] == [["aaa", "b"], ["cccccc", "dd"], ["eeeee"]]
+    np.testing.assert_array_equal(outcome.scores, [3, 1, 6, 2, 5])  # answers come best first: mapped by index
+    assert outcome.units == 3 and outcome.cost_usd == pytest.approx(0.006)
 
 
 def test_a_rerun_sends_zero_requests_and_needs_no_key(scripted, tmp_path, monkeypatch):
@@ -357,6 +402,8 @@ def test_a_smoke_run_with_hosted_rerankers_keeps_every_key_out_and_pays_once(tin
     assert not {hosted, voyage} & set(throughput.get("reranker", []))
     report = (bundle / "report.md").read_text(encoding="utf-8")
     assert "Hosted rerankers (APIs)" in report and "network included" in report and "24 of 25 (1 failed)" in report
+    versus = comparisons[(comparisons["baseline"] == voyage) & comparisons["level"].astype(bool)]["diff"].iloc[0]
+    assert f"{0.0 - versus:+.3f}" in report  # the report's sign: hosted minus the reranker under test
     verdicts = pd.read_parquet(bundle / "tables" / "verdicts.parquet")
     judged = verdicts[verdicts["claim"].isin(["hosted-rerankers-win-on-english", "wins-multilingual-against-hosted-rerankers"])]
     assert len(judged) and (judged["verdict"] == "no matching run").all()  # the smoke reranker is a twin, not v2-m3
