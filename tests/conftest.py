@@ -12,6 +12,23 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def _own_share_of_the_cpus() -> None:
+    """Under pytest-xdist, give this worker its own share of the CPUs (its affinity mask, which its kernels, servers
+    and Ray nodes inherit). Why: every run computes with one thread per usable physical core, so two workers on a
+    2-core machine would run four compute threads on two cores; OpenMP and oneDNN pools spin while they wait, and
+    oversubscribed they slow each other down. The suite's thread count
+    follows the mask (``environment.physical_cores``), so each worker's runs see the share they really have."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not (worker.startswith("gw") and count > 1 and hasattr(os, "sched_setaffinity")):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= count:
+        os.sched_setaffinity(0, set(cpus[int(worker[2:]) % count::count]))
+
+
+_own_share_of_the_cpus()
+
 # After the offline switches: huggingface_hub reads them when first imported.
 from runlocalai_bench.cli import main  # noqa: E402
 from runlocalai_bench.data.specs import FIXTURES_DIR, load_collection  # noqa: E402
