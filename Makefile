@@ -15,9 +15,9 @@ PARAMS ?= params/default.yaml
 # `make bench` fits this wall time on the machine it runs on (the plan shares it out before anything runs and
 # prints it with what will be downloaded); BUDGET=none is the full run (days on a small CPU).
 BUDGET ?= 12h
-# pytest workers for make test (pytest-xdist), each on its own share of the CPUs (tests/conftest.py: on 2 cores,
-# 1441 s with both on both cores, 1133 s pinned); TEST_WORKERS=0 runs the tests in this one process. Modules are handed out in collection order (the
-# conftest puts the longest tests first), not xdist's default of the modules with most tests first.
+# pytest workers for make test (pytest-xdist), each on its own share of the CPUs (tests/conftest.py says why);
+# TEST_WORKERS=0 runs the tests in this one process. Modules are handed out in collection order (the conftest puts
+# the longest tests first), not xdist's default of the modules with most tests first.
 TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
